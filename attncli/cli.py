@@ -1,0 +1,296 @@
+"""The `attncli` command line: parse options into specs, hand rows to report.py. No math here.
+
+Library code raises `AttncliError`s; `main` turns each into one line on stderr and an exit code
+(0 ok, 2 bad input, 3 device or resource unavailable, 130 interrupted). Torch is imported only
+inside the measuring commands, so `kv-memory`, `flops`, `presets` and `--help` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+try:  # typer >= 0.22 vendors click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import exceptions as click_exceptions
+
+_EXIT = tuple({typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)})
+_ABORT = tuple({KeyboardInterrupt, typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
+
+from . import __version__, presets, report, rows
+from .errors import EXIT_INPUT, EXIT_INTERRUPTED, AttncliError, InputError
+from .options import parse_int_list, parse_modes
+from .spec import COMPUTE_DTYPES, DTYPE_BYTES, Shape, parse_dtype
+
+app = typer.Typer(
+    name="attncli",
+    help="Put attention variants side by side: FLOPs, KV-cache memory, latency and output error.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# ------------------------------------------------------------------------------------------------
+# options shared by the commands (help text carries the units)
+
+VARIANT_HELP = (
+    "Variants: a family (mha, mqa, gqa), a family with overrides (gqa:n_kv_heads=2,causal=false), "
+    "or a YAML file path (my.yaml, optionally my.yaml:n_kv_heads=4)."
+)
+Preset = Annotated[Optional[str], typer.Option("--preset", "-p", show_default=False,
+    help="Size or model preset (see `attncli presets`) or a preset YAML path. [default: small]")]  # fmt: skip
+SeqLen = Annotated[str, typer.Option("--seq-len", "-s",
+    help="Sequence length in tokens: 1024, a list 1024,4096, or a doubling range 128:4096. "
+         "Prefill processes this many tokens; decode adds one token to a cache of this many.")]  # fmt: skip
+Batch = Annotated[str, typer.Option("--batch", "-b", help="Sequences per batch: a number or a comma list.")]
+Layers = Annotated[Optional[int], typer.Option("--layers", show_default=False,
+    help="Attention layers in the model: totals multiply by it. [default: the preset's n_layers]")]  # fmt: skip
+Mode = Annotated[str, typer.Option("--mode", "-m",
+    help="prefill (a whole sequence), decode (one new token against the cache), or both.")]  # fmt: skip
+Csv = Annotated[Optional[str], typer.Option("--csv", metavar="PATH", show_default=False,
+    help="Also write every row and column as CSV to PATH ('-' for stdout; the table then goes to stderr).")]  # fmt: skip
+Json = Annotated[Optional[str], typer.Option("--json", metavar="PATH", show_default=False,
+    help="Also write the rows as a JSON array of objects to PATH ('-' for stdout).")]  # fmt: skip
+KvDtype = Annotated[str, typer.Option("--dtype", "-d",
+    help=f"Storage dtype of the KV cache: {', '.join(DTYPE_BYTES)} (fp8/int8: 1 byte per element).")]  # fmt: skip
+Device = Annotated[str, typer.Option("--device",
+    help="cpu, cuda, cuda:N, mps, or auto (cuda if available, else mps, else cpu).")]  # fmt: skip
+RunDtype = Annotated[str, typer.Option("--dtype", "-d",
+    help=f"Compute dtype: {', '.join(COMPUTE_DTYPES)}, or auto (float32 on cpu, bfloat16 on cuda, float16 on mps).")]  # fmt: skip
+Seed = Annotated[int, typer.Option("--seed", help="Seed for weights and inputs (same seed, same numbers).")]
+Threads = Annotated[Optional[int], typer.Option("--threads", show_default=False,
+    help="CPU threads for torch. [default: torch's own choice]")]  # fmt: skip
+MinTime = Annotated[float, typer.Option("--min-time",
+    help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
+
+
+def _variants(args: Optional[list[str]], default: list[str], preset):
+    return [presets.parse_variant(v, preset) for v in (args or default)]
+
+
+def _layers(layers: Optional[int], preset) -> int:
+    if layers is None:
+        return preset.n_layers
+    if layers <= 0:
+        raise InputError("--layers", f"{layers} must be a positive integer")
+    return layers
+
+
+# ------------------------------------------------------------------------------------------------
+# analytic commands (no torch)
+
+
+@app.command("kv-memory")
+def kv_memory(
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa]", show_default=False)] = None,
+    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", layers: Layers = None,
+    dtype: KvDtype = "bfloat16", csv: Csv = None, json: Json = None,
+):  # fmt: skip
+    """KV-cache bytes for batch × seq-len tokens × layers at a storage dtype (analytic, no torch)."""
+    report.check_outputs(csv, json)
+    p = presets.load_preset(preset)
+    specs = _variants(variants, ["mha", "mqa", "gqa"], p)
+    seq_lens, batches = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch")
+    n_layers, dt = _layers(layers, p), parse_dtype(dtype)
+    out = [rows.kv_row(s, p, L, b, n_layers, dt) for L in seq_lens for b in batches for s in specs]
+    report.emit(out, "kv-memory", title=f"KV cache · preset {p.name} · {dt}", csv_path=csv, json_path=json)
+
+
+@app.command("flops")
+def flops(
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa]", show_default=False)] = None,
+    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", layers: Layers = None,
+    mode: Mode = "prefill", dtype: KvDtype = "bfloat16", csv: Csv = None, json: Json = None,
+):  # fmt: skip
+    """Analytic matmul FLOPs (projections + attention), the block's FFN for scale, and KV bytes.
+
+    One multiply-add = 2 FLOPs; a causal prefill of n tokens scores n(n+1)/2 query–key pairs;
+    decode scores one new token against the cache and itself (seq-len + 1 keys)."""
+    report.check_outputs(csv, json)
+    p = presets.load_preset(preset)
+    specs = _variants(variants, ["mha", "mqa", "gqa"], p)
+    seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
+    n_layers, dt = _layers(layers, p), parse_dtype(dtype)
+    out = [rows.analytic_row(s, p, Shape(m, L, b), n_layers, dt)
+           for m in modes for L in seq_lens for b in batches for s in specs]  # fmt: skip
+    report.emit(out, "flops", title=f"FLOPs · preset {p.name} · {n_layers} layer(s)", csv_path=csv, json_path=json)
+
+
+@app.command("presets")
+def list_presets(csv: Csv = None, json: Json = None):
+    """The shipped presets (sizes and models) and the variant families."""
+    report.check_outputs(csv, json)
+    out = []
+    for name, p in sorted(((n, presets.load_preset(n)) for n in presets.preset_paths()), key=lambda np: np[1].d_model):
+        out.append({
+            "preset": p.name, "d_model": p.d_model, "n_heads": p.n_heads,
+            "head_dim": p.head_dim or p.d_model // p.n_heads, "n_layers": p.n_layers, "d_ff": p.d_ff or 4 * p.d_model,
+            "gqa_n_kv_heads": presets.build_spec("gqa", p, {}, name).n_kv_heads,
+            "description": p.description, "source": p.source,
+        })  # fmt: skip
+    from .registry import FAMILIES
+
+    families = "; ".join(f"{f.name}: {f.summary}" for f in FAMILIES.values())
+    report.emit(out, "presets", title="Presets", caption=f"Families — {families}", csv_path=csv, json_path=json)
+
+
+# ------------------------------------------------------------------------------------------------
+# measuring commands (torch imported here, after every option has been checked)
+
+
+def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, view, csv, json):
+    report.check_outputs(csv, json)
+    p = presets.load_preset(preset)
+    specs = _variants(variants, default, p)
+    seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
+    from .measure.device import check_device_name
+
+    check_device_name(device)
+    if dtype.strip().lower() != "auto":
+        dtype = parse_dtype(dtype)
+        if dtype not in COMPUTE_DTYPES:
+            raise InputError("--dtype", f"{dtype} is a storage format, not a compute dtype", f"choices: auto, {', '.join(COMPUTE_DTYPES)}")
+    if threads is not None and threads <= 0:
+        raise InputError("--threads", f"{threads} must be a positive integer")
+    if min_time < 0:
+        raise InputError("--min-time", f"{min_time} must not be negative")
+
+    import torch
+
+    from .measure.bench import Settings, measure_row
+    from .measure.device import resolve_device
+
+    dev = resolve_device(device)
+    if dtype.strip().lower() == "auto":
+        dtype = {"cuda": "bfloat16", "mps": "float16"}.get(dev.type, "float32")
+    if threads:
+        torch.set_num_threads(threads)
+    settings = Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time)
+    work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
+    done: list[dict] = []
+    interrupted = False
+    with _progress(len(work)) as advance:
+        try:
+            for spec, shape in work:
+                advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
+                done.append(measure_row(spec, p, shape, settings))
+        except KeyboardInterrupt:
+            interrupted = True
+    if view == "compare":
+        rows.add_ratios(done)
+    if done:
+        first = done[0]
+        caption = (f"{first['device_name']} · {dtype} · torch {first['torch_version']} · {first['threads']} threads · "
+                   f"seed {seed} · latency: median (p25–p75) over ≥5 synchronised runs · error vs float64 reference")  # fmt: skip
+        report.emit(done, view, title=f"{view} · preset {p.name} · 1 layer", caption=caption, csv_path=csv, json_path=json)
+    if interrupted:
+        typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows; the finished rows are shown and written", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+class _progress:
+    """A transient Rich progress bar on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self, total: int):
+        self.total, self.bar = total, None
+
+    def __enter__(self):
+        if sys.stderr.isatty() and self.total > 1:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), transient=True, console=report.console(stderr=True))  # fmt: skip
+            self.bar.start()
+            self.task = self.bar.add_task("", total=self.total)
+        self.count = 0
+
+        def advance(description: str):
+            if self.bar is not None:
+                self.bar.update(self.task, completed=self.count, description=description)
+            self.count += 1
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
+@app.command("bench")
+def bench(
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha]", show_default=False)] = None,
+    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
+    device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
+    min_time: MinTime = 0.2, csv: Csv = None, json: Json = None,
+):  # fmt: skip
+    """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
+
+    The error is against a float64 plain-math reference on the CPU with the same weights and
+    inputs; the plain-math path in the run dtype is reported beside it."""
+    _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, "bench", csv, json)
+
+
+@app.command("compare")
+def compare(
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha gqa]", show_default=False)] = None,
+    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
+    device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
+    min_time: MinTime = 0.2, csv: Csv = None, json: Json = None,
+):  # fmt: skip
+    """Bench every variant on identical shapes and seeds, with ratios against the first.
+
+    speed-up = the first variant's latency / this one's; KV ratio and FLOP ratio = this one's / the first's."""
+    _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, "compare", csv, json)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+):
+    if version:
+        typer.echo(f"attncli {__version__}")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+# ------------------------------------------------------------------------------------------------
+# entry points
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"attncli: {message}\n")
+    sys.stderr.flush()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the CLI; return the exit code. Every error becomes one line on stderr."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="attncli", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except AttncliError as e:
+        _fail(e.message)
+        return e.exit_code
+    except click_exceptions.UsageError as e:
+        where = e.ctx.command_path + ": " if e.ctx is not None else ""
+        _fail(f"{where}{e.format_message()}".replace("\n", " "))
+        return EXIT_INPUT
+    except _EXIT as e:
+        return e.exit_code
+    except _ABORT:
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

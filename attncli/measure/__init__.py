@@ -1,0 +1,1 @@
+"""Measurement on a real device: timing, output error, cache bytes. Imports torch."""

@@ -1,0 +1,21 @@
+"""Output error against a float64 reference (DESIGN.md): max |y − y_ref|, mean |y − y_ref| and the
+relative L2 error ‖y − y_ref‖ / ‖y_ref‖, all computed in float64 on the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+
+def error_metrics(y: torch.Tensor, y_ref: torch.Tensor) -> dict | None:
+    """None when y holds NaN or Inf (such a row is flagged, never averaged into a number)."""
+    y = y.detach().to("cpu", torch.float64)
+    y_ref = y_ref.detach().to("cpu", torch.float64)
+    if not torch.isfinite(y).all():
+        return None
+    diff = (y - y_ref).abs()
+    ref_norm = torch.linalg.vector_norm(y_ref).item()
+    return {
+        "max_abs": diff.max().item(),
+        "mean_abs": diff.mean().item(),
+        "rel_l2": torch.linalg.vector_norm(diff).item() / ref_norm if ref_norm else float("inf"),
+    }

@@ -1,0 +1,309 @@
+"""Strict loading of presets and variant arguments into validated specs. Pure Python.
+
+YAML is read with `yaml.safe_load` only (after a `yaml.compose` pass that rejects duplicate keys);
+unknown keys are errors naming the key, the file and the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+from . import registry
+from .errors import InputError, closest, did_you_mean
+from .spec import AttentionSpec, PresetSpec
+
+DEFAULT_PRESET = "small"
+PRESET_KEYS = tuple(f.name for f in dataclasses.fields(PresetSpec) if f.name != "path")
+SHAPE_KEYS = ("d_model", "n_heads", "head_dim")  # preset fields a variant may override
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML files
+
+
+def preset_dirs() -> list[Path]:
+    """Where presets live: inside the installed wheel, or the checkout's top-level presets/."""
+    here = Path(__file__).resolve().parent
+    return [d for d in (here / "_presets", here.parent / "presets") if d.is_dir()]
+
+
+def read_yaml_mapping(path: Path) -> dict:
+    """A YAML file's top-level mapping, or an InputError naming the file and the problem."""
+    where = str(path)
+    if not path.exists():
+        raise InputError(where, "no such file")
+    if path.is_dir():
+        raise InputError(where, "is a folder, not a YAML file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except PermissionError:
+        raise InputError(where, "cannot be read (permission denied)") from None
+    except UnicodeDecodeError:
+        raise InputError(where, "is not a UTF-8 text file") from None
+    except OSError as e:
+        raise InputError(where, f"cannot be read ({e.strerror or e})") from None
+    return parse_yaml_mapping(text, where)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if isinstance(e, yaml.constructor.ConstructorError) and "tag" in problem:
+        tag = problem.split("tag")[-1].strip().strip("'")
+        tag = tag.replace("tag:yaml.org,2002:", "!!")
+        return f"YAML tag '{tag}' is not allowed, plain YAML values only{at}"
+    return f"malformed YAML: {problem}{at}"
+
+
+def _check_duplicate_keys(node, where: str) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key in seen:
+                line = key_node.start_mark.line + 1
+                raise InputError(where, f"duplicate key '{key}' (line {line})")
+            seen.add(key)
+            _check_duplicate_keys(value_node, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(item, where)
+
+
+def parse_yaml_mapping(text: str, where: str) -> dict:
+    try:
+        _check_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), where)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise InputError(where, _yaml_problem(e)) from None
+    if data is None:
+        raise InputError(where, "is empty")
+    if not isinstance(data, dict):
+        raise InputError(where, f"must be a mapping of key: value, not a {type(data).__name__}")
+    for key in data:
+        if not isinstance(key, str):
+            raise InputError(where, f"key {key!r} is not a name")
+    return data
+
+
+def check_keys(data: dict, valid, where: str, what: str = "key") -> None:
+    for key in data:
+        if key not in valid:
+            best = closest(key, valid)
+            hint = f"did you mean '{best}'?" if best else f"valid keys: {', '.join(valid)}"
+            raise InputError(where, f"unknown {what} '{key}'", hint)
+
+
+# ---------------------------------------------------------------------------------------------
+# typed fields
+
+
+def coerce(key: str, kind, value):
+    """Check (and gently convert) one field value against its dataclass annotation."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(kind):
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise InputError("", f"{key}: {value!r} is not true or false")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise InputError("", f"{key}: {value!r} is not an integer")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise InputError("", f"{key}: {value!r} is not a number")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise InputError("", f"{key}: {value!r} is not a string")
+    if typing.get_origin(kind) in (dict, typing.Mapping) or kind in (dict, typing.Mapping):
+        if isinstance(value, dict):
+            return value
+        raise InputError("", f"{key}: {value!r} is not a mapping")
+    return value
+
+
+def _field_types(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _where(where: str, error: InputError) -> InputError:
+    return InputError(where, error.what, error.hint)
+
+
+# ---------------------------------------------------------------------------------------------
+# presets
+
+
+def preset_paths() -> dict[str, Path]:
+    """Every shipped preset by name: size presets first, then models/ (first folder wins)."""
+    found: dict[str, Path] = {}
+    for folder in preset_dirs():
+        for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("models/*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.endswith(YAML_SUFFIXES) or "/" in text
+
+
+def resolve_preset_path(name: str) -> Path:
+    if _looks_like_path(name):
+        return Path(name)
+    paths = preset_paths()
+    if name not in paths:
+        raise InputError("--preset", f"unknown preset '{name}'", did_you_mean(name, paths))
+    return paths[name]
+
+
+@functools.lru_cache(maxsize=None)
+def _load_preset_file(path: Path) -> PresetSpec:
+    where = str(path)
+    data = read_yaml_mapping(path)
+    check_keys(data, PRESET_KEYS, where)
+    kinds = _field_types(PresetSpec)
+    try:
+        values = {k: coerce(k, kinds[k], v) for k, v in data.items()}
+        values.setdefault("name", path.stem)
+        variants = {}
+        for family_name, fields in (values.get("variants") or {}).items():
+            family = registry.get(family_name, where=f"variants")
+            if not isinstance(fields, dict):
+                raise InputError("", f"variants.{family_name}: must be a mapping of field: value")
+            variants[family_name] = _check_family_fields(family, fields, prefix=f"variants.{family_name}.")
+        values["variants"] = variants
+        preset = PresetSpec(**values, path=where)
+        if preset.head_dim is None and preset.d_model % preset.n_heads:
+            raise InputError("", f"n_heads: {preset.n_heads} does not divide d_model {preset.d_model}",
+                             "set head_dim explicitly")  # fmt: skip
+        return preset
+    except InputError as e:
+        raise _where(where, e) from None
+
+
+def load_preset(name: str | None = None) -> PresetSpec:
+    """A preset by name (`small`), or from a YAML file path."""
+    return _load_preset_file(resolve_preset_path(name or DEFAULT_PRESET).resolve())
+
+
+def _check_family_fields(family: registry.Family, fields: dict, prefix: str = "") -> dict:
+    valid = [f.name for f in dataclasses.fields(family.spec_cls) if f.name != "family"]
+    for key in fields:
+        if key not in valid:
+            best = closest(key, valid)
+            hint = f"did you mean '{best}'?" if best else f"valid keys: {', '.join(valid)}"
+            raise InputError("", f"unknown key '{prefix}{key}' for {family.name}", hint)
+        if key in family.fixed:
+            raise InputError("", f"{prefix}{key}: {family.name} fixes {key}",
+                             "use gqa:n_kv_heads=N for another KV head count")  # fmt: skip
+    kinds = _field_types(family.spec_cls)
+    return {k: coerce(f"{prefix}{k}", kinds[k], v) for k, v in fields.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# variants
+
+# Suffixes that make a row label say which fields differ from the family default.
+_LABEL_SUFFIX = {
+    "causal": lambda v: "causal" if v else "bidir",
+    "position": lambda v: "nope" if v == "none" else str(v),
+    "d_model": lambda v: f"d{v}",
+    "n_heads": lambda v: f"h{v}",
+    "head_dim": lambda v: f"hd{v}",
+    "rope_theta": lambda v: f"theta{v:g}",
+    "n_kv_heads": lambda v: f"kv{v}",
+}
+
+
+def _parse_value(text: str):
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(text: str, where: str) -> dict:
+    """`n_kv_heads=2,causal=false` → {'n_kv_heads': 2, 'causal': False} (values read as YAML scalars)."""
+    overrides: dict = {}
+    for item in text.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise InputError(where, f"override '{item}' is not key=value", "e.g. gqa:n_kv_heads=2,causal=false")
+        if key in overrides:
+            raise InputError(where, f"override '{key}' is given twice")
+        overrides[key] = _parse_value(value.strip())
+    return overrides
+
+
+def build_spec(family_name: str, preset: PresetSpec, overrides: dict, where: str) -> AttentionSpec:
+    """Resolve preset shape < family defaults < preset's per-family defaults < overrides."""
+    family = registry.get(family_name, where=where)
+    try:
+        given = _check_family_fields(family, overrides)
+        shape = {"d_model": preset.d_model, "n_heads": preset.n_heads, "head_dim": preset.head_dim}
+        shape.update({k: given[k] for k in SHAPE_KEYS if k in given})
+        if shape["head_dim"] is None:
+            if shape["d_model"] % shape["n_heads"]:
+                raise InputError("", f"n_heads: {shape['n_heads']} does not divide d_model {shape['d_model']}",
+                                 "head_dim is derived as d_model / n_heads; set head_dim to choose it")  # fmt: skip
+            shape["head_dim"] = shape["d_model"] // shape["n_heads"]
+        defaults = {**shape, **family.defaults(shape, preset), **preset.variants.get(family_name, {})}
+        values = {**defaults, **given}
+        spec = family.spec_cls(family=family_name, **values)
+    except InputError as e:
+        raise _where(where, e) from None
+    if not spec.label:
+        base = family.base_label(spec)
+        suffixes = [
+            _LABEL_SUFFIX.get(k, lambda v, k=k: f"{k}{v}")(v)
+            for k, v in given.items()
+            if k != "label" and k not in family.label_fields and v != _default_of(family, k, defaults)
+        ]
+        spec = dataclasses.replace(spec, label="-".join([base, *suffixes]))
+    return spec
+
+
+def _default_of(family: registry.Family, key: str, defaults: dict):
+    if key in defaults:
+        return defaults[key]
+    return {f.name: f for f in dataclasses.fields(family.spec_cls)}[key].default
+
+
+def parse_variant(arg: str, preset: PresetSpec) -> AttentionSpec:
+    """A VARIANT argument: `gqa`, `gqa:n_kv_heads=2,causal=false`, or `my.yaml[:overrides]`."""
+    head, colon, rest = arg.partition(":")
+    head = head.strip()
+    overrides = parse_overrides(rest, arg) if colon and rest.strip() else {}
+    if colon and not rest.strip():
+        raise InputError(arg, "nothing after ':'", "e.g. gqa:n_kv_heads=2")
+    if _looks_like_path(head):
+        data = read_yaml_mapping(Path(head))
+        if "family" not in data:
+            raise InputError(head, "missing key 'family'", did_you_mean("", registry.FAMILIES))
+        family = data.pop("family")
+        if not isinstance(family, str):
+            raise InputError(head, f"family: {family!r} is not a name")
+        merged = {**data, **overrides}
+        return build_spec(family, preset, merged, where=head if not overrides else arg)
+    if not head:
+        raise InputError(arg, "empty variant name", did_you_mean("", registry.FAMILIES))
+    return build_spec(head, preset, overrides, where=arg)

@@ -1,0 +1,144 @@
+"""Frozen, validated descriptions of what to build and measure. Pure Python: no torch here.
+
+A spec is validated where it is made: every rule broken raises `InputError` naming the field
+(`n_kv_heads: 3 does not divide n_heads 8`); `presets.py` adds the file or argument at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from .errors import InputError
+
+# Bytes per stored element. fp8 and int8 are storage formats for KV caches (one byte per element;
+# per-tensor scales are negligible and not counted); compute dtypes are the first four.
+DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "fp8": 1, "int8": 1}
+COMPUTE_DTYPES = ("float64", "float32", "float16", "bfloat16")
+DTYPE_ALIASES = {
+    "fp64": "float64", "double": "float64",
+    "fp32": "float32", "float": "float32",
+    "fp16": "float16", "half": "float16",
+    "bf16": "bfloat16",
+    "float8": "fp8", "float8_e4m3fn": "fp8", "float8_e5m2": "fp8", "e4m3": "fp8", "e5m2": "fp8",
+}  # fmt: skip
+
+MODES = ("prefill", "decode")
+POSITIONS = ("rope", "none")
+
+
+def parse_dtype(name: str, where: str = "--dtype") -> str:
+    """Canonical dtype name (`bf16` -> `bfloat16`) or an InputError listing the choices."""
+    from .errors import did_you_mean
+
+    key = str(name).strip().lower()
+    key = DTYPE_ALIASES.get(key, key)
+    if key not in DTYPE_BYTES:
+        raise InputError(where, f"unknown dtype '{name}'", did_you_mean(name, DTYPE_BYTES))
+    return key
+
+
+def _require(ok: bool, key: str, rule: str) -> None:
+    if not ok:
+        raise InputError("", f"{key}: {rule}")
+
+
+def _positive_int(value, key: str) -> None:
+    _require(isinstance(value, int) and not isinstance(value, bool), key, f"{value!r} is not an integer")
+    _require(value > 0, key, f"{value} must be positive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttentionSpec:
+    """What every attention layer has. Families add their own fields in subclasses."""
+
+    family: str  # registry key: mha, mqa, gqa, ...
+    d_model: int  # model width: elements in the hidden state of one token
+    n_heads: int  # query heads
+    head_dim: int  # elements per query/key/value head (d_model / n_heads unless set)
+    causal: bool = True  # decoder self-attention: token i sees keys 0..i
+    position: str = "rope"  # rope (rotary, half-split as in Llama) or none
+    rope_theta: float = 10000.0  # RoPE base frequency (Su et al. 2021; Llama 2 uses 10000)
+    label: str = ""  # short row label (`gqa-kv2`); built from the fields when empty
+
+    def __post_init__(self):
+        _positive_int(self.d_model, "d_model")
+        _positive_int(self.n_heads, "n_heads")
+        _positive_int(self.head_dim, "head_dim")
+        _require(isinstance(self.causal, bool), "causal", f"{self.causal!r} is not true or false")
+        _require(self.position in POSITIONS, "position", f"'{self.position}' is not one of {', '.join(POSITIONS)}")
+        if self.position == "rope":
+            _require(self.head_dim % 2 == 0, "head_dim", f"{self.head_dim} must be even for position rope")
+            _require(self.rope_theta > 0, "rope_theta", f"{self.rope_theta} must be positive")
+
+    @property
+    def q_dim(self) -> int:
+        """Width of the concatenated query heads (n_heads · head_dim)."""
+        return self.n_heads * self.head_dim
+
+
+@dataclass(frozen=True, kw_only=True)
+class GQASpec(AttentionSpec):
+    """The MHA → GQA → MQA family: MHA is n_kv_heads = n_heads, MQA is n_kv_heads = 1."""
+
+    n_kv_heads: int  # key/value heads; each serves n_heads / n_kv_heads query heads
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive_int(self.n_kv_heads, "n_kv_heads")
+        _require(self.n_kv_heads <= self.n_heads, "n_kv_heads", f"{self.n_kv_heads} exceeds n_heads {self.n_heads}")
+        _require(self.n_heads % self.n_kv_heads == 0, "n_kv_heads", f"{self.n_kv_heads} does not divide n_heads {self.n_heads}")
+
+    @property
+    def group_size(self) -> int:
+        """Query heads per KV head."""
+        return self.n_heads // self.n_kv_heads
+
+
+@dataclass(frozen=True, kw_only=True)
+class PresetSpec:
+    """A size (or model) preset: the shape every variant built from it shares."""
+
+    name: str
+    d_model: int  # model width, elements
+    n_heads: int  # query heads
+    head_dim: int | None = None  # elements per head; None derives d_model / n_heads
+    n_layers: int = 1  # layers in the stack (`--layers` defaults to this)
+    d_ff: int | None = None  # FFN hidden width, elements; None means 4 · d_model
+    description: str = ""
+    source: str = ""  # where the numbers come from
+    variants: Mapping[str, Mapping] = field(default_factory=dict)  # per-family field defaults
+    path: str = ""  # the YAML file it was read from
+
+    def __post_init__(self):
+        _positive_int(self.d_model, "d_model")
+        _positive_int(self.n_heads, "n_heads")
+        _positive_int(self.n_layers, "n_layers")
+        if self.head_dim is not None:
+            _positive_int(self.head_dim, "head_dim")
+        if self.d_ff is not None:
+            _positive_int(self.d_ff, "d_ff")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The work one row measures: a prefill of seq_len tokens, or one decode step after them."""
+
+    mode: str  # prefill | decode
+    seq_len: int  # prefill: tokens processed; decode: tokens already in the cache
+    batch: int = 1  # independent sequences
+
+    def __post_init__(self):
+        _require(self.mode in MODES, "mode", f"'{self.mode}' is not one of {', '.join(MODES)}")
+        _positive_int(self.seq_len, "seq_len")
+        _positive_int(self.batch, "batch")
+
+    @property
+    def n_query(self) -> int:
+        """New tokens whose queries are computed."""
+        return self.seq_len if self.mode == "prefill" else 1
+
+    @property
+    def cache_tokens(self) -> int:
+        """Tokens the KV cache holds once the work is done (decode appends the new token)."""
+        return self.seq_len if self.mode == "prefill" else self.seq_len + 1

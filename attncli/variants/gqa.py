@@ -1,0 +1,70 @@
+"""MHA, GQA and MQA in one module: the number of KV heads is a field (MHA: g = h, MQA: g = 1)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..spec import GQASpec
+from .common import Cache, Rope, math_attention
+
+
+class GQAAttention(nn.Module):
+    def __init__(self, spec: GQASpec):
+        super().__init__()
+        self.spec = spec
+        h, g, hd, d = spec.n_heads, spec.n_kv_heads, spec.head_dim, spec.d_model
+        # Names as in Hugging Face Llama checkpoints; no biases (counted nowhere).
+        self.q_proj = nn.Linear(d, h * hd, bias=False)
+        self.k_proj = nn.Linear(d, g * hd, bias=False)
+        self.v_proj = nn.Linear(d, g * hd, bias=False)
+        self.o_proj = nn.Linear(h * hd, d, bias=False)
+        self.rope = Rope(hd, spec.rope_theta) if spec.position == "rope" else None
+
+    def _qkv(self, x: torch.Tensor, start: int):
+        # x: (B, T, d_model); tokens sit at positions start..start+T-1
+        s = self.spec
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, s.n_heads, s.head_dim).transpose(1, 2)  # (B, h, T, hd)
+        k = self.k_proj(x).view(B, T, s.n_kv_heads, s.head_dim).transpose(1, 2)  # (B, g, T, hd)
+        v = self.v_proj(x).view(B, T, s.n_kv_heads, s.head_dim).transpose(1, 2)  # (B, g, T, hd)
+        if self.rope is not None:
+            q, k = self.rope(q, start), self.rope(k, start)
+        return q, k, v
+
+    def _attend(self, q, k, v, causal: bool, math: bool, q_offset: int = 0):
+        # q: (B, h, T, hd); k, v: (B, g, S, hd) -> (B, h, T, hd)
+        if math:
+            return math_attention(q, k, v, causal=causal, q_offset=q_offset)
+        # enable_gqa lets the kernel share KV heads without copying them (torch >= 2.5)
+        shared = {"enable_gqa": True} if self.spec.n_kv_heads != self.spec.n_heads else {}
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, **shared)
+
+    def _out(self, o: torch.Tensor) -> torch.Tensor:
+        B, h, T, hd = o.shape
+        return self.o_proj(o.transpose(1, 2).reshape(B, T, h * hd))  # (B, T, d_model)
+
+    def forward(self, x: torch.Tensor, math: bool = False):
+        """Prefill: (B, T, d_model) -> ((B, T, d_model), cache of the T keys and values)."""
+        q, k, v = self._qkv(x, 0)
+        o = self._attend(q, k, v, causal=self.spec.causal and x.shape[1] > 1, math=math)
+        return self._out(o), Cache(k=k, v=v)
+
+    def allocate_cache(self, batch: int, capacity: int) -> Cache:
+        s, w = self.spec, self.k_proj.weight
+        shape = (batch, s.n_kv_heads, capacity, s.head_dim)  # (B, g, tokens, hd)
+        return Cache(k=w.new_zeros(shape), v=w.new_zeros(shape))
+
+    def fill_cache(self, cache: Cache, x: torch.Tensor) -> None:
+        _, k, v = self._qkv(x, 0)
+        T = x.shape[1]
+        cache.k[:, :, :T], cache.v[:, :, :T] = k, v
+
+    def step(self, x: torch.Tensor, cache: Cache, pos: int, math: bool = False) -> torch.Tensor:
+        """Decode: x (B, 1, d_model) at position pos attends to cache[0..pos] (itself included)."""
+        q, k, v = self._qkv(x, pos)
+        cache.k[:, :, pos : pos + 1], cache.v[:, :, pos : pos + 1] = k, v
+        keys, values = cache.k[:, :, : pos + 1], cache.v[:, :, : pos + 1]  # (B, g, pos+1, hd)
+        o = self._attend(q, keys, values, causal=False, math=math, q_offset=pos)
+        return self._out(o)

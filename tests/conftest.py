@@ -1,0 +1,31 @@
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from attncli.cli import main
+from attncli.spec import PresetSpec
+
+# A tiny shape for exact-count tests: 4 query heads of 8, d_model 32.
+TINY = PresetSpec(name="tiny", d_model=32, n_heads=4, n_layers=2, variants={"gqa": {"n_kv_heads": 2}})
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process through the same `main` the console script uses."""
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return SimpleNamespace(code=code, out=out, err=err, rows=lambda: json.loads(out))
+
+    return run
+
+
+def run_process(*args, timeout=120):
+    """Run `python -m attncli ...` in a fresh interpreter (real exit codes, real stderr)."""
+    p = subprocess.run([sys.executable, "-m", "attncli", *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout)  # fmt: skip
+    return SimpleNamespace(code=p.returncode, out=p.stdout, err=p.stderr)
