@@ -22,7 +22,7 @@ _ABORT = tuple({KeyboardInterrupt, typer.Abort, getattr(click_exceptions, "Abort
 
 from . import __version__, presets, report, rows
 from .errors import EXIT_INPUT, EXIT_INTERRUPTED, AttncliError, InputError
-from .options import parse_int_list, parse_modes
+from .options import parse_int_list, parse_modes, parse_positive_int
 from .spec import COMPUTE_DTYPES, DTYPE_BYTES, Shape, parse_dtype
 
 app = typer.Typer(
@@ -46,7 +46,7 @@ SeqLen = Annotated[str, typer.Option("--seq-len", "-s",
     help="Sequence length in tokens: 1024, a list 1024,4096, or a doubling range 128:4096. "
          "Prefill processes this many tokens; decode adds one token to a cache of this many.")]  # fmt: skip
 Batch = Annotated[str, typer.Option("--batch", "-b", help="Sequences per batch: a number or a comma list.")]
-Layers = Annotated[Optional[int], typer.Option("--layers", show_default=False,
+Layers = Annotated[Optional[str], typer.Option("--layers", show_default=False,
     help="Attention layers in the model: totals multiply by it. [default: the preset's n_layers]")]  # fmt: skip
 Mode = Annotated[str, typer.Option("--mode", "-m",
     help="prefill (a whole sequence), decode (one new token against the cache), or both.")]  # fmt: skip
@@ -61,7 +61,7 @@ Device = Annotated[str, typer.Option("--device",
 RunDtype = Annotated[str, typer.Option("--dtype", "-d",
     help=f"Compute dtype: {', '.join(COMPUTE_DTYPES)}, or auto (float32 on cpu, bfloat16 on cuda, float16 on mps).")]  # fmt: skip
 Seed = Annotated[int, typer.Option("--seed", help="Seed for weights and inputs (same seed, same numbers).")]
-Threads = Annotated[Optional[int], typer.Option("--threads", show_default=False,
+Threads = Annotated[Optional[str], typer.Option("--threads", show_default=False,
     help="CPU threads for torch. [default: torch's own choice]")]  # fmt: skip
 MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
@@ -71,12 +71,8 @@ def _variants(args: Optional[list[str]], default: list[str], preset):
     return [presets.parse_variant(v, preset) for v in (args or default)]
 
 
-def _layers(layers: Optional[int], preset) -> int:
-    if layers is None:
-        return preset.n_layers
-    if layers <= 0:
-        raise InputError("--layers", f"{layers} must be a positive integer")
-    return layers
+def _layers(layers: Optional[str], preset) -> int:
+    return preset.n_layers if layers is None else parse_positive_int(layers, "--layers")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -153,8 +149,7 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         dtype = parse_dtype(dtype)
         if dtype not in COMPUTE_DTYPES:
             raise InputError("--dtype", f"{dtype} is a storage format, not a compute dtype", f"choices: auto, {', '.join(COMPUTE_DTYPES)}")
-    if threads is not None and threads <= 0:
-        raise InputError("--threads", f"{threads} must be a positive integer")
+    threads = None if threads is None else parse_positive_int(threads, "--threads")
     if min_time < 0:
         raise InputError("--min-time", f"{min_time} must not be negative")
 
@@ -279,7 +274,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         _fail(e.message)
         return e.exit_code
     except click_exceptions.UsageError as e:
-        where = e.ctx.command_path + ": " if e.ctx is not None else ""
+        command = e.ctx.command_path.split(" ", 1)[1:] if e.ctx is not None else []
+        where = f"{command[0]}: " if command else ""
         _fail(f"{where}{e.format_message()}".replace("\n", " "))
         return EXIT_INPUT
     except _EXIT as e:

@@ -6,7 +6,7 @@ from .errors import InputError
 from .spec import MODES
 
 
-def _positive(text: str, option: str) -> int:
+def parse_positive_int(text: str, option: str) -> int:
     try:
         value = int(text.strip())
     except ValueError:
@@ -22,14 +22,14 @@ def parse_int_list(text: str, option: str) -> list[int]:
     for item in str(text).split(","):
         if ":" in item:
             lo_text, _, hi_text = item.partition(":")
-            lo, hi = _positive(lo_text, option), _positive(hi_text, option)
+            lo, hi = parse_positive_int(lo_text, option), parse_positive_int(hi_text, option)
             if lo > hi:
                 raise InputError(option, f"range '{item}' runs backwards", f"e.g. {hi}:{lo}")
             while lo <= hi:
                 values.append(lo)
                 lo *= 2
         else:
-            values.append(_positive(item, option))
+            values.append(parse_positive_int(item, option))
     return list(dict.fromkeys(values))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import types
 import typing
 from pathlib import Path
@@ -56,9 +57,9 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
     mark = getattr(e, "problem_mark", None)
     at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
     problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    if isinstance(e, yaml.constructor.ConstructorError) and "tag" in problem:
-        tag = problem.split("tag")[-1].strip().strip("'")
-        tag = tag.replace("tag:yaml.org,2002:", "!!")
+    quoted = re.search(r"tag '([^']*)'", problem)
+    if isinstance(e, yaml.constructor.ConstructorError) and quoted:
+        tag = quoted.group(1).replace("tag:yaml.org,2002:", "!!")
         return f"YAML tag '{tag}' is not allowed, plain YAML values only{at}"
     return f"malformed YAML: {problem}{at}"
 
@@ -259,8 +260,8 @@ def build_spec(family_name: str, preset: PresetSpec, overrides: dict, where: str
     family = registry.get(family_name, where=where)
     try:
         given = _check_family_fields(family, overrides)
-        shape = {"d_model": preset.d_model, "n_heads": preset.n_heads, "head_dim": preset.head_dim}
-        shape.update({k: given[k] for k in SHAPE_KEYS if k in given})
+        preset_shape = {"d_model": preset.d_model, "n_heads": preset.n_heads, "head_dim": preset.head_dim}
+        shape = {**preset_shape, **{k: given[k] for k in SHAPE_KEYS if k in given}}
         if shape["head_dim"] is None:
             if shape["d_model"] % shape["n_heads"]:
                 raise InputError("", f"n_heads: {shape['n_heads']} does not divide d_model {shape['d_model']}",
@@ -276,7 +277,7 @@ def build_spec(family_name: str, preset: PresetSpec, overrides: dict, where: str
         suffixes = [
             _LABEL_SUFFIX.get(k, lambda v, k=k: f"{k}{v}")(v)
             for k, v in given.items()
-            if k != "label" and k not in family.label_fields and v != _default_of(family, k, defaults)
+            if k != "label" and k not in family.label_fields and v != _default_of(family, k, {**defaults, **preset_shape})
         ]
         spec = dataclasses.replace(spec, label="-".join([base, *suffixes]))
     return spec
