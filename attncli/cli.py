@@ -137,11 +137,8 @@ def list_presets(csv: Csv = None, json: Json = None):
 # measuring commands (torch imported here, after every option has been checked)
 
 
-def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, view, csv, json):
-    report.check_outputs(csv, json)
-    p = presets.load_preset(preset)
-    specs = _variants(variants, default, p)
-    seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
+def _check_run_options(device: str, dtype: str, threads: Optional[str], min_time: float):
+    """Validate the measuring options without torch: bad input fails before the slow import."""
     from .measure.device import check_device_name
 
     check_device_name(device)
@@ -149,13 +146,16 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         dtype = parse_dtype(dtype)
         if dtype not in COMPUTE_DTYPES:
             raise InputError("--dtype", f"{dtype} is a storage format, not a compute dtype", f"choices: auto, {', '.join(COMPUTE_DTYPES)}")
-    threads = None if threads is None else parse_positive_int(threads, "--threads")
     if min_time < 0:
         raise InputError("--min-time", f"{min_time} must not be negative")
+    return dtype, None if threads is None else parse_positive_int(threads, "--threads")
 
+
+def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_time: float):
+    """Resolve the device (exit 3 when absent) and the auto dtype; set the CPU threads."""
     import torch
 
-    from .measure.bench import Settings, measure_row
+    from .measure.bench import Settings
     from .measure.device import resolve_device
 
     dev = resolve_device(device)
@@ -163,7 +163,18 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         dtype = {"cuda": "bfloat16", "mps": "float16"}.get(dev.type, "float32")
     if threads:
         torch.set_num_threads(threads)
-    settings = Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time)
+    return Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time)
+
+
+def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, view, csv, json):
+    report.check_outputs(csv, json)
+    p = presets.load_preset(preset)
+    specs = _variants(variants, default, p)
+    seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
+    dtype, threads = _check_run_options(device, dtype, threads, min_time)
+    settings = _settings(device, dtype, seed, threads, min_time)
+    from .measure.oom import measure_or_oom
+
     work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
     done: list[dict] = []
     interrupted = False
@@ -171,16 +182,14 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         try:
             for spec, shape in work:
                 advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
-                done.append(measure_row(spec, p, shape, settings))
+                done.append(measure_or_oom(spec, p, shape, settings))
         except KeyboardInterrupt:
             interrupted = True
     if view == "compare":
         rows.add_ratios(done)
     if done:
-        first = done[0]
-        caption = (f"{first['device_name']} · {dtype} · torch {first['torch_version']} · {first['threads']} threads · "
-                   f"seed {seed} · latency: median (p25–p75) over ≥5 synchronised runs · error vs float64 reference")  # fmt: skip
-        report.emit(done, view, title=f"{view} · preset {p.name} · 1 layer", caption=caption, csv_path=csv, json_path=json)
+        report.emit(done, view, title=f"{view} · preset {p.name} · 1 layer", caption=report.caption_for(done),
+                    csv_path=csv, json_path=json)  # fmt: skip
     if interrupted:
         typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows; the finished rows are shown and written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -240,6 +249,126 @@ def compare(
 
     speed-up = the first variant's latency / this one's; KV ratio and FLOP ratio = this one's / the first's."""
     _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, "compare", csv, json)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha gqa]", show_default=False)] = None,
+    preset: Preset = None,
+    seq_len: Annotated[str, typer.Option("--seq-len", "-s", help="Sequence lengths in tokens: a doubling range 128:32768, or a comma list.")] = "128:32768",
+    batch: Batch = "1",
+    mode: Annotated[str, typer.Option("--mode", "-m", help="Comma list of prefill, decode (or both).")] = "prefill,decode",
+    layers: Layers = None,
+    dtype: Annotated[str, typer.Option("--dtype", "-d", help="Analytic sweeps: KV storage dtype (auto = bfloat16). "
+        "With --measure: compute dtype (auto = float32 on cpu, bfloat16 on cuda, float16 on mps).")] = "auto",
+    measure: Annotated[bool, typer.Option("--measure", help="Also measure every combination (latency, error, cache bytes) on --device; one layer each.")] = False,
+    device: Device = "auto", seed: Seed = 0, threads: Threads = None, min_time: MinTime = 0.2,
+    csv: Annotated[Optional[str], typer.Option("--csv", metavar="PATH", show_default=False,
+        help="CSV file the rows are appended to as they finish ('-' streams them to stdout).")] = None,
+    json: Json = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", metavar="PATH", show_default=False,
+        help="Save log-log panels (KV bytes, FLOPs, latency vs seq-len) as .png, .svg or .pdf (needs the plot extra).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an existing --csv file: skip the combinations it holds.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --csv file instead of refusing.")] = False,
+):  # fmt: skip
+    """Every combination of variants × modes × seq-lens × batches, analytic (instant) or --measure'd.
+
+    Rows are appended to --csv as they finish, so Ctrl-C (exit 130) keeps every finished row and
+    --resume completes the file later; the table printed at the end is what `attncli report` prints."""
+    from . import sweep
+    from .plot import check_plot_path, plot_rows
+
+    report.check_outputs(csv, json)
+    if resume and (not csv or csv == "-"):
+        raise InputError("--resume", "needs --csv PATH, the file to continue")
+    if resume and overwrite:
+        raise InputError("--resume/--overwrite", "choose one")
+    if plot:
+        check_plot_path(plot)
+    p = presets.load_preset(preset)
+    specs = _variants(variants, ["mha", "gqa"], p)
+    seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
+    combos = [sweep.Combination(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
+    if measure:
+        if layers is not None:
+            raise InputError("--layers", "a measured sweep measures one layer", "drop --layers or --measure")
+        run_dtype, threads = _check_run_options(device, dtype, threads, min_time)
+        n_layers, settings = 1, None
+        dt = run_dtype
+    else:
+        n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
+    analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
+    columns = sweep.header(analytic_keys, measured=measure)
+    if measure:
+        settings = _settings(device, dt, seed, threads, min_time)
+        dt = settings.dtype
+        from .measure.oom import measure_or_oom
+
+        row_of = lambda c: measure_or_oom(c.spec, p, c.shape, settings)  # noqa: E731
+    else:
+        row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
+    identity = {"preset": p.name, "dtype": dt, "layers": n_layers,
+                "device": str(settings.device) if measure else None, "seed": seed if measure else None}  # fmt: skip
+    todo = sweep.plan(combos, csv, columns, identity, resume=resume, overwrite=overwrite)
+    appender = sweep.Appender(csv, columns, stdout=sys.stdout, append=resume)
+    interrupted = False
+    try:
+        with _progress(len(todo)) as advance:
+            new_rows = sweep.run(todo, row_of, appender, advance)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        appender.close()
+    all_rows = report.read_rows(csv) if csv and csv != "-" else (new_rows if not interrupted else [])
+    if all_rows:
+        view = report.view_for(all_rows)
+        report.emit(all_rows, view, title=report.title_for(all_rows, view), caption=report.caption_for(all_rows),
+                    json_path=json, table_to_stderr=csv == "-")  # fmt: skip
+    if interrupted:
+        kept = f"; {csv} holds every finished row (--resume continues)" if csv and csv != "-" else ""
+        typer.echo(f"attncli: interrupted after {appender.count} of {len(todo)} rows{kept}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if plot:
+        plot_rows(all_rows, plot)
+
+
+@app.command("report")
+def report_cmd(
+    file: Annotated[str, typer.Argument(help="A CSV written by any attncli command (--csv).", show_default=False)],
+    plot: Annotated[Optional[str], typer.Option("--plot", metavar="PATH", show_default=False,
+        help="Save log-log panels against seq-len as .png, .svg or .pdf (needs the plot extra).")] = None,
+    group_by: Annotated[Optional[str], typer.Option("--group-by", metavar="COLUMNS", show_default=False,
+        help="Comma list of columns: one table per value, and the plot's lines keyed by them.")] = None,
+    csv: Csv = None, json: Json = None,
+):  # fmt: skip
+    """Re-render a saved CSV as a table (and a plot) without running anything."""
+    from .plot import check_plot_path, plot_rows
+
+    report.check_outputs(csv, json)
+    if plot:
+        check_plot_path(plot)
+    saved = report.read_rows(file)
+    if not saved:
+        raise InputError(file, "holds no rows")
+    keys = [k.strip() for k in group_by.split(",") if k.strip()] if group_by else []
+    present = list(saved[0])
+    for k in keys:
+        if k not in present:
+            from .errors import did_you_mean
+
+            raise InputError("--group-by", f"no column '{k}' in {file}", did_you_mean(k, present))
+    view = report.view_for(saved)
+    caption = report.caption_for(saved)
+    if keys:
+        for value, group in report.group_rows(saved, keys).items():
+            where = ", ".join(f"{k}={v}" for k, v in zip(keys, value))
+            title = f"{report.title_for(group, view)} · {where}"
+            report.console(stderr="-" in (csv, json)).print(report.table(group, view, title, caption))
+        report.write_exports(saved, csv, json)
+    else:
+        report.emit(saved, view, title=report.title_for(saved, view), caption=caption, csv_path=csv, json_path=json)
+    if plot:
+        plot_rows(saved, plot, keys or None)
 
 
 @app.callback(invoke_without_command=True)

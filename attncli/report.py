@@ -121,7 +121,7 @@ def ordered_columns(rows: list[dict]) -> list[str]:
     return [c for c in COLUMNS if c in present] + list(dict.fromkeys(extra))
 
 
-def _clean(value):
+def clean(value):
     """NaN and inf become null/empty: never written as numbers."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -134,13 +134,13 @@ def to_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({c: _clean(r.get(c)) for c in columns})
+        writer.writerow({c: clean(r.get(c)) for c in columns})
     return buf.getvalue()
 
 
 def to_json(rows: list[dict]) -> str:
     columns = ordered_columns(rows)
-    return json.dumps([{c: _clean(r.get(c)) for c in columns} for r in rows], indent=2, allow_nan=False) + "\n"
+    return json.dumps([{c: clean(r.get(c)) for c in columns} for r in rows], indent=2, allow_nan=False) + "\n"
 
 
 def write_atomic(path: str, text: str, option: str) -> None:
@@ -171,13 +171,78 @@ def check_outputs(csv_path: str | None, json_path: str | None) -> None:
 
 
 def emit(rows: list[dict], view: str, *, title: str = "", caption: str = "", csv_path: str | None = None,
-         json_path: str | None = None) -> None:  # fmt: skip
+         json_path: str | None = None, table_to_stderr: bool = False) -> None:  # fmt: skip
     """Print the table (on stderr when a file goes to stdout) and write the requested files."""
-    to_stdout = "-" in (csv_path, json_path)
+    to_stdout = table_to_stderr or "-" in (csv_path, json_path)
     console(stderr=to_stdout).print(table(rows, view, title, caption))
+    write_exports(rows, csv_path, json_path)
+
+
+def write_exports(rows: list[dict], csv_path: str | None, json_path: str | None) -> None:
+    """Write the rows as CSV and/or JSON: atomically to a file, or to stdout for '-'."""
     for path, render, option in ((csv_path, to_csv, "--csv"), (json_path, to_json, "--json")):
         if path == "-":
             sys.stdout.write(render(rows))
             sys.stdout.flush()
         elif path:
             write_atomic(path, render(rows), option)
+
+
+# ------------------------------------------------------------------------------------------------
+# re-rendering saved reports
+
+
+def view_for(rows: list[dict]) -> str:
+    """The view a command would have printed for these rows."""
+    present = {k for r in rows for k, v in r.items() if v is not None}
+    if "speedup_vs_base" in present:
+        return "compare"
+    if "latency_ms_median" in present:
+        return "bench"
+    if "preset" in present and "label" not in present:
+        return "presets"
+    if rows and all(r.get("mode") == "cache" for r in rows):
+        return "kv-memory"
+    return "flops"
+
+
+def caption_for(rows: list[dict]) -> str:
+    """What measured rows ran on (device, dtype, torch, threads, seed), from the rows themselves."""
+    first = next((r for r in rows if r.get("device_name")), None)
+    if first is None:
+        return ""
+    return (f"{first['device_name']} · {first['dtype']} · torch {first['torch_version']} · {first['threads']} threads · "
+            f"seed {first['seed']} · latency: median (p25–p75) over ≥5 synchronised runs · error vs float64 reference")  # fmt: skip
+
+
+def title_for(rows: list[dict], view: str) -> str:
+    presets = ", ".join(dict.fromkeys(str(r["preset"]) for r in rows if r.get("preset")))
+    return f"{view} · preset {presets}" if presets and view != "presets" else view
+
+
+def read_rows(path: str) -> list[dict]:
+    """Rows from a CSV any command wrote (pandas restores ints, floats, booleans; empty → None)."""
+    import pandas as pd
+
+    target = Path(path)
+    if not target.is_file():
+        raise InputError(path, "no such file" if not target.exists() else "is not a file")
+    try:
+        df = pd.read_csv(target, keep_default_na=False, na_values=[""], encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(path, "is not a UTF-8 text file") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(path, "is empty") from None
+    except (pd.errors.ParserError, ValueError) as e:
+        raise InputError(path, f"is not a readable CSV ({str(e).splitlines()[0]})") from None
+    if "label" not in df.columns and "preset" not in df.columns:
+        raise InputError(path, "has no 'label' column: not an attncli report")
+    df = df.convert_dtypes()
+    return df.astype(object).where(df.notna(), None).to_dict("records")
+
+
+def group_rows(rows: list[dict], columns: list[str]) -> dict[tuple, list[dict]]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(c) for c in columns), []).append(r)
+    return groups

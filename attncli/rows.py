@@ -11,20 +11,21 @@ from .cost import ffn_flops
 from .spec import DTYPE_BYTES, AttentionSpec, PresetSpec, Shape
 
 # The schema, in display order. Commands fill the columns they compute; later work appends.
-COLUMNS = (
-    # what the row is
+IDENTITY_COLUMNS = (
     "label", "family", "preset", "mode", "seq_len", "batch", "layers", "cache_tokens", "dtype", "device",
     "d_model", "n_heads", "n_kv_heads", "head_dim", "causal", "position",
-    # analytic cost
+)  # fmt: skip
+ANALYTIC_COLUMNS = (
     "flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "attn_share", "params",
     "kv_bytes_per_token", "kv_cache_bytes",
-    # measured
+)  # fmt: skip
+MEASURED_COLUMNS = (
     "kv_cache_bytes_measured", "latency_ms_median", "latency_ms_p25", "latency_ms_p75", "n_runs",
     "gflops_per_s", "err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2",
     "backend", "device_name", "torch_version", "threads", "seed", "status",
-    # compare
-    "base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base",
 )  # fmt: skip
+COMPARE_COLUMNS = ("base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base")
+COLUMNS = IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + COMPARE_COLUMNS
 
 
 def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, batch: int, layers: int,
