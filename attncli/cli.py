@@ -21,7 +21,7 @@ _EXIT = tuple({typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)})
 _ABORT = tuple({KeyboardInterrupt, typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
 
 from . import __version__, presets, report, rows
-from .errors import EXIT_INPUT, EXIT_INTERRUPTED, AttncliError, InputError
+from .errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, AttncliError, InputError, ResourceError
 from .options import parse_int_list, parse_modes, parse_positive_int
 from .spec import COMPUTE_DTYPES, DTYPE_BYTES, Shape, parse_dtype
 
@@ -65,6 +65,8 @@ Threads = Annotated[Optional[str], typer.Option("--threads", show_default=False,
     help="CPU threads for torch. [default: torch's own choice]")]  # fmt: skip
 MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
+Force = Annotated[bool, typer.Option("--force",
+    help="Skip the memory pre-flight (rows that then run out of memory get status oom).")]  # fmt: skip
 
 
 def _variants(args: Optional[list[str]], default: list[str], preset):
@@ -151,6 +153,25 @@ def _check_run_options(device: str, dtype: str, threads: Optional[str], min_time
     return dtype, None if threads is None else parse_positive_int(threads, "--threads")
 
 
+def _preflight(work, device: str, dtype: str, force: bool, settings=None) -> None:
+    """Refuse work that cannot fit (exit 3) before building tensors. On an explicit --device cpu
+    this runs before torch is imported, so a hopeless request fails in a fraction of a second."""
+    from . import preflight
+
+    if force:
+        return
+    if settings is None:
+        if device.strip().lower() != "cpu":
+            return  # checked once the device is known
+        run_dtype = "float32" if dtype.strip().lower() == "auto" else dtype
+        for spec, shape in work:
+            preflight.check(spec, shape, run_dtype, "cpu")
+        return
+    free = preflight.device_available_bytes(settings.device)
+    for spec, shape in work:
+        preflight.check(spec, shape, settings.dtype, settings.device.type, device_free=free)
+
+
 def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_time: float):
     """Resolve the device (exit 3 when absent) and the auto dtype; set the CPU threads."""
     import torch
@@ -166,16 +187,19 @@ def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_ti
     return Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time)
 
 
-def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, view, csv, json):
+def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
+             csv, json):  # fmt: skip
     report.check_outputs(csv, json)
     p = presets.load_preset(preset)
     specs = _variants(variants, default, p)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     dtype, threads = _check_run_options(device, dtype, threads, min_time)
+    work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
+    _preflight(work, device, dtype, force)
     settings = _settings(device, dtype, seed, threads, min_time)
+    _preflight(work, device, dtype, force, settings)
     from .measure.oom import measure_or_oom
 
-    work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
     done: list[dict] = []
     interrupted = False
     with _progress(len(work)) as advance:
@@ -229,13 +253,13 @@ def bench(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha]", show_default=False)] = None,
     preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
     device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
-    min_time: MinTime = 0.2, csv: Csv = None, json: Json = None,
+    min_time: MinTime = 0.2, force: Force = False, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
 
     The error is against a float64 plain-math reference on the CPU with the same weights and
     inputs; the plain-math path in the run dtype is reported beside it."""
-    _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, "bench", csv, json)
+    _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench", csv, json)
 
 
 @app.command("compare")
@@ -243,12 +267,12 @@ def compare(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha gqa]", show_default=False)] = None,
     preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
     device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
-    min_time: MinTime = 0.2, csv: Csv = None, json: Json = None,
+    min_time: MinTime = 0.2, force: Force = False, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Bench every variant on identical shapes and seeds, with ratios against the first.
 
     speed-up = the first variant's latency / this one's; KV ratio and FLOP ratio = this one's / the first's."""
-    _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, "compare", csv, json)
+    _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "compare", csv, json)
 
 
 @app.command("sweep")
@@ -262,7 +286,7 @@ def sweep_cmd(
     dtype: Annotated[str, typer.Option("--dtype", "-d", help="Analytic sweeps: KV storage dtype (auto = bfloat16). "
         "With --measure: compute dtype (auto = float32 on cpu, bfloat16 on cuda, float16 on mps).")] = "auto",
     measure: Annotated[bool, typer.Option("--measure", help="Also measure every combination (latency, error, cache bytes) on --device; one layer each.")] = False,
-    device: Device = "auto", seed: Seed = 0, threads: Threads = None, min_time: MinTime = 0.2,
+    device: Device = "auto", seed: Seed = 0, threads: Threads = None, min_time: MinTime = 0.2, force: Force = False,
     csv: Annotated[Optional[str], typer.Option("--csv", metavar="PATH", show_default=False,
         help="CSV file the rows are appended to as they finish ('-' streams them to stdout).")] = None,
     json: Json = None,
@@ -292,9 +316,8 @@ def sweep_cmd(
     if measure:
         if layers is not None:
             raise InputError("--layers", "a measured sweep measures one layer", "drop --layers or --measure")
-        run_dtype, threads = _check_run_options(device, dtype, threads, min_time)
+        dt, threads = _check_run_options(device, dtype, threads, min_time)
         n_layers, settings = 1, None
-        dt = run_dtype
     else:
         n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
     analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
@@ -302,9 +325,14 @@ def sweep_cmd(
     if measure:
         settings = _settings(device, dt, seed, threads, min_time)
         dt = settings.dtype
-        from .measure.oom import measure_or_oom
+        from .measure.oom import measure_or_oom, oom_row
 
-        row_of = lambda c: measure_or_oom(c.spec, p, c.shape, settings)  # noqa: E731
+        def row_of(c):  # a combination the pre-flight refuses is an oom row, and the sweep goes on
+            try:
+                _preflight([(c.spec, c.shape)], str(settings.device), dt, force, settings)
+            except ResourceError:
+                return oom_row(c.spec, p, c.shape, settings)
+            return measure_or_oom(c.spec, p, c.shape, settings)
     else:
         row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
     identity = {"preset": p.name, "dtype": dt, "layers": n_layers,
@@ -375,6 +403,7 @@ def report_cmd(
 def _root(
     ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, print the traceback too (accepted anywhere on the line).")] = False,
 ):
     if version:
         typer.echo(f"attncli {__version__}")
@@ -388,24 +417,31 @@ def _root(
 # entry points
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, debug: bool = False) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
     sys.stderr.write(f"attncli: {message}\n")
     sys.stderr.flush()
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Run the CLI; return the exit code. Every error becomes one line on stderr."""
+    """Run the CLI; return the exit code. Every error becomes one line on stderr (`--debug` adds
+    the traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
     try:
         result = app(args=args, prog_name="attncli", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except AttncliError as e:
-        _fail(e.message)
+        _fail(e.message, debug)
         return e.exit_code
     except click_exceptions.UsageError as e:
         command = e.ctx.command_path.split(" ", 1)[1:] if e.ctx is not None else []
         where = f"{command[0]}: " if command else ""
-        _fail(f"{where}{e.format_message()}".replace("\n", " "))
+        _fail(f"{where}{e.format_message()}".replace("\n", " "), debug)
         return EXIT_INPUT
     except _EXIT as e:
         return e.exit_code
@@ -414,6 +450,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except MemoryError:
+        _fail("out of memory; try a shorter --seq-len or a smaller --batch", debug)
+        return EXIT_UNAVAILABLE
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on request
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        _fail(f"internal error: {type(e).__name__}: {first}; rerun with --debug for the traceback", debug)
+        return EXIT_INTERNAL
 
 
 def run() -> None:

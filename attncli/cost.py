@@ -63,3 +63,25 @@ def gqa_kv_elements_per_token(spec: GQASpec) -> int:
 def ffn_flops(d_model: int, d_ff: int, n_tokens: int) -> int:
     """The block's feed-forward net (two matmuls d_model→d_ff→d_model), for the attention share."""
     return 2 * 2 * n_tokens * d_model * d_ff
+
+
+def run_memory_bytes(spec, shape: Shape, kv_elements_per_token: int, params: int, dtype_bytes: int,
+                     max_score_bytes: int = 256 * 2**20) -> int:  # fmt: skip
+    """A pre-flight estimate of the peak bytes one measured row holds at the given element size:
+    weights, inputs, projected activations, the plain-math path's score block (the math path
+    scores at most `max_score_bytes` of queries at once; scores and softmax both live), the
+    output, the KV cache (with the keys and values being written into it), and the keys and values
+    the math path spreads over every query head.
+    Generic over families: it uses only the spec's widths and the registry's per-token figures."""
+    b, B = dtype_bytes, shape.batch
+    tokens = shape.seq_len + (1 if shape.mode == "decode" else 0)
+    n = shape.n_query
+    keys = shape.seq_len + 1 if shape.mode == "decode" else shape.seq_len
+    width = spec.d_model + 4 * spec.q_dim  # input, queries, rotated queries, attention output
+    activations = B * (tokens * spec.d_model + n * width) * b
+    scores = 2 * min(max_score_bytes, B * spec.n_heads * n * keys * b)
+    # The cache, plus the keys and values being written into it: projected (and rotated) for a
+    # prefill, or for the whole prefix while a decode row fills its cache.
+    cache = 3 * kv_elements_per_token * shape.cache_tokens * B * b
+    per_head_kv = 2 * B * keys * spec.q_dim * b  # the math path's keys and values for every query head
+    return params * b + activations + scores + cache + per_head_kv

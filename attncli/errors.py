@@ -11,13 +11,15 @@ EXIT_OK = 0
 EXIT_INPUT = 2  # bad input: the user can fix the command line, preset or config
 EXIT_UNAVAILABLE = 3  # device or resource unavailable on this machine
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+EXIT_INTERNAL = 1  # a bug in attncli: one line, `--debug` shows the traceback
 
 
 class AttncliError(Exception):
     exit_code = EXIT_INPUT
 
     def __init__(self, where: str, what: str, hint: str | None = None):
-        self.where, self.what, self.hint = where, what, hint
+        # User text (arguments, keys, values) may hold line breaks: keep the message one line.
+        self.where, self.what, self.hint = _one_line(where), _one_line(what), hint and _one_line(hint)
         super().__init__(self.message)
 
     @property
@@ -42,6 +44,10 @@ class ResourceError(AttncliError):
     """Not enough memory (or another resource) for the requested work (exit 3)."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+def _one_line(text: str) -> str:
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def closest(name: str, choices) -> str | None:

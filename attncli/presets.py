@@ -6,6 +6,7 @@ unknown keys are errors naming the key, the file and the closest valid key.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import functools
 import re
@@ -134,7 +135,7 @@ def coerce(key: str, kind, value):
         if isinstance(value, str):
             return value
         raise InputError("", f"{key}: {value!r} is not a string")
-    if typing.get_origin(kind) in (dict, typing.Mapping) or kind in (dict, typing.Mapping):
+    if (typing.get_origin(kind) or kind) in (dict, collections.abc.Mapping):
         if isinstance(value, dict):
             return value
         raise InputError("", f"{key}: {value!r} is not a mapping")
@@ -143,6 +144,14 @@ def coerce(key: str, kind, value):
 
 def _field_types(cls) -> dict:
     return typing.get_type_hints(cls)
+
+
+def _require_fields(cls, values: dict, skip=("family", "path")) -> None:
+    """Fields without a default must be given: name the first one missing."""
+    for f in dataclasses.fields(cls):
+        if f.name not in skip and f.name not in values and f.default is dataclasses.MISSING \
+                and f.default_factory is dataclasses.MISSING:  # fmt: skip
+            raise InputError("", f"missing key '{f.name}'")
 
 
 def _where(where: str, error: InputError) -> InputError:
@@ -191,6 +200,7 @@ def _load_preset_file(path: Path) -> PresetSpec:
                 raise InputError("", f"variants.{family_name}: must be a mapping of field: value")
             variants[family_name] = _check_family_fields(family, fields, prefix=f"variants.{family_name}.")
         values["variants"] = variants
+        _require_fields(PresetSpec, values)
         preset = PresetSpec(**values, path=where)
         if preset.head_dim is None and preset.d_model % preset.n_heads:
             raise InputError("", f"n_heads: {preset.n_heads} does not divide d_model {preset.d_model}",
@@ -269,6 +279,7 @@ def build_spec(family_name: str, preset: PresetSpec, overrides: dict, where: str
             shape["head_dim"] = shape["d_model"] // shape["n_heads"]
         defaults = {**shape, **family.defaults(shape, preset), **preset.variants.get(family_name, {})}
         values = {**defaults, **given}
+        _require_fields(family.spec_cls, values)
         spec = family.spec_cls(family=family_name, **values)
     except InputError as e:
         raise _where(where, e) from None

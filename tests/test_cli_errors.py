@@ -29,6 +29,14 @@ CASES = [
     (["flops", "mha", "--csv", "-", "--json", "-"], "--csv/--json: only one of them can write to stdout"),
     (["flops", "mha", "--csv", "/nonexistent/dir/r.csv"], "--csv: folder '/nonexistent/dir' does not exist"),
     (["bench", "mha", "--threads", "0"], "--threads: 0 must be a positive integer"),
+    (["bench", "mha", "--min-time", "-1"], "--min-time: -1.0 must not be negative"),
+    (["sweep", "mha", "--plot", "out.gif"], "--plot: 'out.gif' has no image suffix; use one of .png, .svg, .pdf"),
+    (["sweep", "mha", "--resume"], "--resume: needs --csv PATH"),
+    (["sweep", "mha", "--measure", "--layers", "4", "--device", "cpu"], "--layers: a measured sweep measures one layer"),
+    (["sweep", "mha", "-s", "0:64"], "--seq-len: 0 must be a positive integer"),
+    (["report", "nothing-here.csv"], "nothing-here.csv: no such file"),
+    (["kv-memory", "/"], "/: is a folder, not a YAML file"),
+    (["flops", "mha", "-p", "large", "-b", "x,2"], "--batch: 'x' is not a whole number"),
 ]
 
 
@@ -43,6 +51,9 @@ def test_bad_input_in_process(cli, args, expected):
 
 FILES = [
     ("bad.yaml", "family: gqa\nn_kv_heads: [2\n", "malformed YAML"),
+    ("empty.yaml", "", "is empty"),
+    ("twice.yaml", "family: gqa\nn_kv_heads: 2\nn_kv_heads: 4\n", "duplicate key 'n_kv_heads' (line 3)"),
+    ("types.yaml", "family: gqa\nn_kv_heads: two\n", "n_kv_heads: 'two' is not an integer"),
     ("tag.yaml", "!!python/object/apply:os.system ['true']\n", "YAML tag '!!python/object/apply:os.system' is not allowed"),
     ("unknown.yaml", "family: gqa\nn_kv_heads: 2\nwindoww: 3\n", "unknown key 'windoww' for gqa"),
     ("nofamily.yaml", "n_kv_heads: 2\n", "missing key 'family'"),
@@ -64,6 +75,18 @@ def test_a_preset_file_with_a_bad_key_names_file_key_and_closest(tmp_path):
     f.write_text("d_model: 512\nn_heads: 8\nn_layer: 2\n")
     r = run_process("flops", "mha", "-p", f)
     assert (r.code, r.err) == (2, f"attncli: {f}: unknown key 'n_layer'; did you mean 'n_layers'?\n")
+
+
+def test_binary_variant_file(tmp_path):
+    f = tmp_path / "weights.yaml"
+    f.write_bytes(bytes(range(256)))
+    r = run_process("flops", f)
+    assert (r.code, r.err) == (2, f"attncli: {f}: is not a UTF-8 text file\n")
+
+
+def test_absurd_measured_size_is_refused_by_the_preflight(cli):
+    r = cli("bench", "mha", "-s", "1000000000000", "--device", "cpu")
+    assert r.code == 3 and "seq_len=1,000,000,000,000" in r.err and r.err.count("\n") == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -22,16 +22,21 @@ class GQAAttention(nn.Module):
         self.o_proj = nn.Linear(h * hd, d, bias=False)
         self.rope = Rope(hd, spec.rope_theta) if spec.position == "rope" else None
 
-    def _qkv(self, x: torch.Tensor, start: int):
+    def _q(self, x: torch.Tensor, start: int) -> torch.Tensor:
         # x: (B, T, d_model); tokens sit at positions start..start+T-1
-        s = self.spec
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, s.n_heads, s.head_dim).transpose(1, 2)  # (B, h, T, hd)
-        k = self.k_proj(x).view(B, T, s.n_kv_heads, s.head_dim).transpose(1, 2)  # (B, g, T, hd)
-        v = self.v_proj(x).view(B, T, s.n_kv_heads, s.head_dim).transpose(1, 2)  # (B, g, T, hd)
-        if self.rope is not None:
-            q, k = self.rope(q, start), self.rope(k, start)
-        return q, k, v
+        q = self.q_proj(x).view(B, T, self.spec.n_heads, self.spec.head_dim).transpose(1, 2)  # (B, h, T, hd)
+        return q if self.rope is None else self.rope(q, start)
+
+    def _kv(self, x: torch.Tensor, start: int):
+        B, T, _ = x.shape
+        g, hd = self.spec.n_kv_heads, self.spec.head_dim
+        k = self.k_proj(x).view(B, T, g, hd).transpose(1, 2)  # (B, g, T, hd)
+        v = self.v_proj(x).view(B, T, g, hd).transpose(1, 2)  # (B, g, T, hd)
+        return (k if self.rope is None else self.rope(k, start)), v
+
+    def _qkv(self, x: torch.Tensor, start: int):
+        return (self._q(x, start), *self._kv(x, start))
 
     def _attend(self, q, k, v, causal: bool, math: bool, q_offset: int = 0):
         # q: (B, h, T, hd); k, v: (B, g, S, hd) -> (B, h, T, hd)
@@ -57,7 +62,7 @@ class GQAAttention(nn.Module):
         return Cache(k=w.new_zeros(shape), v=w.new_zeros(shape))
 
     def fill_cache(self, cache: Cache, x: torch.Tensor) -> None:
-        _, k, v = self._qkv(x, 0)
+        k, v = self._kv(x, 0)  # no queries: the prefix only fills the cache
         T = x.shape[1]
         cache.k[:, :, :T], cache.v[:, :, :T] = k, v
 
