@@ -37,8 +37,9 @@ app = typer.Typer(
 # options shared by the commands (help text carries the units)
 
 VARIANT_HELP = (
-    "Variants: a family (mha, mqa, gqa), a family with overrides (gqa:n_kv_heads=2,causal=false), "
-    "or a YAML file path (my.yaml, optionally my.yaml:n_kv_heads=4)."
+    "Variants: a family (mha, mqa, gqa, mla), a family with overrides (gqa:n_kv_heads=2,causal=false), "
+    "or a YAML file path (my.yaml, optionally my.yaml:n_kv_heads=4). flops, bench and compare show mla's "
+    "naive and absorbed paths as two rows unless absorb=true|false picks one."
 )
 Preset = Annotated[Optional[str], typer.Option("--preset", "-p", show_default=False,
     help="Size or model preset (see `attncli presets`) or a preset YAML path. [default: small]")]  # fmt: skip
@@ -67,7 +68,11 @@ MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
 
 
-def _variants(args: Optional[list[str]], default: list[str], preset):
+def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool = False):
+    """Specs of the VARIANT arguments; with `paths`, a family with several computation paths
+    (mla: naive and absorbed) gives one spec per path unless the argument picks one."""
+    if paths:
+        return [s for v in (args or default) for s in presets.parse_variant_paths(v, preset)]
     return [presets.parse_variant(v, preset) for v in (args or default)]
 
 
@@ -111,7 +116,7 @@ def flops(
     decode scores one new token against the cache and itself (seq-len + 1 keys)."""
     report.check_outputs(csv, json)
     p = presets.load_preset(preset)
-    specs = _variants(variants, ["mha", "mqa", "gqa"], p)
+    specs = _variants(variants, ["mha", "mqa", "gqa"], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
     out = [rows.analytic_row(s, p, Shape(m, L, b), n_layers, dt)
@@ -144,7 +149,7 @@ def list_presets(csv: Csv = None, json: Json = None):
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, view, csv, json):
     report.check_outputs(csv, json)
     p = presets.load_preset(preset)
-    specs = _variants(variants, default, p)
+    specs = _variants(variants, default, p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     from .measure.device import check_device_name
 

@@ -10,11 +10,16 @@ from . import registry
 from .cost import ffn_flops
 from .spec import DTYPE_BYTES, AttentionSpec, PresetSpec, Shape
 
+# Fields of one family's spec that rows carry as columns, only on that family's rows (MLA's).
+SPEC_COLUMNS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "absorb")
+
 # The schema, in display order. Commands fill the columns they compute; later work appends.
 COLUMNS = (
     # what the row is
     "label", "family", "preset", "mode", "seq_len", "batch", "layers", "cache_tokens", "dtype", "device",
     "d_model", "n_heads", "n_kv_heads", "head_dim", "causal", "position",
+    # family fields (filled for the families that have them; see SPEC_COLUMNS)
+    "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "absorb",
     # analytic cost
     "flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "attn_share", "params",
     "kv_bytes_per_token", "kv_cache_bytes",
@@ -35,6 +40,7 @@ def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, b
         "dtype": dtype, "device": device,
         "d_model": spec.d_model, "n_heads": spec.n_heads, "n_kv_heads": getattr(spec, "n_kv_heads", None),
         "head_dim": spec.head_dim, "causal": spec.causal, "position": spec.position,
+        **{c: getattr(spec, c) for c in SPEC_COLUMNS if hasattr(spec, c)},
     }  # fmt: skip
 
 
