@@ -308,11 +308,11 @@ def parse_variant_paths(arg: str, preset: PresetSpec) -> list[AttentionSpec]:
     (mla: naive and absorbed) when neither the argument nor the preset picks one."""
     family_name, overrides, where = _split_variant(arg)
     family = registry.get(family_name, where=where)
-    field = _path_field(family)
+    field, values = family.paths or (None, ())
     if field is None or field in overrides or field in preset.variants.get(family_name, {}):
         return [build_spec(family_name, preset, overrides, where)]
     specs = []
-    for value in family.paths[1]:
+    for value in values:
         given = {**overrides, field: value}
         if "label" in overrides:  # a chosen label still tells the rows apart
             given["label"] = f"{overrides['label']}-{_LABEL_SUFFIX.get(field, str)(value)}"

@@ -29,8 +29,8 @@ class Family:
     fixed: tuple[str, ...] = ()  # fields the family pins (mha's n_kv_heads); overriding them is an error
     fixed_hint: str = ""  # what to do instead of overriding a fixed field
     label_fields: tuple[str, ...] = ()  # fields the base label already shows (no suffix for them)
-    # A boolean-or-choice field whose values are alternative computations of the same layer (same
-    # weights, same output, different cost), and those values. `flops`, `bench` and `compare` show
+    # A field whose values are alternative computations of the same layer (same weights, same
+    # output, different cost), and those values. `flops`, `bench` and `compare` show
     # one row per value unless the variant argument or the preset picks one; the label always
     # names the value (mla's absorb: `mla-r512-naive`, `mla-r512-absorb`).
     paths: tuple[str, tuple] | None = None

@@ -18,8 +18,7 @@ COLUMNS = (
     # what the row is
     "label", "family", "preset", "mode", "seq_len", "batch", "layers", "cache_tokens", "dtype", "device",
     "d_model", "n_heads", "n_kv_heads", "head_dim", "causal", "position",
-    # family fields (filled for the families that have them; see SPEC_COLUMNS)
-    "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "absorb",
+    *SPEC_COLUMNS,
     # analytic cost
     "flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "attn_share", "params",
     "kv_bytes_per_token", "kv_cache_bytes",
