@@ -37,8 +37,9 @@ app = typer.Typer(
 # options shared by the commands (help text carries the units)
 
 VARIANT_HELP = (
-    "Variants: a family (mha, mqa, gqa), a family with overrides (gqa:n_kv_heads=2,causal=false), "
-    "or a YAML file path (my.yaml, optionally my.yaml:n_kv_heads=4)."
+    "Variants: a family (mha, mqa, gqa, mla), a family with overrides (gqa:n_kv_heads=2,causal=false), "
+    "or a YAML file path (my.yaml, optionally my.yaml:n_kv_heads=4). flops, bench and compare show mla's "
+    "naive and absorbed paths as two rows unless absorb=true|false picks one."
 )
 Preset = Annotated[Optional[str], typer.Option("--preset", "-p", show_default=False,
     help="Size or model preset (see `attncli presets`) or a preset YAML path. [default: small]")]  # fmt: skip
@@ -69,7 +70,11 @@ Force = Annotated[bool, typer.Option("--force",
     help="Skip the memory pre-flight (rows that then run out of memory get status oom).")]  # fmt: skip
 
 
-def _variants(args: Optional[list[str]], default: list[str], preset):
+def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool = False):
+    """Specs of the VARIANT arguments; with `paths`, a family with several computation paths
+    (mla: naive and absorbed) gives one spec per path unless the argument picks one."""
+    if paths:
+        return [s for v in (args or default) for s in presets.parse_variant_paths(v, preset)]
     return [presets.parse_variant(v, preset) for v in (args or default)]
 
 
@@ -109,7 +114,7 @@ def flops(
     decode scores one new token against the cache and itself (seq-len + 1 keys)."""
     report.check_outputs(csv, json)
     p = presets.load_preset(preset)
-    specs = _variants(variants, ["mha", "mqa", "gqa"], p)
+    specs = _variants(variants, ["mha", "mqa", "gqa"], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
     out = [rows.analytic_row(s, p, Shape(m, L, b), n_layers, dt)
@@ -191,7 +196,7 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
              csv, json):  # fmt: skip
     report.check_outputs(csv, json)
     p = presets.load_preset(preset)
-    specs = _variants(variants, default, p)
+    specs = _variants(variants, default, p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     dtype, threads = _check_run_options(device, dtype, threads, min_time)
     work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
@@ -310,7 +315,7 @@ def sweep_cmd(
     if plot:
         check_plot_path(plot)
     p = presets.load_preset(preset)
-    specs = _variants(variants, ["mha", "gqa"], p)
+    specs = _variants(variants, ["mha", "gqa"], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     combos = [sweep.Combination(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
     if measure:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .spec import GQASpec, Shape
+from .spec import GQASpec, MLASpec, Shape
 
 # Elementwise costs, in FLOPs per element (a stated convention; FlopCounterMode counts none of it):
 SOFTMAX_FLOPS_PER_SCORE = 5  # scale, subtract the row max, exp, add to the row sum, divide
 ROPE_FLOPS_PER_ELEMENT = 3  # x·cos + rotate(x)·sin: two multiplies and one add
+RMSNORM_FLOPS_PER_ELEMENT = 4  # square, add to the sum, multiply by 1/rms, multiply by the weight
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,47 @@ def gqa_params(spec: GQASpec) -> int:
 def gqa_kv_elements_per_token(spec: GQASpec) -> int:
     """Cached elements per token per layer: one key and one value per KV head."""
     return 2 * spec.n_kv_heads * spec.head_dim
+
+
+def mla_flops(spec: MLASpec, shape: Shape) -> LayerFlops:
+    """MLA layer (DeepSeek-V2, arXiv:2405.04434 §2.1, eqs. 9–19; absorption as its §2.1.2 notes).
+
+    Both paths project the new tokens' queries (full rank, or down to q_lora_rank and up again),
+    their latent and shared RoPE key (kv_a), and the output (o). Then:
+    - naive: up-project the latent of every key in the context, `cache_tokens` of them (kv_b:
+      r → h·(nope + v)), and attend in the per-head widths (nope + rope for scores, v for values);
+    - absorbed: fold W_UK into each new query (nope → r) and W_UV into each output (r → v), and
+      attend over the latent itself (r + rope for scores, r for values).
+    """
+    n, keys = shape.n_query, shape.cache_tokens
+    d, h, r, rq = spec.d_model, spec.n_heads, spec.kv_lora_rank, spec.q_lora_rank
+    nope, rope, dv = spec.qk_nope_head_dim, spec.qk_rope_head_dim, spec.v_head_dim
+    q_in = 2 * n * d * h * (nope + rope) if rq is None else 2 * n * rq * (d + h * (nope + rope))
+    proj = q_in + 2 * n * d * (r + rope) + 2 * n * h * dv * d  # queries, kv_a (latent + RoPE key), o
+    pairs = query_key_pairs(shape, spec.causal)
+    if spec.absorb:
+        proj += 2 * n * h * r * (nope + dv)  # W_UK into the new queries, W_UV out of their results
+        attn = 2 * pairs * h * ((r + rope) + r)  # scores over latent + RoPE key, weighted sum of latents
+    else:
+        proj += 2 * keys * r * h * (nope + dv)  # kv_b over every key in the context
+        attn = 2 * pairs * h * ((nope + rope) + dv)  # scores, then weighted sum of values
+    elementwise = SOFTMAX_FLOPS_PER_SCORE * pairs * h + RMSNORM_FLOPS_PER_ELEMENT * n * (r + (rq or 0))
+    if spec.position == "rope":
+        elementwise += ROPE_FLOPS_PER_ELEMENT * n * rope * (h + 1)  # each query head's part, one shared key
+    return LayerFlops(proj=proj, attn=attn, elementwise=elementwise)
+
+
+def mla_params(spec: MLASpec) -> int:
+    """Projection weights (no biases) and the RMSNorm weights, as in DeepSeek's checkpoints."""
+    d, h, r, rq = spec.d_model, spec.n_heads, spec.kv_lora_rank, spec.q_lora_rank
+    nope, rope, dv = spec.qk_nope_head_dim, spec.qk_rope_head_dim, spec.v_head_dim
+    q = d * h * (nope + rope) if rq is None else d * rq + rq + rq * h * (nope + rope)  # q_a, its norm, q_b
+    return q + d * (r + rope) + r + r * h * (nope + dv) + h * dv * d  # kv_a, its norm, kv_b, o
+
+
+def mla_kv_elements_per_token(spec: MLASpec) -> int:
+    """Cached elements per token per layer: the latent and the one shared RoPE key (DeepSeek-V2 §2.1.4)."""
+    return spec.kv_lora_rank + spec.qk_rope_head_dim
 
 
 def ffn_flops(d_model: int, d_ff: int, n_tokens: int) -> int:

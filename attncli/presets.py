@@ -223,8 +223,7 @@ def _check_family_fields(family: registry.Family, fields: dict, prefix: str = ""
             hint = f"did you mean '{best}'?" if best else f"valid keys: {', '.join(valid)}"
             raise InputError("", f"unknown key '{prefix}{key}' for {family.name}", hint)
         if key in family.fixed:
-            raise InputError("", f"{prefix}{key}: {family.name} fixes {key}",
-                             "use gqa:n_kv_heads=N for another KV head count")  # fmt: skip
+            raise InputError("", f"{prefix}{key}: {family.name} fixes {key}", family.fixed_hint or None)
     kinds = _field_types(family.spec_cls)
     return {k: coerce(f"{prefix}{k}", kinds[k], v) for k, v in fields.items()}
 
@@ -241,6 +240,11 @@ _LABEL_SUFFIX = {
     "head_dim": lambda v: f"hd{v}",
     "rope_theta": lambda v: f"theta{v:g}",
     "n_kv_heads": lambda v: f"kv{v}",
+    "absorb": lambda v: "absorb" if v else "naive",
+    "q_lora_rank": lambda v: "qfull" if v is None else f"q{v}",
+    "qk_nope_head_dim": lambda v: f"nope{v}",
+    "qk_rope_head_dim": lambda v: f"rope{v}",
+    "v_head_dim": lambda v: f"v{v}",
 }
 
 
@@ -288,7 +292,8 @@ def build_spec(family_name: str, preset: PresetSpec, overrides: dict, where: str
         suffixes = [
             _LABEL_SUFFIX.get(k, lambda v, k=k: f"{k}{v}")(v)
             for k, v in given.items()
-            if k != "label" and k not in family.label_fields and v != _default_of(family, k, {**defaults, **preset_shape})
+            if k != "label" and k not in family.label_fields
+            and (v != _default_of(family, k, {**defaults, **preset_shape}) or k == _path_field(family))  # a path is always named
         ]
         spec = dataclasses.replace(spec, label="-".join([base, *suffixes]))
     return spec
@@ -300,8 +305,35 @@ def _default_of(family: registry.Family, key: str, defaults: dict):
     return {f.name: f for f in dataclasses.fields(family.spec_cls)}[key].default
 
 
+def _path_field(family: registry.Family) -> str | None:
+    return family.paths[0] if family.paths else None
+
+
 def parse_variant(arg: str, preset: PresetSpec) -> AttentionSpec:
     """A VARIANT argument: `gqa`, `gqa:n_kv_heads=2,causal=false`, or `my.yaml[:overrides]`."""
+    family_name, overrides, where = _split_variant(arg)
+    return build_spec(family_name, preset, overrides, where)
+
+
+def parse_variant_paths(arg: str, preset: PresetSpec) -> list[AttentionSpec]:
+    """Like `parse_variant`, but one spec per computation path of a family that has several
+    (mla: naive and absorbed) when neither the argument nor the preset picks one."""
+    family_name, overrides, where = _split_variant(arg)
+    family = registry.get(family_name, where=where)
+    field, values = family.paths or (None, ())
+    if field is None or field in overrides or field in preset.variants.get(family_name, {}):
+        return [build_spec(family_name, preset, overrides, where)]
+    specs = []
+    for value in values:
+        given = {**overrides, field: value}
+        if "label" in overrides:  # a chosen label still tells the rows apart
+            given["label"] = f"{overrides['label']}-{_LABEL_SUFFIX.get(field, str)(value)}"
+        specs.append(build_spec(family_name, preset, given, where))
+    return specs
+
+
+def _split_variant(arg: str) -> tuple[str, dict, str]:
+    """(family, overrides, where) of a VARIANT argument, read but not yet resolved."""
     head, colon, rest = arg.partition(":")
     head = head.strip()
     overrides = parse_overrides(rest, arg) if colon and rest.strip() else {}
@@ -314,8 +346,7 @@ def parse_variant(arg: str, preset: PresetSpec) -> AttentionSpec:
         family = data.pop("family")
         if not isinstance(family, str):
             raise InputError(head, f"family: {family!r} is not a name")
-        merged = {**data, **overrides}
-        return build_spec(family, preset, merged, where=head if not overrides else arg)
+        return family, {**data, **overrides}, head if not overrides else arg
     if not head:
         raise InputError(arg, "empty variant name", did_you_mean("", registry.FAMILIES))
-    return build_spec(head, preset, overrides, where=arg)
+    return head, overrides, arg

@@ -12,7 +12,7 @@ from typing import Callable
 
 from . import cost
 from .errors import InputError, did_you_mean
-from .spec import AttentionSpec, GQASpec, PresetSpec
+from .spec import AttentionSpec, GQASpec, MLASpec, PresetSpec
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,13 @@ class Family:
     defaults: Callable[[dict, PresetSpec], dict]  # (resolved shape fields, preset) -> field defaults
     base_label: Callable[[AttentionSpec], str]  # the label before override suffixes
     fixed: tuple[str, ...] = ()  # fields the family pins (mha's n_kv_heads); overriding them is an error
+    fixed_hint: str = ""  # what to do instead of overriding a fixed field
     label_fields: tuple[str, ...] = ()  # fields the base label already shows (no suffix for them)
+    # A field whose values are alternative computations of the same layer (same weights, same
+    # output, different cost), and those values. `flops`, `bench` and `compare` show
+    # one row per value unless the variant argument or the preset picks one; the label always
+    # names the value (mla's absorb: `mla-r512-naive`, `mla-r512-absorb`).
+    paths: tuple[str, tuple] | None = None
 
     def build(self, spec: AttentionSpec):
         """The torch module for `spec` (float32, CPU; the caller casts and moves it)."""
@@ -69,13 +75,31 @@ def _gqa_defaults(family: str):
 
 _GQA_COST = dict(flops=cost.gqa_flops, params=cost.gqa_params, kv_elements_per_token=cost.gqa_kv_elements_per_token)
 _GQA_MODULE = "attncli.variants.gqa:GQAAttention"
+_KV_HINT = "use gqa:n_kv_heads=N for another KV head count"
 
 register(Family("mha", "multi-head attention: one KV head per query head (Vaswani et al. 2017)",
                 GQASpec, _GQA_MODULE, defaults=_gqa_defaults("mha"), base_label=lambda s: "mha",
-                fixed=("n_kv_heads",), **_GQA_COST))  # fmt: skip
+                fixed=("n_kv_heads",), fixed_hint=_KV_HINT, **_GQA_COST))  # fmt: skip
 register(Family("mqa", "multi-query attention: one KV head shared by all query heads (Shazeer 2019)",
                 GQASpec, _GQA_MODULE, defaults=_gqa_defaults("mqa"), base_label=lambda s: "mqa",
-                fixed=("n_kv_heads",), **_GQA_COST))  # fmt: skip
+                fixed=("n_kv_heads",), fixed_hint=_KV_HINT, **_GQA_COST))  # fmt: skip
 register(Family("gqa", "grouped-query attention: n_kv_heads groups of query heads (Ainslie et al. 2023)",
                 GQASpec, _GQA_MODULE, defaults=_gqa_defaults("gqa"),
                 base_label=lambda s: f"gqa-kv{s.n_kv_heads}", label_fields=("n_kv_heads",), **_GQA_COST))  # fmt: skip
+
+
+def _mla_defaults(shape: dict, preset: PresetSpec) -> dict:
+    """MLA's fallback for presets that name none, from the per-head width d_h = head_dim by
+    DeepSeek-V2's rules (§2.1.4 and §3.1.2: d_c = 4·d_h, d_h^R = d_h / 2, nope = v = d_h) and
+    V2-Lite's full-rank query. head_dim itself is derived by MLASpec (nope + rope)."""
+    hd = shape["head_dim"]
+    return {"head_dim": None, "kv_lora_rank": 4 * hd, "q_lora_rank": None, "qk_nope_head_dim": hd,
+            "qk_rope_head_dim": 2 * max(1, hd // 4), "v_head_dim": hd}  # fmt: skip
+
+
+register(Family("mla", "multi-head latent attention: a cached latent + one shared RoPE key (DeepSeek-V2 2024)",
+                MLASpec, "attncli.variants.mla:MLAAttention", flops=cost.mla_flops, params=cost.mla_params,
+                kv_elements_per_token=cost.mla_kv_elements_per_token, defaults=_mla_defaults,
+                base_label=lambda s: f"mla-r{s.kv_lora_rank}", label_fields=("kv_lora_rank",),
+                fixed=("head_dim",), fixed_hint="mla derives it as qk_nope_head_dim + qk_rope_head_dim; set those",
+                paths=("absorb", (False, True))))  # fmt: skip

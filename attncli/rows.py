@@ -10,10 +10,14 @@ from . import registry
 from .cost import ffn_flops
 from .spec import DTYPE_BYTES, AttentionSpec, PresetSpec, Shape
 
+# Fields of one family's spec that rows carry as columns, only on that family's rows (MLA's).
+SPEC_COLUMNS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "absorb")
+
 # The schema, in display order. Commands fill the columns they compute; later work appends.
 IDENTITY_COLUMNS = (
     "label", "family", "preset", "mode", "seq_len", "batch", "layers", "cache_tokens", "dtype", "device",
     "d_model", "n_heads", "n_kv_heads", "head_dim", "causal", "position",
+    *SPEC_COLUMNS,
 )  # fmt: skip
 ANALYTIC_COLUMNS = (
     "flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "attn_share", "params",
@@ -36,6 +40,7 @@ def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, b
         "dtype": dtype, "device": device,
         "d_model": spec.d_model, "n_heads": spec.n_heads, "n_kv_heads": getattr(spec, "n_kv_heads", None),
         "head_dim": spec.head_dim, "causal": spec.causal, "position": spec.position,
+        **{c: getattr(spec, c) for c in SPEC_COLUMNS if hasattr(spec, c)},
     }  # fmt: skip
 
 

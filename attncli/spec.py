@@ -68,13 +68,19 @@ class AttentionSpec:
         _require(isinstance(self.causal, bool), "causal", f"{self.causal!r} is not true or false")
         _require(self.position in POSITIONS, "position", f"'{self.position}' is not one of {', '.join(POSITIONS)}")
         if self.position == "rope":
-            _require(self.head_dim % 2 == 0, "head_dim", f"{self.head_dim} must be even for position rope")
+            key, dim = self.rotary_field
+            _require(dim % 2 == 0, key, f"{dim} must be even for position rope")
             _require(self.rope_theta > 0, "rope_theta", f"{self.rope_theta} must be positive")
 
     @property
     def q_dim(self) -> int:
         """Width of the concatenated query heads (n_heads · head_dim)."""
         return self.n_heads * self.head_dim
+
+    @property
+    def rotary_field(self) -> tuple[str, int]:
+        """The field giving how many elements of each head RoPE rotates, and its value."""
+        return "head_dim", self.head_dim
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +99,46 @@ class GQASpec(AttentionSpec):
     def group_size(self) -> int:
         """Query heads per KV head."""
         return self.n_heads // self.n_kv_heads
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLASpec(AttentionSpec):
+    """Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434 §2.1), field names as in
+    DeepSeek's config.json. Each token caches one latent c_kv (kv_lora_rank elements, shared by
+    every head) and one RoPE key (qk_rope_head_dim elements, shared by every head); per-head keys
+    and values are up-projected from the latent.
+
+    Relation to the base fields: `head_dim` is derived, qk_nope_head_dim + qk_rope_head_dim (the
+    width of a query·key product, whose square root scales the scores; DeepSeek's `q_head_dim`),
+    so `q_dim` is the query projection's width. Position is decoupled RoPE: `rope` rotates the
+    qk_rope_head_dim part of each query head and the one shared RoPE key; `none` keeps those parts
+    unrotated (an ablation; the cache and the FLOPs stay the same).
+    """
+
+    head_dim: int | None = None  # derived: qk_nope_head_dim + qk_rope_head_dim (set those instead)
+    kv_lora_rank: int  # latent width d_c: elements of the compressed K/V each token caches
+    q_lora_rank: int | None = None  # query latent width d_c'; None = full-rank query projection (V2-Lite)
+    qk_nope_head_dim: int  # per-head query/key elements up-projected from the latent (not rotated)
+    qk_rope_head_dim: int  # decoupled RoPE elements: per query head, and one key shared by all heads
+    v_head_dim: int  # per-head value elements up-projected from the latent
+    absorb: bool = True  # True: attend over the latent (W_UK folded into the query, W_UV into the output); False: naive
+
+    def __post_init__(self):
+        for key in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
+            _positive_int(getattr(self, key), key)
+        if self.q_lora_rank is not None:
+            _positive_int(self.q_lora_rank, "q_lora_rank")
+        _require(isinstance(self.absorb, bool), "absorb", f"{self.absorb!r} is not true or false")
+        qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+        if self.head_dim is None:
+            object.__setattr__(self, "head_dim", qk)  # frozen: derived once, here
+        _require(self.head_dim == qk, "head_dim",
+                 f"{self.head_dim} is not qk_nope_head_dim + qk_rope_head_dim = {qk}")  # fmt: skip
+        super().__post_init__()
+
+    @property
+    def rotary_field(self) -> tuple[str, int]:
+        return "qk_rope_head_dim", self.qk_rope_head_dim
 
 
 @dataclass(frozen=True, kw_only=True)
