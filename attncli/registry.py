@@ -12,7 +12,7 @@ from typing import Callable
 
 from . import cost
 from .errors import InputError, did_you_mean
-from .spec import AttentionSpec, GQASpec, PresetSpec
+from .spec import AttentionSpec, CrossSpec, GQASpec, HybridSpec, LinearSpec, PresetSpec
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,12 @@ class Family:
     base_label: Callable[[AttentionSpec], str]  # the label before override suffixes
     fixed: tuple[str, ...] = ()  # fields the family pins (mha's n_kv_heads); overriding them is an error
     label_fields: tuple[str, ...] = ()  # fields the base label already shows (no suffix for them)
+    # Token caches hold kv_elements_per_token for each of cache_tokens(spec, tokens seen) tokens
+    # (a window caps them, cross-attention holds its memory); a recurrent layer holds a fixed state.
+    cache_tokens: Callable[[AttentionSpec, int], int] = lambda spec, tokens: tokens
+    state_elements: Callable[[AttentionSpec], int] = lambda spec: 0  # per layer per sequence
+    memory_proj_flops: Callable[[AttentionSpec], int] | None = None  # one-off work outside the per-step FLOPs
+    fixed_hint: str = "use gqa:n_kv_heads=N for another KV head count"
 
     def build(self, spec: AttentionSpec):
         """The torch module for `spec` (float32, CPU; the caller casts and moves it)."""
@@ -62,9 +68,17 @@ def _gqa_defaults(family: str):
             return {"n_kv_heads": shape["n_heads"]}
         if family == "mqa":
             return {"n_kv_heads": 1}
+        if family == "swa":  # MHA with a window unless n_kv_heads is set
+            return {"n_kv_heads": shape["n_heads"], "window": SWA_DEFAULT_WINDOW}
+        if family == "cross":  # MHA-shaped, as in Whisper and T5; no mask, no position on this layer
+            return {"n_kv_heads": shape["n_heads"], "causal": False, "position": "none"}
         return {"n_kv_heads": default_kv_heads(shape["n_heads"])}  # preset defaults override this
 
     return defaults
+
+
+# Gemma 3's local layers attend to 1024 tokens (Gemma Team 2025, §2.1); Mistral 7B used 4096.
+SWA_DEFAULT_WINDOW = 1024
 
 
 _GQA_COST = dict(flops=cost.gqa_flops, params=cost.gqa_params, kv_elements_per_token=cost.gqa_kv_elements_per_token)
@@ -79,3 +93,39 @@ register(Family("mqa", "multi-query attention: one KV head shared by all query h
 register(Family("gqa", "grouped-query attention: n_kv_heads groups of query heads (Ainslie et al. 2023)",
                 GQASpec, _GQA_MODULE, defaults=_gqa_defaults("gqa"),
                 base_label=lambda s: f"gqa-kv{s.n_kv_heads}", label_fields=("n_kv_heads",), **_GQA_COST))  # fmt: skip
+register(Family("swa", "sliding-window attention: each query sees its last `window` keys (Beltagy et al. 2020)",
+                GQASpec, _GQA_MODULE, defaults=_gqa_defaults("swa"), base_label=lambda s: f"swa-w{s.window}",
+                label_fields=("window",), cache_tokens=lambda s, t: t if s.window is None else min(t, s.window),
+                **_GQA_COST))  # fmt: skip
+register(Family("cross", "cross-attention: decoder queries, keys/values from an encoder memory (Vaswani et al. 2017)",
+                CrossSpec, "attncli.variants.cross:CrossAttention", flops=cost.cross_flops, params=cost.gqa_params,
+                kv_elements_per_token=cost.gqa_kv_elements_per_token, defaults=_gqa_defaults("cross"),
+                base_label=lambda s: f"cross-m{s.memory_len}", label_fields=("memory_len",),
+                cache_tokens=lambda s, t: s.memory_len, memory_proj_flops=cost.cross_memory_proj_flops))  # fmt: skip
+register(Family("linear", "linear attention: elu+1 feature map, constant-size recurrent state (Katharopoulos et al. 2020)",
+                LinearSpec, "attncli.variants.linear:LinearAttention", flops=cost.linear_flops,
+                params=cost.linear_params, kv_elements_per_token=lambda s: 0, defaults=lambda shape, p: {"position": "none"},
+                base_label=lambda s: "linear", cache_tokens=lambda s, t: 0, state_elements=lambda s: s.state_elements))  # fmt: skip
+
+
+def _stack_only(*_):
+    raise TypeError("a stack has no per-layer cost: expand it with rows.layer_kinds")
+
+
+def _hybrid_label(spec: HybridSpec) -> str:
+    """`hybrid-7×linear+gqa-kv2`: one period of the pattern, run-length encoded."""
+    runs: list[list] = []
+    for layer in spec.layers:
+        if runs and runs[-1][0] == layer.label:
+            runs[-1][1] += 1
+        else:
+            runs.append([layer.label, 1])
+    return "hybrid-" + "+".join(label if n == 1 else f"{n}×{label}" for label, n in runs)
+
+
+register(Family("hybrid", "a layer stack: a repeating pattern of variants, e.g. 7 linear + 1 softmax (MiniMax-01)",
+                HybridSpec, "attncli.variants.hybrid:HybridStack", flops=_stack_only, params=_stack_only,
+                kv_elements_per_token=_stack_only, defaults=lambda shape, p: {}, base_label=_hybrid_label,
+                label_fields=("softmax_every", "softmax", "linear", "pattern"),
+                fixed=("causal", "position", "rope_theta"),
+                fixed_hint="set it on the layer variants, e.g. softmax=[gqa:causal=false]"))  # fmt: skip

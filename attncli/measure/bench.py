@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 from dataclasses import dataclass
 
@@ -51,6 +52,11 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
     fast, ref = build_pair(spec, settings)
     x, x_ref = inputs(shape, spec.d_model, settings)
     L, B = shape.seq_len, shape.batch
+    if getattr(fast, "memory_len", 0):  # cross-attention: a seeded encoder memory (variants/__init__.py)
+        memory, memory_ref = inputs(Shape("prefill", fast.memory_len, B), spec.d_model,
+                                    dataclasses.replace(settings, seed=settings.seed + 1000))  # fmt: skip
+        fast.set_memory(memory)
+        ref.set_memory(memory_ref)
     with torch.inference_mode():
         if shape.mode == "prefill":
             timing = time_fn(lambda: fast(x), settings.device, min_run_time=settings.min_run_time)
@@ -62,7 +68,9 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
             fast.fill_cache(cache, x[:, :L])
             new = x[:, L:]
             timing = time_fn(lambda: fast.step(new, cache, L), settings.device, min_run_time=settings.min_run_time)
+            fast.fill_cache(cache, x[:, :L])  # a recurrent state advanced on every timed step: rewind it
             y = fast.step(new, cache, L)
+            fast.fill_cache(cache, x[:, :L])
             y_math = fast.step(new, cache, L, math=True)
             ref_cache = ref.allocate_cache(B, L + 1)
             ref.fill_cache(ref_cache, x_ref[:, :L])
