@@ -31,7 +31,7 @@ def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, setting
         return memo[(kind, shape)]
 
     if not isinstance(spec, HybridSpec) and layers == 1:
-        return [dict(one_layer(spec))]
+        return [dict(one_layer(spec), latency_basis="1 layer")]
     parts = [(_scaled(one_layer(kind), kind, preset, shape, settings, count), count)
              for kind, count in layer_kinds(spec, layers)]  # fmt: skip
     if not isinstance(spec, HybridSpec):

@@ -118,18 +118,21 @@ def math_attention(q, k, v, causal: bool, q_offset: int = 0, scale: float | None
     scale = 1.0 / math.sqrt(dk) if scale is None else scale
     out = q.new_empty(B, h, T, v.shape[-1])  # (B, h, T, dv)
     block = max(1, MAX_SCORE_BYTES // max(1, B * h * S * q.element_size()))
+    if window is not None:  # a block then reads about block + W keys: keep it near W
+        block = min(block, max(64, window))
     ordered = key_pos is None
     key_pos = torch.arange(S, device=q.device) if key_pos is None else key_pos
     for i in range(0, T, block):
         j = min(T, i + block)
         lo, hi = key_range(i, j, S, q_offset, causal, window) if ordered else (0, S)
-        scores = (q[:, :, i:j] @ k[:, :, lo:hi].transpose(-2, -1)) * scale  # (B, h, j-i, hi-lo)
+        scores = q[:, :, i:j] @ k[:, :, lo:hi].transpose(-2, -1)  # (B, h, j-i, hi-lo)
+        scores.mul_(scale)  # in place: at long lengths the score blocks are the memory traffic
         query_pos = torch.arange(i, j, device=q.device) + q_offset
         hidden, bias = score_mask(query_pos, key_pos[lo:hi], causal, window, alibi, scores.dtype)
         if bias is not None:
-            scores = scores + bias
+            scores.add_(bias)
         if hidden is not None:
-            scores = scores.masked_fill(hidden, float("-inf"))
+            scores.masked_fill_(hidden, float("-inf"))
         out[:, :, i:j] = torch.softmax(scores, dim=-1) @ v[:, :, lo:hi]  # (B, h, j-i, dv)
     return out
 

@@ -29,8 +29,8 @@ class GQAAttention(nn.Module):
         self.window = spec.window
         slopes = torch.tensor(alibi_slopes(h)) if spec.position == "alibi" else None
         self.register_buffer("alibi", slopes, persistent=False)  # (h,) or None
-        # Query block of the windowed fast path: about the window, so a block reads ≤ 2W keys.
-        self.block = 512 if spec.window is None else max(64, min(512, spec.window))
+        # Query block of the masked fast path: about the window, so a block reads ≤ 2W keys.
+        self.block = 512 if spec.window is None else max(64, min(1024, spec.window))
 
     def _qkv(self, x: torch.Tensor, start: int):
         # x: (B, T, d_model); tokens sit at positions start..start+T-1

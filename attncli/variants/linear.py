@@ -68,7 +68,7 @@ class LinearAttention(nn.Module):
             a = q[:, :, i:j] @ k[:, :, :hi].transpose(-2, -1)  # (B, h, j-i, hi)
             if causal:
                 later = torch.arange(hi, device=q.device)[None, :] > torch.arange(i, j, device=q.device)[:, None]
-                a = a.masked_fill(later, 0.0)
+                a.masked_fill_(later, 0.0)
             out[:, :, i:j] = (a @ v[:, :, :hi]) / a.sum(-1, keepdim=True)  # (B, h, j-i, dv)
         state = Cache(s=k.transpose(-2, -1) @ v, z=k.sum(dim=2))  # (B, h, dk, dv), (B, h, dk)
         return out, state
