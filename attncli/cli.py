@@ -206,7 +206,7 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         first = done[0]
         caption = (f"{first['device_name']} · {dtype} · torch {first['torch_version']} · {first['threads']} threads · "
                    f"seed {seed} · latency: median (p25–p75) over ≥5 synchronised runs · error vs float64 reference")  # fmt: skip
-        if n_layers > 1 or any(r.get("latency_basis") for r in done):
+        if n_layers > 1:
             caption += (f" · {n_layers} layers = Σ count × one layer of each kind, measured alone "
                         "(latency, cache bytes); errors: the worst kind")  # fmt: skip
         title = f"{view} · preset {p.name} · {n_layers} layer{'s' if n_layers > 1 else ''}"

@@ -81,7 +81,8 @@ def _gqa_defaults(family: str):
 SWA_DEFAULT_WINDOW = 1024
 
 
-_GQA_COST = dict(flops=cost.gqa_flops, params=cost.gqa_params, kv_elements_per_token=cost.gqa_kv_elements_per_token)
+_GQA_COST = dict(flops=cost.gqa_flops, params=cost.gqa_params, kv_elements_per_token=cost.gqa_kv_elements_per_token,
+                 cache_tokens=lambda s, t: t if s.window is None else min(t, s.window))  # a window caps the cache
 _GQA_MODULE = "attncli.variants.gqa:GQAAttention"
 
 register(Family("mha", "multi-head attention: one KV head per query head (Vaswani et al. 2017)",
@@ -95,8 +96,7 @@ register(Family("gqa", "grouped-query attention: n_kv_heads groups of query head
                 base_label=lambda s: f"gqa-kv{s.n_kv_heads}", label_fields=("n_kv_heads",), **_GQA_COST))  # fmt: skip
 register(Family("swa", "sliding-window attention: each query sees its last `window` keys (Beltagy et al. 2020)",
                 GQASpec, _GQA_MODULE, defaults=_gqa_defaults("swa"), base_label=lambda s: f"swa-w{s.window}",
-                label_fields=("window",), cache_tokens=lambda s, t: t if s.window is None else min(t, s.window),
-                **_GQA_COST))  # fmt: skip
+                label_fields=("window",), **_GQA_COST))  # fmt: skip
 register(Family("cross", "cross-attention: decoder queries, keys/values from an encoder memory (Vaswani et al. 2017)",
                 CrossSpec, "attncli.variants.cross:CrossAttention", flops=cost.cross_flops, params=cost.gqa_params,
                 kv_elements_per_token=cost.gqa_kv_elements_per_token, defaults=_gqa_defaults("cross"),

@@ -96,10 +96,15 @@ def test_cache_holds_at_most_window_tokens_and_nbytes_equal_analytic(mode, L, dt
     assert cache.nbytes == row["kv_cache_bytes"] == 2 * tokens * 2 * 4 * 8 * DTYPE_BYTES[dtype]
 
 
-def test_measured_cache_column_equals_analytic_past_the_window():
-    row = measure_row(presets.parse_variant("swa:window=6", TINY), TINY, Shape("decode", 10, 2),
+@pytest.mark.parametrize("variant,kv_heads,mode", [("swa:window=6", 4, "decode"),
+                                                   ("gqa:window=6,position=alibi", 2, "prefill"),
+                                                   ("mqa:window=6,causal=false", 1, "decode")])  # fmt: skip
+def test_measured_cache_column_equals_analytic_past_the_window(variant, kv_heads, mode):
+    row = measure_row(presets.parse_variant(variant, TINY), TINY, Shape(mode, 10, 2),
                       Settings(device=torch.device("cpu"), dtype="bfloat16", min_run_time=0))  # fmt: skip
-    assert row["kv_cache_bytes_measured"] == row["kv_cache_bytes"] == 2 * 6 * 2 * 4 * 8 * 2
+    # 6 tokens × (key + value) × KV heads × 8 × 2 bytes × 2 sequences, whatever the sharing
+    assert row["kv_cache_bytes_measured"] == row["kv_cache_bytes"] == 6 * 2 * kv_heads * 8 * 2 * 2
+    assert row["cache_tokens"] == 6
 
 
 def test_decoding_through_the_ring_buffer_equals_prefill():
