@@ -109,7 +109,18 @@ register(Family("linear", "linear attention: elu+1 feature map, constant-size re
 
 
 def _stack_only(*_):
-    raise TypeError("a stack has no per-layer cost: expand it with rows.layer_kinds")
+    raise TypeError("a stack has no per-layer FLOPs: expand it with rows.layer_kinds")
+
+
+def _largest_layer(cost_of: str):
+    """A stack's params or cached elements per token, as its largest layer kind's: the bound a
+    per-layer check needs (bench measures one layer at a time). Model totals never use this:
+    rows.py expands a stack into its layer kinds and sums them."""
+
+    def largest(spec: HybridSpec) -> int:
+        return max(getattr(get(layer.family), cost_of)(layer) for layer in spec.layers)
+
+    return largest
 
 
 def _hybrid_label(spec: HybridSpec) -> str:
@@ -124,8 +135,9 @@ def _hybrid_label(spec: HybridSpec) -> str:
 
 
 register(Family("hybrid", "a layer stack: a repeating pattern of variants, e.g. 7 linear + 1 softmax (MiniMax-01)",
-                HybridSpec, "attncli.variants.hybrid:HybridStack", flops=_stack_only, params=_stack_only,
-                kv_elements_per_token=_stack_only, defaults=lambda shape, p: {}, base_label=_hybrid_label,
+                HybridSpec, "attncli.variants.hybrid:HybridStack", flops=_stack_only, params=_largest_layer("params"),
+                kv_elements_per_token=_largest_layer("kv_elements_per_token"), defaults=lambda shape, p: {},
+                base_label=_hybrid_label,
                 label_fields=("softmax_every", "softmax", "linear", "pattern"),
                 fixed=("causal", "position", "rope_theta"),
                 fixed_hint="set it on the layer variants, e.g. softmax=[gqa:causal=false]"))  # fmt: skip

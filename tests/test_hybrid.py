@@ -8,7 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from attncli import presets
-from attncli.measure.bench import Settings
+from attncli.measure.bench import Settings, measure_row
 from attncli.measure.stack import measure_model
 from attncli.rows import analytic_row, analytic_rows, kv_row, layer_kinds
 from attncli.spec import Shape
@@ -162,6 +162,15 @@ def test_bench_measures_each_kind_once_and_totals_count_times_one_layer():
     # The same kind in another variant of the same command is not measured again.
     measure_model(presets.parse_variant("linear", micro), micro, Shape("decode", 32), settings, memo=memo)
     assert len(memo) == 2
+
+
+def test_measure_row_of_a_stack_is_one_period_of_its_pattern():
+    micro = presets.load_preset("micro")
+    spec = presets.parse_variant("hybrid:pattern=[linear,linear,mqa]", micro)
+    row = measure_row(spec, micro, Shape("prefill", 16), Settings(device=torch.device("cpu"), dtype="float32",
+                                                                  min_run_time=0))  # fmt: skip
+    assert row["layers"] == 3 and row["stack"] == "2×linear + 1×mqa"
+    assert row["kv_cache_bytes_measured"] == row["kv_cache_bytes"] == (2 * (4 * 64 * 64 + 4 * 64) + 16 * 2 * 64) * 4
 
 
 def test_compare_with_a_stack_reports_model_totals(cli):

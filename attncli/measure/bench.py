@@ -11,7 +11,7 @@ import torch
 
 from .. import registry
 from ..rows import analytic_row
-from ..spec import AttentionSpec, PresetSpec, Shape
+from ..spec import AttentionSpec, HybridSpec, PresetSpec, Shape
 from .device import device_name, synchronizer
 from .error import error_metrics
 from .timing import time_fn
@@ -47,7 +47,12 @@ def inputs(shape: Shape, d_model: int, settings: Settings):
 
 
 def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings) -> dict:
-    """One layer of `spec` doing `shape` on the settings' device: a full `bench` row."""
+    """One layer of `spec` doing `shape` on the settings' device: a full `bench` row. A stack
+    (hybrid) has no single layer: it gives the row of one period of its pattern (measure/stack.py)."""
+    if isinstance(spec, HybridSpec):
+        from .stack import measure_model
+
+        return measure_model(spec, preset, shape, settings, layers=len(spec.layers))[-1]
     row = analytic_row(spec, preset, shape, layers=1, dtype=settings.dtype, device=str(settings.device))
     fast, ref = build_pair(spec, settings)
     x, x_ref = inputs(shape, spec.d_model, settings)

@@ -19,15 +19,16 @@ SAME = ("backend", "device_name", "torch_version", "threads", "seed")
 
 
 def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings, layers: int = 1,
-                  per_layer: bool = False, memo: dict | None = None) -> list[dict]:  # fmt: skip
+                  per_layer: bool = False, memo: dict | None = None, measure=measure_row) -> list[dict]:  # fmt: skip
     """The model row for `layers` layers of `spec` (with per_layer and a stack, one row per distinct
     layer kind with its count first). `memo` shares one-layer measurements between calls, so a
-    kind that appears in several variants of one command is measured once."""
+    kind that appears in several variants of one command is measured once; `measure` is the
+    one-layer measurement (`measure_row`, or a wrapper that turns out-of-memory into a row)."""
     memo = {} if memo is None else memo
 
     def one_layer(kind: AttentionSpec) -> dict:
         if (kind, shape) not in memo:
-            memo[(kind, shape)] = measure_row(kind, preset, shape, settings)
+            memo[(kind, shape)] = measure(kind, preset, shape, settings)
         return memo[(kind, shape)]
 
     if not isinstance(spec, HybridSpec) and layers == 1:
@@ -44,9 +45,11 @@ def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, setting
         values = [part.get(key) for part in rows]
         total[key] = None if any(v is None for v in values) else max(values)
     total.update({key: rows[0].get(key) for key in SAME})
-    total["n_runs"] = min(part["n_runs"] for part in rows)
+    runs = [part.get("n_runs") for part in rows]
+    total["n_runs"] = None if None in runs else min(runs)
     total["gflops_per_s"] = _rate(total["flops"], total["latency_ms_median"])
-    total["status"] = "ok" if all(part["status"] == "ok" for part in rows) else "nan"
+    statuses = [part.get("status") for part in rows]
+    total["status"] = "ok" if all(s == "ok" for s in statuses) else next(s for s in statuses if s != "ok")
     total["latency_basis"] = "Σ count × 1 layer per kind"
     if not per_layer:
         return [total]
