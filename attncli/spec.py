@@ -24,7 +24,7 @@ DTYPE_ALIASES = {
 }  # fmt: skip
 
 MODES = ("prefill", "decode")
-POSITIONS = ("rope", "alibi", "none")  # every encoding some family implements; each spec class lists its own
+POSITIONS = ("rope", "none", "alibi")  # every encoding some family implements; each spec class lists its own
 
 
 def parse_dtype(name: str, where: str = "--dtype") -> str:
@@ -91,7 +91,7 @@ class GQASpec(AttentionSpec):
     n_kv_heads: int  # key/value heads; each serves n_heads / n_kv_heads query heads
     window: int | None = None  # sliding window in tokens: a query sees at most this many keys; None = all
 
-    positions: ClassVar[tuple[str, ...]] = ("rope", "alibi", "none")
+    positions: ClassVar[tuple[str, ...]] = ("rope", "none", "alibi")
 
     def __post_init__(self):
         super().__post_init__()

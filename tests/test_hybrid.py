@@ -85,8 +85,9 @@ def test_flat_overrides_keep_their_meaning():
     ("hybrid:causal=false", "hybrid:causal=false: causal: hybrid fixes causal; "
                             "set it on the layer variants, e.g. softmax=[gqa:causal=false]"),
     ("hybrid:softmax_every=0", "hybrid:softmax_every=0: softmax_every: 0 must be a positive integer"),
-    ("hybrid:pattern=[swa:d_model=256]", "hybrid:pattern=[swa:d_model=256]: pattern: every layer must have "
-                                         "d_model 512 (the residual width); 'swa-w1024' has 256"),
+    ("hybrid:pattern=[[swa:d_model=256,label=narrow]]", "hybrid:pattern=[[swa:d_model=256,label=narrow]]: pattern: "
+                                                        "every layer must have d_model 512 (the residual width); "
+                                                        "'narrow' has 256"),
 ])  # fmt: skip
 def test_bad_stacks_are_one_line_exit_2(cli, arg, message):
     r = cli("kv-memory", arg)

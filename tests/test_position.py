@@ -82,6 +82,6 @@ def test_alibi_fp32_fast_path_within_1e5_of_float64(mode):
 def test_unknown_position_lists_the_family_choices(cli):
     r = cli("flops", "mha:position=alibo")
     assert r.code == 2
-    assert r.err == "attncli: mha:position=alibo: position: 'alibo' is not one of rope, alibi, none\n"
+    assert r.err == "attncli: mha:position=alibo: position: 'alibo' is not one of rope, none, alibi\n"
     r = cli("flops", "linear:position=alibi")
     assert r.err == "attncli: linear:position=alibi: position: 'alibi' is not one of none for linear\n"
