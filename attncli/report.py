@@ -47,6 +47,7 @@ _fixed3 = _sig3
 
 FORMAT = {
     **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params"), _si),
+    "memory_proj_flops": _si,
     **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured"), _iec),
     **dict.fromkeys(("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s"), _fixed3),
     **dict.fromkeys(("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2"),
@@ -65,22 +66,26 @@ HEADER = {
     "gflops_per_s": "GFLOP/s", "err_rel_l2": "rel L2 err", "naive_err_rel_l2": "math rel L2",
     "err_max_abs": "max abs err", "speedup_vs_base": "speed-up", "kv_ratio_vs_base": "KV ratio",
     "flops_ratio_vs_base": "FLOP ratio", "n_layers": "layers", "gqa_n_kv_heads": "gqa KV heads",
+    "stack": "stack", "layer_of": "layer of", "memory_proj_flops": "memory K/V FLOPs (once)",
+    "latency_basis": "latency basis",
 }  # fmt: skip
 
 # The columns each command shows on the terminal; files get every column.
 _MEASURED = ["latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s", "kv_cache_bytes",
              "kv_cache_bytes_measured", "err_rel_l2", "naive_err_rel_l2", "err_max_abs"]  # fmt: skip
 VIEWS = {
-    "flops": ["label", "mode", "seq_len", "batch", "layers", "proj_flops", "attn_flops", "flops",
-              "ffn_flops", "attn_share", "kv_cache_bytes"],
-    "kv-memory": ["label", "seq_len", "batch", "layers", "dtype", "kv_bytes_per_token", "kv_cache_bytes"],
-    "bench": ["label", "mode", "seq_len", "batch", "flops", *_MEASURED],
-    "compare": ["label", "mode", "seq_len", "batch", "flops", *_MEASURED,
+    "flops": ["label", "mode", "seq_len", "batch", "layers", "stack", "layer_of", "proj_flops", "attn_flops", "flops",
+              "elementwise_flops", "memory_proj_flops", "ffn_flops", "attn_share", "kv_cache_bytes"],
+    "kv-memory": ["label", "seq_len", "batch", "layers", "stack", "layer_of", "dtype", "cache_tokens",
+                  "kv_bytes_per_token", "kv_cache_bytes"],
+    "bench": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED],
+    "compare": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED,
                 "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"],
     "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "description"],
 }  # fmt: skip
 
-RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads"}
+RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads",
+         "cache_tokens"}
 
 
 def cell(column: str, value) -> str:
