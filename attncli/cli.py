@@ -21,7 +21,7 @@ _EXIT = tuple({typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)})
 _ABORT = tuple({KeyboardInterrupt, typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
 
 from . import __version__, presets, report, rows
-from .errors import EXIT_INPUT, EXIT_INTERRUPTED, AttncliError, InputError
+from .errors import EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, AttncliError, InputError
 from .options import parse_int_list, parse_modes
 from .spec import COMPUTE_DTYPES, DTYPE_BYTES, Shape, parse_dtype
 
@@ -65,6 +65,15 @@ Threads = Annotated[Optional[int], typer.Option("--threads", show_default=False,
     help="CPU threads for torch. [default: torch's own choice]")]  # fmt: skip
 MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
+Backend = Annotated[str, typer.Option("--backend",
+    help="SDPA backend of the fast path: auto (torch's choice), math, flash, efficient, cudnn "
+         "(torch.nn.attention.sdpa_kernel). One the device cannot run is an error, never a fallback.")]  # fmt: skip
+Compile = Annotated[bool, typer.Option("--compile",
+    help="Time torch.compile of the layer instead of eager mode (rows labelled +compile; "
+         "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
+VerifyFlops = Annotated[bool, typer.Option("--verify-flops",
+    help="Also count FLOPs with torch's FlopCounterMode on the plain-math path and check them against "
+         "the analytic count of that path (which scores the full n×n matrix even when causal).")]  # fmt: skip
 
 
 def _variants(args: Optional[list[str]], default: list[str], preset):
@@ -141,34 +150,60 @@ def list_presets(csv: Csv = None, json: Json = None):
 # measuring commands (torch imported here, after every option has been checked)
 
 
-def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, view, csv, json):
+def _check_run_options(device: str, dtype: str, threads: Optional[int]) -> str:
+    """Check --device, --dtype and --threads before torch is imported; the canonical dtype or 'auto'."""
+    from .measure.device import check_device_name
+
+    check_device_name(device)
+    if threads is not None and threads <= 0:
+        raise InputError("--threads", f"{threads} must be a positive integer")
+    if dtype.strip().lower() == "auto":
+        return "auto"
+    dtype = parse_dtype(dtype)
+    if dtype not in COMPUTE_DTYPES:
+        raise InputError("--dtype", f"{dtype} is a storage format, not a compute dtype", f"choices: auto, {', '.join(COMPUTE_DTYPES)}")
+    return dtype
+
+
+def _resolve_run(device: str, dtype: str, threads: Optional[int]):
+    """Import torch, find the device (DeviceError if absent), resolve dtype auto, set the threads."""
+    import torch
+
+    from .measure.device import resolve_device
+
+    dev = resolve_device(device)
+    if dtype == "auto":
+        dtype = {"cuda": "bfloat16", "mps": "float16"}.get(dev.type, "float32")
+    if threads:
+        torch.set_num_threads(threads)
+    return dev, dtype
+
+
+def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, view, csv, json,
+             backend="auto", compile_=False, verify_flops=False):  # fmt: skip
     report.check_outputs(csv, json)
     p = presets.load_preset(preset)
     specs = _variants(variants, default, p)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
-    from .measure.device import check_device_name
+    dtype = _check_run_options(device, dtype, threads)
+    from .measure.backend import check_backend_name
 
-    check_device_name(device)
-    if dtype.strip().lower() != "auto":
-        dtype = parse_dtype(dtype)
-        if dtype not in COMPUTE_DTYPES:
-            raise InputError("--dtype", f"{dtype} is a storage format, not a compute dtype", f"choices: auto, {', '.join(COMPUTE_DTYPES)}")
-    if threads is not None and threads <= 0:
-        raise InputError("--threads", f"{threads} must be a positive integer")
+    backend = check_backend_name(backend)
     if min_time < 0:
         raise InputError("--min-time", f"{min_time} must not be negative")
 
-    import torch
-
     from .measure.bench import Settings, measure_row
-    from .measure.device import resolve_device
+    from .measure.peak import current_key, load_cached
 
-    dev = resolve_device(device)
-    if dtype.strip().lower() == "auto":
-        dtype = {"cuda": "bfloat16", "mps": "float16"}.get(dev.type, "float32")
-    if threads:
-        torch.set_num_threads(threads)
-    settings = Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time)
+    dev, dtype = _resolve_run(device, dtype, threads)
+
+    # The roofline columns use the peak `attncli peak` cached for this device, dtype, torch and
+    # thread count; without one they stay empty and the caption says how to fill them (measuring
+    # a peak takes seconds, more than a quick compare should spend).
+    peak = load_cached(current_key(dev, dtype))
+    settings = Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time, backend=backend, compile=compile_,
+                        verify_flops=verify_flops, peak_gflops=peak and peak.gflops, peak_gbps=peak and peak.gbps,
+                        peak_source=peak and f"cache ({peak.measured_at})")  # fmt: skip
     work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
     done: list[dict] = []
     interrupted = False
@@ -184,11 +219,37 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     if done:
         first = done[0]
         caption = (f"{first['device_name']} · {dtype} · torch {first['torch_version']} · {first['threads']} threads · "
-                   f"seed {seed} · latency: median (p25–p75) over ≥5 synchronised runs · error vs float64 reference")  # fmt: skip
+                   f"seed {seed} · latency: median (p25–p75) over ≥5 synchronised runs, noisy when IQR > 10% of median · "
+                   f"error vs float64 reference · SDPA backend {_backends(backend, done)}")  # fmt: skip
+        if dtype in ("float16", "bfloat16"):
+            caption += " · healthy: max abs err ≤ 2 × the same-dtype plain-math path's (FlashAttention's test criterion)"
+        if peak is not None:
+            caption += (f" · roofline vs measured peak {peak.gflops:,.0f} GFLOP/s, {peak.gbps:,.1f} GB/s "
+                        f"(attncli peak, {peak.measured_at}{', noisy' if peak.noisy else ''})")  # fmt: skip
+        else:
+            caption += (f" · no measured peak for this device/dtype/threads: run `attncli peak --device {dev} "
+                        f"--dtype {dtype}{f' --threads {threads}' if threads else ''}` for % of peak and the roofline bound")  # fmt: skip
+        if verify_flops:
+            caption += " · FLOPs counted by FlopCounterMode on the plain-math path (full n×n scores even when causal)"
         report.emit(done, view, title=f"{view} · preset {p.name} · 1 layer", caption=caption, csv_path=csv, json_path=json)
+    if verify_flops and any(r.get("flops_match") is False for r in done):
+        bad = ", ".join(f"{r['label']} {r['mode']} s={r['seq_len']}" for r in done if r.get("flops_match") is False)
+        _fail(f"--verify-flops: FlopCounterMode disagrees with the analytic count for {bad}")
+        raise typer.Exit(EXIT_CHECK_FAILED)
     if interrupted:
         typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows; the finished rows are shown and written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _backends(requested: str, done: list[dict]) -> str:
+    """`auto → flash`, or `auto → flash (prefill), math (decode)` when the rows differ."""
+    used = {r.get("backend_used") for r in done}
+    if used == {None}:
+        return requested
+    by_mode = {r["mode"]: r.get("backend_used") or "?" for r in done}
+    if len(set(by_mode.values())) == 1:
+        return f"{requested} → {next(iter(by_mode.values()))}"
+    return f"{requested} → " + ", ".join(f"{u} ({m})" for m, u in by_mode.items())
 
 
 class _progress:
@@ -225,13 +286,15 @@ def bench(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha]", show_default=False)] = None,
     preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
     device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
-    min_time: MinTime = 0.2, csv: Csv = None, json: Json = None,
+    min_time: MinTime = 0.2, backend: Backend = "auto", compile: Compile = False, verify_flops: VerifyFlops = False,
+    csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
 
     The error is against a float64 plain-math reference on the CPU with the same weights and
     inputs; the plain-math path in the run dtype is reported beside it."""
-    _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, "bench", csv, json)
+    _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, "bench", csv, json,
+             backend=backend, compile_=compile, verify_flops=verify_flops)  # fmt: skip
 
 
 @app.command("compare")
@@ -239,12 +302,43 @@ def compare(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha gqa]", show_default=False)] = None,
     preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
     device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
-    min_time: MinTime = 0.2, csv: Csv = None, json: Json = None,
+    min_time: MinTime = 0.2, backend: Backend = "auto", compile: Compile = False, verify_flops: VerifyFlops = False,
+    csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Bench every variant on identical shapes and seeds, with ratios against the first.
 
     speed-up = the first variant's latency / this one's; KV ratio and FLOP ratio = this one's / the first's."""
-    _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, "compare", csv, json)
+    _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, "compare",
+             csv, json, backend=backend, compile_=compile, verify_flops=verify_flops)  # fmt: skip
+
+
+@app.command("peak")
+def peak(
+    device: Device = "auto", dtype: RunDtype = "auto", threads: Threads = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Measure again even when a cached figure exists.")] = False,
+    csv: Csv = None, json: Json = None,
+):  # fmt: skip
+    """Measure the device's matmul peak (GFLOP/s) and memory bandwidth (GB/s), and cache them.
+
+    bench and compare put their rows against these figures (% of peak, the roofline bound).
+    Cached per device name, dtype, torch version and thread count in $XDG_CACHE_HOME/attncli
+    (default ~/.cache/attncli); --refresh measures again."""
+    report.check_outputs(csv, json)
+    dtype = _check_run_options(device, dtype, threads)
+    from .measure.peak import cache_path, get_peak
+
+    dev, dtype = _resolve_run(device, dtype, threads)
+    pk, source = get_peak(dev, dtype, refresh=refresh)
+    row = {
+        "device": str(dev), "device_name": pk.device_name, "dtype": pk.dtype, "threads": pk.threads,
+        "torch_version": pk.torch_version, "peak_gflops": pk.gflops, "peak_gbps": pk.gbps,
+        "ridge_flops_per_byte": pk.ridge, "matmul_n": pk.matmul_n, "copy_bytes": pk.copy_bytes,
+        "measured_at": pk.measured_at, "peak_source": source, "peak_method": pk.method(), "noisy": pk.noisy,
+    }  # fmt: skip
+    caption = f"{pk.method()} · ridge = peak / bandwidth (FLOP per byte) · cache: {cache_path()}"
+    if pk.noisy:
+        caption += " · noisy (IQR > 10% of median): the machine was busy; run --refresh when it is quiet"
+    report.emit([row], "peak", title=f"peak · {pk.device_name} · {pk.dtype}", caption=caption, csv_path=csv, json_path=json)
 
 
 @app.callback(invoke_without_command=True)

@@ -28,6 +28,9 @@ class Family:
     base_label: Callable[[AttentionSpec], str]  # the label before override suffixes
     fixed: tuple[str, ...] = ()  # fields the family pins (mha's n_kv_heads); overriding them is an error
     label_fields: tuple[str, ...] = ()  # fields the base label already shows (no suffix for them)
+    # Optional overrides; None uses the generic rule in rows.py (byte_columns, math_path_flops).
+    layer_bytes: Callable | None = None  # (spec, Shape, dtype_bytes) -> cost.LayerBytes, whole batch
+    math_flops: Callable | None = None  # (spec, Shape) -> cost.LayerFlops of the plain-math path
 
     def build(self, spec: AttentionSpec):
         """The torch module for `spec` (float32, CPU; the caller casts and moves it)."""

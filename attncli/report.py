@@ -53,6 +53,12 @@ FORMAT = {
                     lambda x: f"{x:.1e}"),  # fmt: skip
     **dict.fromkeys(("speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"), lambda x: f"{x:.2f}×"),
     "attn_share": lambda x: f"{100 * x:.0f}%",
+    **dict.fromkeys(("flops_counted", "flops_math_path"), _si),
+    **dict.fromkeys(("bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations",
+                     "copy_bytes"), _iec),  # fmt: skip
+    **dict.fromkeys(("gbytes_per_s", "peak_gflops", "peak_gbps", "roofline_ms", "arith_intensity",
+                     "ridge_flops_per_byte"), _fixed3),  # fmt: skip
+    **dict.fromkeys(("frac_of_peak", "frac_of_bw", "frac_of_roofline"), lambda x: f"{100 * x:.0f}%"),
     "seq_len": lambda x: f"{x:,}",
 }
 
@@ -65,11 +71,32 @@ HEADER = {
     "gflops_per_s": "GFLOP/s", "err_rel_l2": "rel L2 err", "naive_err_rel_l2": "math rel L2",
     "err_max_abs": "max abs err", "speedup_vs_base": "speed-up", "kv_ratio_vs_base": "KV ratio",
     "flops_ratio_vs_base": "FLOP ratio", "n_layers": "layers", "gqa_n_kv_heads": "gqa KV heads",
+    "naive_err_max_abs": "math max abs", "backend_used": "SDPA", "flops_counted": "FLOPs counted",
+    "flops_math_path": "math-path FLOPs", "flops_match": "counted = analytic", "bytes_moved": "bytes moved",
+    "arith_intensity": "FLOP/B", "gbytes_per_s": "GB/s", "peak_gflops": "peak GFLOP/s", "peak_gbps": "peak GB/s",
+    "frac_of_peak": "% of peak", "frac_of_bw": "% of BW", "roofline_ms": "roofline ms",
+    "frac_of_roofline": "% of roof", "ridge_flops_per_byte": "ridge FLOP/B", "matmul_n": "matmul n",
+    "copy_bytes": "copy buffer", "measured_at": "measured", "peak_source": "source", "device_name": "device",
+    "torch_version": "torch", "latency_spread": "p25–p75 ms",
 }  # fmt: skip
 
+# Booleans shown as words; a column whose every value is its `HIDDEN_WHEN` value (or None) is left out.
+BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", "")}
+HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False}
+
 # The columns each command shows on the terminal; files get every column.
-_MEASURED = ["latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s", "kv_cache_bytes",
-             "kv_cache_bytes_measured", "err_rel_l2", "naive_err_rel_l2", "err_max_abs"]  # fmt: skip
+# Table-only columns derived from row columns (files carry the row columns themselves).
+DERIVED = {
+    "latency_spread": lambda r: None if r.get("latency_ms_p25") is None or r.get("latency_ms_p75") is None
+    else f"{_sig3(r['latency_ms_p25'])}–{_sig3(r['latency_ms_p75'])}",
+}
+# A column shown only when another one is (the math path's max error is what `healthy` grades against).
+SHOWN_WITH = {"naive_err_max_abs": "healthy"}
+
+_MEASURED = ["flops_math_path", "flops_counted", "flops_match",
+             "latency_ms_median", "latency_spread", "noisy", "gflops_per_s", "bound", "frac_of_roofline",
+             "kv_cache_bytes", "kv_cache_bytes_measured", "err_rel_l2", "naive_err_rel_l2", "err_max_abs",
+             "naive_err_max_abs", "healthy", "status"]  # fmt: skip
 VIEWS = {
     "flops": ["label", "mode", "seq_len", "batch", "layers", "proj_flops", "attn_flops", "flops",
               "ffn_flops", "attn_share", "kv_cache_bytes"],
@@ -77,15 +104,20 @@ VIEWS = {
     "bench": ["label", "mode", "seq_len", "batch", "flops", *_MEASURED],
     "compare": ["label", "mode", "seq_len", "batch", "flops", *_MEASURED,
                 "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"],
+    "peak": ["device_name", "dtype", "threads", "torch_version", "peak_gflops", "peak_gbps", "ridge_flops_per_byte",
+             "matmul_n", "copy_bytes", "measured_at", "peak_source", "noisy"],
     "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "description"],
 }  # fmt: skip
 
-RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads"}
+RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads",
+         "threads", "matmul_n"}  # fmt: skip
 
 
 def cell(column: str, value) -> str:
     if value is None:
         return "–"
+    if isinstance(value, bool) and column in BOOL_WORDS:
+        return BOOL_WORDS[column][0 if value else 1]
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else str(value)
     fmt = FORMAT.get(column)
@@ -101,16 +133,30 @@ def console(stderr: bool = False):
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
 
 
-def table(rows: list[dict], view: str, title: str = "", caption: str = ""):
+def table(rows: list[dict], view: str, title: str = "", caption: str = "", width: int | None = None):
+    """A Rich table of the view's columns that any row fills. When its natural width exceeds
+    `width`, each column narrows to its widest figure or its header's longest word (headers wrap
+    at spaces), so a figure is never cut."""
     from rich.table import Table
 
-    columns = [c for c in VIEWS[view] if any(r.get(c) is not None for r in rows)]
+    def value(r: dict, c: str):
+        return DERIVED[c](r) if c in DERIVED else r.get(c)
+
+    shown = {c for c in VIEWS[view] if any(value(r, c) is not None and value(r, c) != HIDDEN_WHEN.get(c) for r in rows)}
+    columns = [c for c in VIEWS[view] if c in shown and SHOWN_WITH.get(c, c) in shown]
+    cells = [[cell(c, value(r, c)) for c in columns] for r in rows]
+    headers = [HEADER.get(c, c) for c in columns]
+    widest = [max((len(line[i]) for line in cells), default=1) for i in range(len(columns))]
+    natural = [max(w, len(h)) for w, h in zip(widest, headers)]
+    compact = [max(w, *(len(word) for word in h.split())) for w, h in zip(widest, headers)]
+    squeeze = width is not None and sum(natural) + 3 * len(columns) + 1 > width
     t = Table(title=title or None, caption=caption or None, title_justify="left", caption_justify="left")
-    for c in columns:
-        numeric = c in RIGHT or c in FORMAT
-        t.add_column(HEADER.get(c, c), justify="right" if numeric else "left", no_wrap=c == "label")
-    for r in rows:
-        t.add_row(*(cell(c, r.get(c)) for c in columns))
+    for i, c in enumerate(columns):
+        numeric = c in RIGHT or c in FORMAT or c in DERIVED
+        t.add_column(headers[i], justify="right" if numeric else "left", no_wrap=c == "label",
+                     width=compact[i] if squeeze else None)  # fmt: skip
+    for line in cells:
+        t.add_row(*line)
     return t
 
 
@@ -174,7 +220,8 @@ def emit(rows: list[dict], view: str, *, title: str = "", caption: str = "", csv
          json_path: str | None = None) -> None:  # fmt: skip
     """Print the table (on stderr when a file goes to stdout) and write the requested files."""
     to_stdout = "-" in (csv_path, json_path)
-    console(stderr=to_stdout).print(table(rows, view, title, caption))
+    out = console(stderr=to_stdout)
+    out.print(table(rows, view, title, caption, width=out.width))
     for path, render, option in ((csv_path, to_csv, "--csv"), (json_path, to_json, "--json")):
         if path == "-":
             sys.stdout.write(render(rows))
