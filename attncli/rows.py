@@ -102,7 +102,8 @@ def roofline_columns(row: dict, peak_gflops: float | None, peak_gbps: float | No
     `flops`, `bytes_moved` and (for the achieved figures) `latency_ms_median`."""
     latency_s = row.get("latency_ms_median") and row["latency_ms_median"] * 1e-3
     out = {"gbytes_per_s": row["bytes_moved"] / latency_s / 1e9 if latency_s else None,
-           "peak_gflops": peak_gflops, "peak_gbps": peak_gbps}  # fmt: skip
+           "peak_gflops": peak_gflops, "peak_gbps": peak_gbps, "frac_of_peak": None, "frac_of_bw": None,
+           "roofline_ms": None, "frac_of_roofline": None, "bound": None}  # fmt: skip
     if not peak_gflops or not peak_gbps:
         return out
     bound_s, bound = roofline(row["flops"], row["bytes_moved"], peak_gflops * 1e9, peak_gbps * 1e9)
