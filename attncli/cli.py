@@ -150,33 +150,50 @@ def list_presets(csv: Csv = None, json: Json = None):
 # measuring commands (torch imported here, after every option has been checked)
 
 
-def _check_run_options(device: str, dtype: str, threads: Optional[int]) -> str:
-    """Check --device, --dtype and --threads before torch is imported; the canonical dtype or 'auto'."""
+def _check_run_options(device: str, dtype: str, threads: Optional[int], min_time: float):
+    """Validate the measuring options without torch: bad input fails before the slow import."""
     from .measure.device import check_device_name
 
     check_device_name(device)
+    if dtype.strip().lower() != "auto":
+        dtype = parse_dtype(dtype)
+        if dtype not in COMPUTE_DTYPES:
+            raise InputError("--dtype", f"{dtype} is a storage format, not a compute dtype", f"choices: auto, {', '.join(COMPUTE_DTYPES)}")
     if threads is not None and threads <= 0:
         raise InputError("--threads", f"{threads} must be a positive integer")
-    if dtype.strip().lower() == "auto":
-        return "auto"
-    dtype = parse_dtype(dtype)
-    if dtype not in COMPUTE_DTYPES:
-        raise InputError("--dtype", f"{dtype} is a storage format, not a compute dtype", f"choices: auto, {', '.join(COMPUTE_DTYPES)}")
-    return dtype
+    if min_time < 0:
+        raise InputError("--min-time", f"{min_time} must not be negative")
+    return dtype, threads
 
 
-def _resolve_run(device: str, dtype: str, threads: Optional[int]):
-    """Import torch, find the device (DeviceError if absent), resolve dtype auto, set the threads."""
+def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_time: float, **options):
+    """Resolve the device (exit 3 when absent) and the auto dtype; set the CPU threads."""
     import torch
 
+    from .measure.bench import Settings
     from .measure.device import resolve_device
 
     dev = resolve_device(device)
-    if dtype == "auto":
+    if dtype.strip().lower() == "auto":
         dtype = {"cuda": "bfloat16", "mps": "float16"}.get(dev.type, "float32")
     if threads:
         torch.set_num_threads(threads)
-    return dev, dtype
+    return Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time, **options)
+
+
+def _with_peak(settings):
+    """The settings with the peaks `attncli peak` cached for their device, dtype, torch and thread
+    count. Without a cached peak the roofline columns stay empty and the caption says how to fill
+    them: measuring takes seconds, more than a quick compare should spend unasked."""
+    import dataclasses
+
+    from .measure.peak import current_key, load_cached
+
+    peak = load_cached(current_key(settings.device, settings.dtype))
+    if peak is None:
+        return settings
+    source = f"attncli peak, {peak.measured_at}{', noisy' if peak.noisy else ''}"
+    return dataclasses.replace(settings, peak_gflops=peak.gflops, peak_gbps=peak.gbps, peak_source=source)
 
 
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, view, csv, json,
@@ -185,25 +202,14 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     p = presets.load_preset(preset)
     specs = _variants(variants, default, p)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
-    dtype = _check_run_options(device, dtype, threads)
+    dtype, threads = _check_run_options(device, dtype, threads, min_time)
     from .measure.backend import check_backend_name
 
     backend = check_backend_name(backend)
-    if min_time < 0:
-        raise InputError("--min-time", f"{min_time} must not be negative")
+    from .measure.bench import measure_row
 
-    from .measure.bench import Settings, measure_row
-    from .measure.peak import current_key, load_cached
-
-    dev, dtype = _resolve_run(device, dtype, threads)
-
-    # The roofline columns use the peak `attncli peak` cached for this device, dtype, torch and
-    # thread count; without one they stay empty and the caption says how to fill them (measuring
-    # a peak takes seconds, more than a quick compare should spend).
-    peak = load_cached(current_key(dev, dtype))
-    settings = Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time, backend=backend, compile=compile_,
-                        verify_flops=verify_flops, peak_gflops=peak and peak.gflops, peak_gbps=peak and peak.gbps,
-                        peak_source=peak and f"cache ({peak.measured_at})")  # fmt: skip
+    settings = _with_peak(_settings(device, dtype, seed, threads, min_time, backend=backend, compile=compile_,
+                                    verify_flops=verify_flops))  # fmt: skip
     work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
     done: list[dict] = []
     interrupted = False
@@ -217,21 +223,8 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     if view == "compare":
         rows.add_ratios(done)
     if done:
-        first = done[0]
-        caption = (f"{first['device_name']} · {dtype} · torch {first['torch_version']} · {first['threads']} threads · "
-                   f"seed {seed} · latency: median (p25–p75) over ≥5 synchronised runs, noisy when IQR > 10% of median · "
-                   f"error vs float64 reference · SDPA backend {_backends(backend, done)}")  # fmt: skip
-        if dtype in ("float16", "bfloat16"):
-            caption += " · healthy: max abs err ≤ 2 × the same-dtype plain-math path's (FlashAttention's test criterion)"
-        if peak is not None:
-            caption += (f" · roofline vs measured peak {peak.gflops:,.0f} GFLOP/s, {peak.gbps:,.1f} GB/s "
-                        f"(attncli peak, {peak.measured_at}{', noisy' if peak.noisy else ''})")  # fmt: skip
-        else:
-            caption += (f" · no measured peak for this device/dtype/threads: run `attncli peak --device {dev} "
-                        f"--dtype {dtype}{f' --threads {threads}' if threads else ''}` for % of peak and the roofline bound")  # fmt: skip
-        if verify_flops:
-            caption += " · FLOPs counted by FlopCounterMode on the plain-math path (full n×n scores even when causal)"
-        report.emit(done, view, title=f"{view} · preset {p.name} · 1 layer", caption=caption, csv_path=csv, json_path=json)
+        report.emit(done, view, title=f"{view} · preset {p.name} · 1 layer", caption=report.caption_for(done),
+                    csv_path=csv, json_path=json)  # fmt: skip
     if verify_flops and any(r.get("flops_match") is False for r in done):
         bad = ", ".join(f"{r['label']} {r['mode']} s={r['seq_len']}" for r in done if r.get("flops_match") is False)
         _fail(f"--verify-flops: FlopCounterMode disagrees with the analytic count for {bad}")
@@ -239,17 +232,6 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     if interrupted:
         typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows; the finished rows are shown and written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
-
-
-def _backends(requested: str, done: list[dict]) -> str:
-    """`auto → flash`, or `auto → flash (prefill), math (decode)` when the rows differ."""
-    used = {r.get("backend_used") for r in done}
-    if used == {None}:
-        return requested
-    by_mode = {r["mode"]: r.get("backend_used") or "?" for r in done}
-    if len(set(by_mode.values())) == 1:
-        return f"{requested} → {next(iter(by_mode.values()))}"
-    return f"{requested} → " + ", ".join(f"{u} ({m})" for m, u in by_mode.items())
 
 
 class _progress:
@@ -324,11 +306,12 @@ def peak(
     Cached per device name, dtype, torch version and thread count in $XDG_CACHE_HOME/attncli
     (default ~/.cache/attncli); --refresh measures again."""
     report.check_outputs(csv, json)
-    dtype = _check_run_options(device, dtype, threads)
+    dtype, threads = _check_run_options(device, dtype, threads, 0.0)
     from .measure.peak import cache_path, get_peak
 
-    dev, dtype = _resolve_run(device, dtype, threads)
-    pk, source = get_peak(dev, dtype, refresh=refresh)
+    settings = _settings(device, dtype, 0, threads, 0.0)
+    dev = settings.device
+    pk, source = get_peak(dev, settings.dtype, refresh=refresh)
     row = {
         "device": str(dev), "device_name": pk.device_name, "dtype": pk.dtype, "threads": pk.threads,
         "torch_version": pk.torch_version, "peak_gflops": pk.gflops, "peak_gbps": pk.gbps,

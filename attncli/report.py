@@ -53,12 +53,6 @@ FORMAT = {
                     lambda x: f"{x:.1e}"),  # fmt: skip
     **dict.fromkeys(("speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"), lambda x: f"{x:.2f}×"),
     "attn_share": lambda x: f"{100 * x:.0f}%",
-    **dict.fromkeys(("flops_counted", "flops_math_path"), _si),
-    **dict.fromkeys(("bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations",
-                     "copy_bytes"), _iec),  # fmt: skip
-    **dict.fromkeys(("gbytes_per_s", "peak_gflops", "peak_gbps", "roofline_ms", "arith_intensity",
-                     "ridge_flops_per_byte"), _fixed3),  # fmt: skip
-    **dict.fromkeys(("frac_of_peak", "frac_of_bw", "frac_of_roofline"), lambda x: f"{100 * x:.0f}%"),
     "seq_len": lambda x: f"{x:,}",
 }
 
@@ -71,6 +65,18 @@ HEADER = {
     "gflops_per_s": "GFLOP/s", "err_rel_l2": "rel L2 err", "naive_err_rel_l2": "math rel L2",
     "err_max_abs": "max abs err", "speedup_vs_base": "speed-up", "kv_ratio_vs_base": "KV ratio",
     "flops_ratio_vs_base": "FLOP ratio", "n_layers": "layers", "gqa_n_kv_heads": "gqa KV heads",
+}  # fmt: skip
+
+# Measurement columns (issue 6): the FLOP cross-check, the roofline, dtype grading, `peak`.
+FORMAT.update({
+    **dict.fromkeys(("flops_counted", "flops_math_path"), _si),
+    **dict.fromkeys(("bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations",
+                     "copy_bytes"), _iec),
+    **dict.fromkeys(("gbytes_per_s", "peak_gflops", "peak_gbps", "roofline_ms", "arith_intensity",
+                     "ridge_flops_per_byte"), _fixed3),
+    **dict.fromkeys(("frac_of_peak", "frac_of_bw", "frac_of_roofline"), lambda x: f"{100 * x:.0f}%"),
+})  # fmt: skip
+HEADER.update({
     "naive_err_max_abs": "math max abs", "backend_used": "SDPA", "flops_counted": "FLOPs counted",
     "flops_math_path": "math-path FLOPs", "flops_match": "counted = analytic", "bytes_moved": "bytes moved",
     "arith_intensity": "FLOP/B", "gbytes_per_s": "GB/s", "peak_gflops": "peak GFLOP/s", "peak_gbps": "peak GB/s",
@@ -78,7 +84,7 @@ HEADER = {
     "frac_of_roofline": "% of roof", "ridge_flops_per_byte": "ridge FLOP/B", "matmul_n": "matmul n",
     "copy_bytes": "copy buffer", "measured_at": "measured", "peak_source": "source", "device_name": "device",
     "torch_version": "torch", "latency_spread": "p25–p75 ms",
-}  # fmt: skip
+})  # fmt: skip
 
 # Booleans shown as words; a column whose every value is its `HIDDEN_WHEN` value (or None) is left out.
 BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", "")}
@@ -135,7 +141,7 @@ def console(stderr: bool = False):
 
 def table(rows: list[dict], view: str, title: str = "", caption: str = "", width: int | None = None):
     """A Rich table of the view's columns that any row fills. When its natural width exceeds
-    `width`, each column narrows to its widest figure or its header's longest word (headers wrap
+    `width` (default: the terminal's), each column narrows to its widest figure or its header's longest word (headers wrap
     at spaces), so a figure is never cut."""
     from rich.table import Table
 
@@ -149,7 +155,8 @@ def table(rows: list[dict], view: str, title: str = "", caption: str = "", width
     widest = [max((len(line[i]) for line in cells), default=1) for i in range(len(columns))]
     natural = [max(w, len(h)) for w, h in zip(widest, headers)]
     compact = [max(w, *(len(word) for word in h.split())) for w, h in zip(widest, headers)]
-    squeeze = width is not None and sum(natural) + 3 * len(columns) + 1 > width
+    width = console().width if width is None else width
+    squeeze = sum(natural) + 3 * len(columns) + 1 > width
     t = Table(title=title or None, caption=caption or None, title_justify="left", caption_justify="left")
     for i, c in enumerate(columns):
         numeric = c in RIGHT or c in FORMAT or c in DERIVED
@@ -220,11 +227,41 @@ def emit(rows: list[dict], view: str, *, title: str = "", caption: str = "", csv
          json_path: str | None = None) -> None:  # fmt: skip
     """Print the table (on stderr when a file goes to stdout) and write the requested files."""
     to_stdout = "-" in (csv_path, json_path)
-    out = console(stderr=to_stdout)
-    out.print(table(rows, view, title, caption, width=out.width))
+    console(stderr=to_stdout).print(table(rows, view, title, caption))
     for path, render, option in ((csv_path, to_csv, "--csv"), (json_path, to_json, "--json")):
         if path == "-":
             sys.stdout.write(render(rows))
             sys.stdout.flush()
         elif path:
             write_atomic(path, render(rows), option)
+
+
+def caption_for(rows: list[dict]) -> str:
+    """What measured rows ran on and how they were measured, from the rows themselves."""
+    first = next((r for r in rows if r.get("device_name")), None)
+    if first is None:
+        return ""
+    parts = [f"{first['device_name']} · {first['dtype']} · torch {first['torch_version']} · {first['threads']} threads · "
+             f"seed {first['seed']} · latency: median (p25–p75) over ≥5 synchronised runs, noisy when IQR > 10% of "
+             f"median · error vs float64 reference"]  # fmt: skip
+    requested = first.get("backend")
+    if requested:
+        used = {r["mode"]: r.get("backend_used") for r in rows if r.get("backend_used")}
+        if not used:
+            parts.append(f"SDPA backend {requested}")
+        elif len(set(used.values())) == 1:
+            parts.append(f"SDPA backend {requested} → {next(iter(used.values()))}")
+        else:
+            parts.append(f"SDPA backend {requested} → " + ", ".join(f"{u} ({m})" for m, u in used.items()))
+    if any(r.get("healthy") is not None for r in rows):
+        parts.append("healthy: max abs err ≤ 2 × the same-dtype plain-math path's (FlashAttention's test criterion)")
+    if any(r.get("flops_counted") is not None for r in rows):
+        parts.append("FLOPs counted by FlopCounterMode on the plain-math path, which scores the full n×n matrix "
+                     "even when causal (math-path FLOPs: its analytic count)")  # fmt: skip
+    if first.get("peak_gflops"):
+        parts.append(f"roofline vs measured peak {first['peak_gflops']:,.0f} GFLOP/s, {first['peak_gbps']:,.1f} GB/s "
+                     f"({first.get('peak_source') or 'attncli peak'}); % of roof = roofline time / latency")  # fmt: skip
+    else:
+        parts.append(f"no measured peak for this device, dtype and thread count: `attncli peak --device {first['device']} "
+                     f"--dtype {first['dtype']} --threads {first['threads']}` fills % of peak and the roofline bound")  # fmt: skip
+    return " · ".join(parts)

@@ -24,14 +24,6 @@ COLUMNS = (
     "kv_cache_bytes_measured", "latency_ms_median", "latency_ms_p25", "latency_ms_p75", "n_runs",
     "gflops_per_s", "err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2",
     "backend", "device_name", "torch_version", "threads", "seed", "status",
-    # measured: timing stability, SDPA backend, dtype grading, FLOP cross-check
-    "noisy", "backend_used", "compiled", "healthy", "flops_counted", "flops_math_path", "flops_match",
-    # roofline: analytic bytes moved, the device's measured peaks, the bound
-    "bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations", "arith_intensity",
-    "gbytes_per_s", "peak_gflops", "peak_gbps", "frac_of_peak", "frac_of_bw", "roofline_ms", "frac_of_roofline",
-    "bound", "peak_source",
-    # the `peak` command
-    "ridge_flops_per_byte", "matmul_n", "copy_bytes", "measured_at", "peak_method",
     # compare
     "base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base",
 )  # fmt: skip
@@ -87,7 +79,8 @@ def byte_columns(spec: AttentionSpec, shape: Shape, dtype: str, layers: int) -> 
         per = family.layer_bytes(spec, shape, b)
     else:
         per = layer_bytes(params=family.params(spec), kv_elements_per_token=family.kv_elements_per_token(spec),
-                          d_model=spec.d_model, q_width=spec.q_dim, o_width=spec.q_dim, shape=shape, dtype_bytes=b)  # fmt: skip
+                          d_model=spec.d_model, q_width=spec.q_dim, shape=shape, dtype_bytes=b,
+                          o_width=spec.n_heads * getattr(spec, "v_head_dim", spec.head_dim))  # fmt: skip
     flops = family.flops(spec, shape).matmul * shape.batch * layers
     return {
         "bytes_moved": per.total * layers, "bytes_weights": per.weights * layers, "bytes_kv_read": per.kv_read * layers,
@@ -150,3 +143,17 @@ def _ratio(num, den):
     if num is None or den is None or den == 0:
         return None
     return num / den
+
+
+# Measurement columns (issue 6), placed between the measured and the compare columns: timing
+# stability, the SDPA backend, dtype grading and the FLOP cross-check; the roofline against the
+# device's measured peaks; and the `peak` command's own columns.
+QUALITY_COLUMNS = ("noisy", "backend_used", "compiled", "healthy", "flops_counted", "flops_math_path", "flops_match")
+ROOFLINE_COLUMNS = (
+    "bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations", "arith_intensity",
+    "gbytes_per_s", "peak_gflops", "peak_gbps", "frac_of_peak", "frac_of_bw", "roofline_ms", "frac_of_roofline",
+    "bound", "peak_source",
+)  # fmt: skip
+PEAK_COLUMNS = ("ridge_flops_per_byte", "matmul_n", "copy_bytes", "measured_at", "peak_method")
+_before_compare = COLUMNS.index("base_label")
+COLUMNS = COLUMNS[:_before_compare] + QUALITY_COLUMNS + ROOFLINE_COLUMNS + PEAK_COLUMNS + COLUMNS[_before_compare:]
