@@ -261,6 +261,9 @@ def caption_for(rows: list[dict]) -> str:
     if first.get("peak_gflops"):
         parts.append(f"roofline vs measured peak {first['peak_gflops']:,.0f} GFLOP/s, {first['peak_gbps']:,.1f} GB/s "
                      f"({first.get('peak_source') or 'attncli peak'}); % of roof = roofline time / latency")  # fmt: skip
+        if any((r.get("frac_of_peak") or 0) > 1.05 for r in rows):
+            parts.append("a row beats the cached matmul peak: it was measured on a busier machine, so refresh it "
+                         "with `attncli peak --refresh` on a quiet one")  # fmt: skip
     else:
         parts.append(f"no measured peak for this device, dtype and thread count: `attncli peak --device {first['device']} "
                      f"--dtype {first['dtype']} --threads {first['threads']}` fills % of peak and the roofline bound")  # fmt: skip

@@ -113,3 +113,12 @@ def test_bench_without_a_cached_peak_leaves_the_roofline_empty_and_says_how(cli)
     assert row["peak_gflops"] is None and row["frac_of_peak"] is None and row["bound"] is None
     assert row["bytes_moved"] > 0 and row["arith_intensity"] > 0  # analytic: always there
     assert "attncli peak --device cpu --dtype float32" in " ".join(r.err.split())
+
+
+def test_a_row_beating_the_cached_peak_asks_for_a_refresh():
+    from attncli.report import caption_for
+
+    row = {"device_name": "cpu0", "device": "cpu", "dtype": "float32", "torch_version": "x", "threads": 2, "seed": 0,
+           "peak_gflops": 10.0, "peak_gbps": 1.0, "frac_of_peak": 3.4, "mode": "prefill"}  # fmt: skip
+    assert "attncli peak --refresh" in caption_for([row])
+    assert "attncli peak --refresh" not in caption_for([{**row, "frac_of_peak": 0.9}])
