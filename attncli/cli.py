@@ -321,7 +321,8 @@ def peak(
     caption = f"{pk.method()} · ridge = peak / bandwidth (FLOP per byte) · cache: {cache_path()}"
     if pk.noisy:
         caption += " · noisy (IQR > 10% of median): the machine was busy; run --refresh when it is quiet"
-    report.emit([row], "peak", title=f"peak · {pk.device_name} · {pk.dtype}", caption=caption, csv_path=csv, json_path=json)
+    report.emit([row], "peak", title=f"peak · {pk.device_name} · {pk.dtype}", caption=caption, csv_path=csv,
+                json_path=json)  # fmt: skip
 
 
 @app.callback(invoke_without_command=True)

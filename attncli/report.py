@@ -141,8 +141,8 @@ def console(stderr: bool = False):
 
 def table(rows: list[dict], view: str, title: str = "", caption: str = "", width: int | None = None):
     """A Rich table of the view's columns that any row fills. When its natural width exceeds
-    `width` (default: the terminal's), each column narrows to its widest figure or its header's longest word (headers wrap
-    at spaces), so a figure is never cut."""
+    `width` (default: the terminal's), each column narrows to its widest figure or its header's
+    longest word (headers wrap at spaces), so a figure is not cut while that fits."""
     from rich.table import Table
 
     def value(r: dict, c: str):
@@ -241,9 +241,9 @@ def caption_for(rows: list[dict]) -> str:
     first = next((r for r in rows if r.get("device_name")), None)
     if first is None:
         return ""
-    parts = [f"{first['device_name']} · {first['dtype']} · torch {first['torch_version']} · {first['threads']} threads · "
-             f"seed {first['seed']} · latency: median (p25–p75) over ≥5 synchronised runs, noisy when IQR > 10% of "
-             f"median · error vs float64 reference"]  # fmt: skip
+    parts = [f"{first['device_name']} · {first['dtype']} · torch {first['torch_version']} · {first['threads']} threads"
+             f" · seed {first['seed']} · latency: median (p25–p75) over ≥5 synchronised runs, noisy when IQR > 10%"
+             f" of median · error vs float64 reference"]  # fmt: skip
     requested = first.get("backend")
     if requested:
         used = {r["mode"]: r.get("backend_used") for r in rows if r.get("backend_used")}

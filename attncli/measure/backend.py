@@ -11,7 +11,8 @@ import warnings
 from ..errors import InputError, did_you_mean
 
 BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
-_SDP_NAMES = {"math": "MATH", "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION"}
+_SDP_NAMES = {"math": "MATH", "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION",
+              "cudnn": "CUDNN_ATTENTION"}  # fmt: skip
 _USED_NAMES = {"MATH": "math", "FLASH_ATTENTION": "flash", "EFFICIENT_ATTENTION": "efficient",
                "CUDNN_ATTENTION": "cudnn", "OVERRIDEABLE": "overrideable"}  # fmt: skip
 

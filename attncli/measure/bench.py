@@ -62,7 +62,8 @@ def _compiled(run, arg, settings: Settings, label: str):
         fn(arg)
     except Exception as e:  # noqa: BLE001 - inductor can fail in many ways (no compiler, unsupported op)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ResourceError("--compile", f"torch.compile failed for {label}: {first[:200]}", "run without --compile") from None
+        raise ResourceError("--compile", f"torch.compile failed for {label}: {first[:200]}",
+                            "run without --compile") from None
     return fn
 
 

@@ -166,7 +166,8 @@ def copy_bytes_for(device) -> int:
     return CPU_COPY_BYTES
 
 
-def measure_bandwidth(device, dtype: str, nbytes: int | None = None, min_run_time: float = 0.3) -> tuple[float, int, bool]:
+def measure_bandwidth(device, dtype: str, nbytes: int | None = None,
+                      min_run_time: float = 0.3) -> tuple[float, int, bool]:  # fmt: skip
     """Median GB/s of dst.copy_(src), counting read + write (2 × nbytes per copy); the buffer's
     bytes; whether the timing was noisy."""
     import torch
