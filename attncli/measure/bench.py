@@ -56,7 +56,10 @@ def inputs(shape: Shape, d_model: int, settings: Settings):
 
 
 def _compiled(run, arg, settings: Settings, label: str):
-    """torch.compile of the layer call; its first call (the compilation) fails here, not mid-timing."""
+    """torch.compile of the layer call; its first call (the compilation) fails here, not mid-timing.
+    Dynamo's caches are cleared first: every row compiles its own layer, and a full cache would
+    otherwise fall back to eager mode without a word after a few rows."""
+    torch._dynamo.reset()
     fn = torch.compile(run, dynamic=False, backend=settings.compile_backend)
     try:
         fn(arg)
