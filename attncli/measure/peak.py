@@ -141,10 +141,10 @@ def measure_matmul(device, dtype: str, sizes=None, min_run_time: float = 0.25) -
     gpu = device.type == "cuda"
     sizes = sizes or (GPU_SIZES if gpu else CPU_SIZES)
     best, best_n, noisy = 0.0, sizes[0], False
-    gen = torch.Generator().manual_seed(0)
+    dt = getattr(torch, dtype)
     for n in sizes:
-        a = torch.randn(n, n, generator=gen).to(device=device, dtype=getattr(torch, dtype))
-        b = torch.randn(n, n, generator=gen).to(device=device, dtype=getattr(torch, dtype))
+        a = torch.randn(n, n, device=device, dtype=dt)  # random values: a GPU's clock depends on the bits
+        b = torch.randn(n, n, device=device, dtype=dt)
         c = torch.empty_like(a)
         t = time_fn(lambda: torch.mm(a, b, out=c), device, min_run_time=min_run_time, warmup_time=0.05)
         rate = 2 * n**3 / (t.median_ms * 1e-3) / 1e9
