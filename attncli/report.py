@@ -90,7 +90,6 @@ HEADER.update({
 BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", "")}
 HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False}
 
-# The columns each command shows on the terminal; files get every column.
 # Table-only columns derived from row columns (files carry the row columns themselves).
 DERIVED = {
     "latency_spread": lambda r: None if r.get("latency_ms_p25") is None or r.get("latency_ms_p75") is None
@@ -99,6 +98,9 @@ DERIVED = {
 # A column shown only when another one is (the math path's max error is what `healthy` grades against).
 SHOWN_WITH = {"naive_err_max_abs": "healthy"}
 
+# The columns each command shows on the terminal; files get every column. The measured views show
+# `bound` and `% of roof` (= % of peak on compute-bound rows, % of bandwidth on memory-bound ones);
+# frac_of_peak, frac_of_bw, GB/s and the byte counts are in the files.
 _MEASURED = ["flops_math_path", "flops_counted", "flops_match",
              "latency_ms_median", "latency_spread", "noisy", "gflops_per_s", "bound", "frac_of_roofline",
              "kv_cache_bytes", "kv_cache_bytes_measured", "err_rel_l2", "naive_err_rel_l2", "err_max_abs",
