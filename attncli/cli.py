@@ -21,7 +21,8 @@ _EXIT = tuple({typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)})
 _ABORT = tuple({KeyboardInterrupt, typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
 
 from . import __version__, presets, report, rows
-from .errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, AttncliError, InputError, ResourceError
+from .errors import (EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, AttncliError,
+                     InputError, ResourceError)  # fmt: skip
 from .options import parse_int_list, parse_modes, parse_positive_int
 from .spec import COMPUTE_DTYPES, DTYPE_BYTES, Shape, parse_dtype
 
@@ -76,6 +77,15 @@ MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
 Force = Annotated[bool, typer.Option("--force",
     help="Skip the memory pre-flight (rows that then run out of memory get status oom).")]  # fmt: skip
+Backend = Annotated[str, typer.Option("--backend",
+    help="SDPA backend of the fast path: auto (torch's choice), math, flash, efficient, cudnn "
+         "(torch.nn.attention.sdpa_kernel). One the device cannot run is an error, never a fallback.")]  # fmt: skip
+Compile = Annotated[bool, typer.Option("--compile",
+    help="Time torch.compile of the layer instead of eager mode (rows labelled +compile; "
+         "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
+VerifyFlops = Annotated[bool, typer.Option("--verify-flops",
+    help="Also count FLOPs with torch's FlopCounterMode on the plain-math path and check them against "
+         "the analytic count of that path (which scores the full n×n matrix even when causal).")]  # fmt: skip
 
 
 def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool = False):
@@ -192,7 +202,7 @@ def _preflight(work, device: str, dtype: str, force: bool, settings=None) -> Non
         preflight.check(spec, shape, settings.dtype, settings.device.type, device_free=free)
 
 
-def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_time: float):
+def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_time: float, **options):
     """Resolve the device (exit 3 when absent) and the auto dtype; set the CPU threads."""
     import torch
 
@@ -205,11 +215,26 @@ def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_ti
         dtype = {"cuda": "bfloat16", "mps": "float16"}.get(dev.type, "float32")
     if threads:
         torch.set_num_threads(threads)
-    return Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time)
+    return Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time, **options)
+
+
+def _with_peak(settings):
+    """The settings with the peaks `attncli peak` cached for their device, dtype, torch and thread
+    count. Without a cached peak the roofline columns stay empty and the caption says how to fill
+    them: measuring takes seconds, more than a quick compare should spend unasked."""
+    import dataclasses
+
+    from .measure.peak import current_key, load_cached
+
+    peak = load_cached(current_key(settings.device, settings.dtype))
+    if peak is None:
+        return settings
+    source = f"attncli peak, {peak.measured_at}{', noisy' if peak.noisy else ''}"
+    return dataclasses.replace(settings, peak_gflops=peak.gflops, peak_gbps=peak.gbps, peak_source=source)
 
 
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
-             csv, json, layers=None, per_layer=False):  # fmt: skip
+             csv, json, layers=None, per_layer=False, backend="auto", compile_=False, verify_flops=False):  # fmt: skip
     report.check_outputs(csv, json)
     p = presets.load_preset(preset)
     specs = _variants(variants, default, p, paths=True)
@@ -220,11 +245,15 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     n_layers = _layers(layers, p, default=p.n_layers if any(isinstance(s, HybridSpec) for s in specs) else 1)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     dtype, threads = _check_run_options(device, dtype, threads, min_time)
+    from .measure.backend import check_backend_name
+
+    backend = check_backend_name(backend)
     work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
     # Each distinct layer kind is measured alone, so the pre-flight checks the kinds.
     kinds = [(k, shape) for s, shape in work for k in (s.layers if isinstance(s, HybridSpec) else (s,))]
     _preflight(kinds, device, dtype, force)
-    settings = _settings(device, dtype, seed, threads, min_time)
+    settings = _with_peak(_settings(device, dtype, seed, threads, min_time, backend=backend, compile=compile_,
+                                    verify_flops=verify_flops))  # fmt: skip
     _preflight(kinds, device, dtype, force, settings)
     from .measure.oom import measure_or_oom
     from .measure.stack import measure_model
@@ -248,6 +277,10 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
                         "(latency, cache bytes); errors: the worst kind")  # fmt: skip
         title = f"{view} · preset {p.name} · {n_layers} layer{'s' if n_layers > 1 else ''}"
         report.emit(done, view, title=title, caption=caption, csv_path=csv, json_path=json)
+    if verify_flops and any(r.get("flops_match") is False for r in done):
+        bad = ", ".join(f"{r['label']} {r['mode']} s={r['seq_len']}" for r in done if r.get("flops_match") is False)
+        _fail(f"--verify-flops: FlopCounterMode disagrees with the analytic count for {bad}")
+        raise typer.Exit(EXIT_CHECK_FAILED)
     if interrupted:
         typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows; the finished rows are shown and written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -288,6 +321,7 @@ def bench(
     preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
     device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
     min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None, per_layer: PerLayer = False,
+    backend: Backend = "auto", compile: Compile = False, verify_flops: VerifyFlops = False,
     csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
@@ -296,7 +330,7 @@ def bench(
     inputs; the plain-math path in the run dtype is reported beside it. With --layers N (or a
     hybrid), each distinct layer kind is measured once and the model totals count × that layer."""
     _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench",
-             csv, json, layers, per_layer)  # fmt: skip
+             csv, json, layers, per_layer, backend=backend, compile_=compile, verify_flops=verify_flops)  # fmt: skip
 
 
 @app.command("compare")
@@ -305,13 +339,15 @@ def compare(
     preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
     device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
     min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None, per_layer: PerLayer = False,
+    backend: Backend = "auto", compile: Compile = False, verify_flops: VerifyFlops = False,
     csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Bench every variant on identical shapes and seeds, with ratios against the first.
 
     speed-up = the first variant's latency / this one's; KV ratio and FLOP ratio = this one's / the first's."""
     _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force,
-             "compare", csv, json, layers, per_layer)  # fmt: skip
+             "compare", csv, json, layers, per_layer, backend=backend, compile_=compile,
+             verify_flops=verify_flops)  # fmt: skip
 
 
 @app.command("sweep")
@@ -362,7 +398,7 @@ def sweep_cmd(
     analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
     columns = sweep.header(analytic_keys, measured=measure)
     if measure:
-        settings = _settings(device, dt, seed, threads, min_time)
+        settings = _with_peak(_settings(device, dt, seed, threads, min_time))
         dt = settings.dtype
         from .measure.oom import measure_or_oom, oom_row
 
@@ -445,6 +481,37 @@ def report_cmd(
         report.emit(saved, view, title=report.title_for(saved, view), caption=caption, csv_path=csv, json_path=json)
     if plot:
         plot_rows(saved, plot, keys or None)
+
+
+@app.command("peak")
+def peak(
+    device: Device = "auto", dtype: RunDtype = "auto", threads: Threads = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Measure again even when a cached figure exists.")] = False,
+    csv: Csv = None, json: Json = None,
+):  # fmt: skip
+    """Measure the device's matmul peak (GFLOP/s) and memory bandwidth (GB/s), and cache them.
+
+    bench and compare put their rows against these figures (% of peak, the roofline bound).
+    Cached per device name, dtype, torch version and thread count in $XDG_CACHE_HOME/attncli
+    (default ~/.cache/attncli); --refresh measures again."""
+    report.check_outputs(csv, json)
+    dtype, threads = _check_run_options(device, dtype, threads, 0.0)
+    from .measure.peak import cache_path, get_peak
+
+    settings = _settings(device, dtype, 0, threads, 0.0)
+    dev = settings.device
+    pk, source = get_peak(dev, settings.dtype, refresh=refresh)
+    row = {
+        "device": str(dev), "device_name": pk.device_name, "dtype": pk.dtype, "threads": pk.threads,
+        "torch_version": pk.torch_version, "peak_gflops": pk.gflops, "peak_gbps": pk.gbps,
+        "ridge_flops_per_byte": pk.ridge, "matmul_n": pk.matmul_n, "copy_bytes": pk.copy_bytes,
+        "measured_at": pk.measured_at, "peak_source": source, "peak_method": pk.method(), "noisy": pk.noisy,
+    }  # fmt: skip
+    caption = f"{pk.method()} · ridge = peak / bandwidth (FLOP per byte) · cache: {cache_path()}"
+    if pk.noisy:
+        caption += " · noisy (IQR > 10% of median): the machine was busy; run --refresh when it is quiet"
+    report.emit([row], "peak", title=f"peak · {pk.device_name} · {pk.dtype}", caption=caption, csv_path=csv,
+                json_path=json)  # fmt: skip
 
 
 @app.callback(invoke_without_command=True)

@@ -203,3 +203,46 @@ def run_memory_bytes(spec, shape: Shape, kv_elements_per_token: int, params: int
     cache = 3 * kv_elements_per_token * shape.cache_tokens * B * b
     per_head_kv = 2 * B * keys * spec.q_dim * b  # the math path's keys and values for every query head
     return params * b + activations + scores + cache + per_head_kv
+
+
+@dataclass(frozen=True)
+class LayerBytes:
+    """Bytes one layer moves to and from main memory for the whole batch (roofline traffic)."""
+
+    weights: int  # every projection weight read once per call (shared by the batch)
+    kv_read: int  # keys and values the attention kernel reads (prefill: the n new; decode: L+1 cached)
+    kv_write: int  # keys and values of the new tokens written (to the cache in decode)
+    activations: int  # layer input read, output written; queries and attention output written then read
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_read + self.kv_write + self.activations
+
+
+def layer_bytes(*, params: int, kv_elements_per_token: int, d_model: int, q_width: int, o_width: int,
+                shape: Shape, dtype_bytes: int) -> LayerBytes:  # fmt: skip
+    """Main-memory traffic of one layer run as three kernels — the fused QKV projection (reads x
+    and the weights, writes q, k, v), attention (reads q and the keys and values, writes o), the
+    output projection (reads o and W_o, writes y) — with each tensor crossing memory once per
+    kernel that reads or writes it: the minimal traffic of an unfused layer, the `Q` of the
+    roofline model (Williams, Waterman & Patterson 2009, CACM 52(4)). RoPE is taken as fused into
+    the projection; layout copies and softmax scratch are not counted (a flash kernel keeps the
+    scores on chip).
+
+    q_width: elements of one token's queries (n_heads · head_dim); o_width: of its attention output.
+    """
+    b, B, n = dtype_bytes, shape.batch, shape.n_query
+    attended = shape.seq_len if shape.mode == "prefill" else shape.seq_len + 1  # keys each query row sees at most
+    return LayerBytes(
+        weights=params * b,
+        kv_read=B * attended * kv_elements_per_token * b,
+        kv_write=B * n * kv_elements_per_token * b,
+        activations=B * n * (2 * d_model + 2 * q_width + 2 * o_width) * b,
+    )
+
+
+def roofline(flops: float, nbytes: float, peak_flops_per_s: float, bytes_per_s: float) -> tuple[float, str]:
+    """The roofline bound (Williams et al. 2009): time ≥ max(FLOPs / peak, bytes / bandwidth).
+    Returns (bound seconds, 'compute' or 'memory', whichever term is the larger)."""
+    compute, memory = flops / peak_flops_per_s, nbytes / bytes_per_s
+    return max(compute, memory), "compute" if compute >= memory else "memory"

@@ -8,6 +8,7 @@ option at fault), *what* (the rule broken) and an optional *hint*. `cli.main` fo
 from __future__ import annotations
 
 EXIT_OK = 0
+EXIT_CHECK_FAILED = 1  # a self-check failed (--verify-flops: counted FLOPs differ from the analytic count)
 EXIT_INPUT = 2  # bad input: the user can fix the command line, preset or config
 EXIT_UNAVAILABLE = 3  # device or resource unavailable on this machine
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it

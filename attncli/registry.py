@@ -39,6 +39,9 @@ class Family:
     cache_tokens: Callable[[AttentionSpec, int], int] = lambda spec, tokens: tokens
     state_elements: Callable[[AttentionSpec], int] = lambda spec: 0  # per layer per sequence
     memory_proj_flops: Callable[[AttentionSpec], int] | None = None  # one-off work outside the per-step FLOPs
+    # Optional overrides; None uses the generic rule in rows.py (byte_columns, math_path_flops).
+    layer_bytes: Callable | None = None  # (spec, Shape, dtype_bytes) -> cost.LayerBytes, whole batch
+    math_flops: Callable | None = None  # (spec, Shape) -> cost.LayerFlops of the plain-math path
 
     def build(self, spec: AttentionSpec):
         """The torch module for `spec` (float32, CPU; the caller casts and moves it)."""

@@ -70,9 +70,44 @@ HEADER = {
     "latency_basis": "latency basis",
 }  # fmt: skip
 
-# The columns each command shows on the terminal; files get every column.
-_MEASURED = ["latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s", "kv_cache_bytes",
-             "kv_cache_bytes_measured", "err_rel_l2", "naive_err_rel_l2", "err_max_abs"]  # fmt: skip
+# Measurement columns (issue 6): the FLOP cross-check, the roofline, dtype grading, `peak`.
+FORMAT.update({
+    **dict.fromkeys(("flops_counted", "flops_math_path"), _si),
+    **dict.fromkeys(("bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations",
+                     "copy_bytes"), _iec),
+    **dict.fromkeys(("gbytes_per_s", "peak_gflops", "peak_gbps", "roofline_ms", "arith_intensity",
+                     "ridge_flops_per_byte"), _fixed3),
+    **dict.fromkeys(("frac_of_peak", "frac_of_bw", "frac_of_roofline"), lambda x: f"{100 * x:.0f}%"),
+})  # fmt: skip
+HEADER.update({
+    "naive_err_max_abs": "math max abs", "backend_used": "SDPA", "flops_counted": "FLOPs counted",
+    "flops_math_path": "math-path FLOPs", "flops_match": "counted = analytic", "bytes_moved": "bytes moved",
+    "arith_intensity": "FLOP/B", "gbytes_per_s": "GB/s", "peak_gflops": "peak GFLOP/s", "peak_gbps": "peak GB/s",
+    "frac_of_peak": "% of peak", "frac_of_bw": "% of BW", "roofline_ms": "roofline ms",
+    "frac_of_roofline": "% of roof", "ridge_flops_per_byte": "ridge FLOP/B", "matmul_n": "matmul n",
+    "copy_bytes": "copy buffer", "measured_at": "measured", "peak_source": "source", "device_name": "device",
+    "torch_version": "torch", "latency_spread": "p25–p75 ms",
+})  # fmt: skip
+
+# Booleans shown as words; a column whose every value is its `HIDDEN_WHEN` value (or None) is left out.
+BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", "")}
+HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False}
+
+# Table-only columns derived from row columns (files carry the row columns themselves).
+DERIVED = {
+    "latency_spread": lambda r: None if r.get("latency_ms_p25") is None or r.get("latency_ms_p75") is None
+    else f"{_sig3(r['latency_ms_p25'])}–{_sig3(r['latency_ms_p75'])}",
+}
+# A column shown only when another one is (the math path's max error is what `healthy` grades against).
+SHOWN_WITH = {"naive_err_max_abs": "healthy"}
+
+# The columns each command shows on the terminal; files get every column. The measured views show
+# `bound` and `% of roof` (= % of peak on compute-bound rows, % of bandwidth on memory-bound ones);
+# frac_of_peak, frac_of_bw, GB/s and the byte counts are in the files.
+_MEASURED = ["flops_math_path", "flops_counted", "flops_match",
+             "latency_ms_median", "latency_spread", "noisy", "gflops_per_s", "bound", "frac_of_roofline",
+             "kv_cache_bytes", "kv_cache_bytes_measured", "err_rel_l2", "naive_err_rel_l2", "err_max_abs",
+             "naive_err_max_abs", "healthy", "status"]  # fmt: skip
 VIEWS = {
     "flops": ["label", "mode", "seq_len", "batch", "layers", "stack", "layer_of", "proj_flops", "attn_flops", "flops",
               "elementwise_flops", "memory_proj_flops", "ffn_flops", "attn_share", "kv_cache_bytes"],
@@ -81,16 +116,20 @@ VIEWS = {
     "bench": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED],
     "compare": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED,
                 "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"],
+    "peak": ["device_name", "dtype", "threads", "torch_version", "peak_gflops", "peak_gbps", "ridge_flops_per_byte",
+             "matmul_n", "copy_bytes", "measured_at", "peak_source", "noisy"],
     "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "description"],
 }  # fmt: skip
 
 RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads",
-         "cache_tokens"}
+         "cache_tokens", "threads", "matmul_n"}  # fmt: skip
 
 
 def cell(column: str, value) -> str:
     if value is None:
         return "–"
+    if isinstance(value, bool) and column in BOOL_WORDS:
+        return BOOL_WORDS[column][0 if value else 1]
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else str(value)
     fmt = FORMAT.get(column)
@@ -106,16 +145,31 @@ def console(stderr: bool = False):
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
 
 
-def table(rows: list[dict], view: str, title: str = "", caption: str = ""):
+def table(rows: list[dict], view: str, title: str = "", caption: str = "", width: int | None = None):
+    """A Rich table of the view's columns that any row fills. When its natural width exceeds
+    `width` (default: the terminal's), each column narrows to its widest figure or its header's
+    longest word (headers wrap at spaces), so a figure is not cut while that fits."""
     from rich.table import Table
 
-    columns = [c for c in VIEWS[view] if any(r.get(c) is not None for r in rows)]
+    def value(r: dict, c: str):
+        return DERIVED[c](r) if c in DERIVED else r.get(c)
+
+    shown = {c for c in VIEWS[view] if any(value(r, c) is not None and value(r, c) != HIDDEN_WHEN.get(c) for r in rows)}
+    columns = [c for c in VIEWS[view] if c in shown and SHOWN_WITH.get(c, c) in shown]
+    cells = [[cell(c, value(r, c)) for c in columns] for r in rows]
+    headers = [HEADER.get(c, c) for c in columns]
+    widest = [max((len(line[i]) for line in cells), default=1) for i in range(len(columns))]
+    natural = [max(w, len(h)) for w, h in zip(widest, headers)]
+    compact = [max(w, *(len(word) for word in h.split())) for w, h in zip(widest, headers)]
+    width = console().width if width is None else width
+    squeeze = sum(natural) + 3 * len(columns) + 1 > width
     t = Table(title=title or None, caption=caption or None, title_justify="left", caption_justify="left")
-    for c in columns:
-        numeric = c in RIGHT or c in FORMAT
-        t.add_column(HEADER.get(c, c), justify="right" if numeric else "left", no_wrap=c == "label")
-    for r in rows:
-        t.add_row(*(cell(c, r.get(c)) for c in columns))
+    for i, c in enumerate(columns):
+        numeric = c in RIGHT or c in FORMAT or c in DERIVED
+        t.add_column(headers[i], justify="right" if numeric else "left", no_wrap=c == "label",
+                     width=compact[i] if squeeze else None)  # fmt: skip
+    for line in cells:
+        t.add_row(*line)
     return t
 
 
@@ -200,6 +254,8 @@ def write_exports(rows: list[dict], csv_path: str | None, json_path: str | None)
 def view_for(rows: list[dict]) -> str:
     """The view a command would have printed for these rows."""
     present = {k for r in rows for k, v in r.items() if v is not None}
+    if "peak_gflops" in present and "label" not in present:
+        return "peak"
     if "speedup_vs_base" in present:
         return "compare"
     if "latency_ms_median" in present:
@@ -212,12 +268,37 @@ def view_for(rows: list[dict]) -> str:
 
 
 def caption_for(rows: list[dict]) -> str:
-    """What measured rows ran on (device, dtype, torch, threads, seed), from the rows themselves."""
+    """What measured rows ran on and how they were measured, from the rows themselves."""
     first = next((r for r in rows if r.get("device_name")), None)
     if first is None:
         return ""
-    return (f"{first['device_name']} · {first['dtype']} · torch {first['torch_version']} · {first['threads']} threads · "
-            f"seed {first['seed']} · latency: median (p25–p75) over ≥5 synchronised runs · error vs float64 reference")  # fmt: skip
+    parts = [f"{first['device_name']} · {first['dtype']} · torch {first['torch_version']} · {first['threads']} threads"
+             f" · seed {first['seed']} · latency: median (p25–p75) over ≥5 synchronised runs, noisy when IQR > 10%"
+             f" of median · error vs float64 reference"]  # fmt: skip
+    requested = first.get("backend")
+    if requested:
+        used = {r["mode"]: r.get("backend_used") for r in rows if r.get("backend_used")}
+        if not used:
+            parts.append(f"SDPA backend {requested}")
+        elif len(set(used.values())) == 1:
+            parts.append(f"SDPA backend {requested} → {next(iter(used.values()))}")
+        else:
+            parts.append(f"SDPA backend {requested} → " + ", ".join(f"{u} ({m})" for m, u in used.items()))
+    if any(r.get("healthy") is not None for r in rows):
+        parts.append("healthy: max abs err ≤ 2 × the same-dtype plain-math path's (FlashAttention's test criterion)")
+    if any(r.get("flops_counted") is not None for r in rows):
+        parts.append("FLOPs counted by FlopCounterMode on the plain-math path, which scores the full n×n matrix "
+                     "even when causal (math-path FLOPs: its analytic count)")  # fmt: skip
+    if first.get("peak_gflops"):
+        parts.append(f"roofline vs measured peak {first['peak_gflops']:,.0f} GFLOP/s, {first['peak_gbps']:,.1f} GB/s "
+                     f"({first.get('peak_source') or 'attncli peak'}); % of roof = roofline time / latency")  # fmt: skip
+        if any((r.get("frac_of_peak") or 0) > 1.05 for r in rows):
+            parts.append("a row beats the cached matmul peak: it was measured on a busier machine, so refresh it "
+                         "with `attncli peak --refresh` on a quiet one")  # fmt: skip
+    else:
+        parts.append(f"no measured peak for this device, dtype and thread count: `attncli peak --device {first['device']} "
+                     f"--dtype {first['dtype']} --threads {first['threads']}` fills % of peak and the roofline bound")  # fmt: skip
+    return " · ".join(parts)
 
 
 def title_for(rows: list[dict], view: str) -> str:
@@ -240,7 +321,7 @@ def read_rows(path: str) -> list[dict]:
         raise InputError(path, "is empty") from None
     except (pd.errors.ParserError, ValueError) as e:
         raise InputError(path, f"is not a readable CSV ({str(e).splitlines()[0]})") from None
-    if "label" not in df.columns and "preset" not in df.columns:
+    if not {"label", "preset", "peak_gflops"} & set(df.columns):
         raise InputError(path, "has no 'label' column: not an attncli report")
     df = df.convert_dtypes()
     return df.astype(object).where(df.notna(), None).to_dict("records")

@@ -6,8 +6,10 @@ Analytic columns come from `cost.py` through the registry; `measure/` adds the m
 
 from __future__ import annotations
 
+import dataclasses
+
 from . import registry
-from .cost import ffn_flops
+from .cost import ffn_flops, layer_bytes, roofline
 from .spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
 
 # Fields of one family's spec that rows carry as columns, only on that family's rows (MLA's).
@@ -31,8 +33,18 @@ MEASURED_COLUMNS = (
     "backend", "device_name", "torch_version", "threads", "seed", "status",
     "latency_basis",  # how a multi-layer latency was obtained from one-layer measurements
 )  # fmt: skip
+# Measurement columns: timing stability, the SDPA backend, dtype grading and the FLOP cross-check;
+# the roofline against the device's measured peaks; and the `peak` command's own columns.
+QUALITY_COLUMNS = ("noisy", "backend_used", "compiled", "healthy", "flops_counted", "flops_math_path", "flops_match")
+ROOFLINE_COLUMNS = (
+    "bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations", "arith_intensity",
+    "gbytes_per_s", "peak_gflops", "peak_gbps", "frac_of_peak", "frac_of_bw", "roofline_ms", "frac_of_roofline",
+    "bound", "peak_source",
+)  # fmt: skip
+PEAK_COLUMNS = ("ridge_flops_per_byte", "matmul_n", "copy_bytes", "measured_at", "peak_method")
 COMPARE_COLUMNS = ("base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base")
-COLUMNS = IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + COMPARE_COLUMNS
+COLUMNS = (IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + QUALITY_COLUMNS + ROOFLINE_COLUMNS + PEAK_COLUMNS
+           + COMPARE_COLUMNS)  # fmt: skip
 
 
 def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, batch: int, layers: int,
@@ -153,6 +165,55 @@ def kv_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: int, l
     return _stacked(make, spec, preset, layers, per_layer)
 
 
+def byte_columns(spec: AttentionSpec, shape: Shape, dtype: str, layers: int) -> dict:
+    """Analytic main-memory traffic (cost.layer_bytes, or the family's own rule) and the arithmetic
+    intensity (matmul FLOPs per byte) of `layers` layers doing `shape` in `dtype`."""
+    family = registry.get(spec.family)
+    b = DTYPE_BYTES[dtype]
+    if family.layer_bytes is not None:
+        per = family.layer_bytes(spec, shape, b)
+    else:
+        per = layer_bytes(params=family.params(spec), kv_elements_per_token=family.kv_elements_per_token(spec),
+                          d_model=spec.d_model, q_width=spec.q_dim, shape=shape, dtype_bytes=b,
+                          o_width=spec.n_heads * getattr(spec, "v_head_dim", spec.head_dim))  # fmt: skip
+    flops = family.flops(spec, shape).matmul * shape.batch * layers
+    return {
+        "bytes_moved": per.total * layers, "bytes_weights": per.weights * layers, "bytes_kv_read": per.kv_read * layers,
+        "bytes_kv_write": per.kv_write * layers, "bytes_activations": per.activations * layers,
+        "arith_intensity": flops / (per.total * layers),
+    }  # fmt: skip
+
+
+def roofline_columns(row: dict, peak_gflops: float | None, peak_gbps: float | None) -> dict:
+    """Achieved rates against the device's measured peaks, and the roofline bound
+    max(FLOPs / peak, bytes / bandwidth) with the term that sets it (`bound`). Needs the row's
+    `flops`, `bytes_moved` and (for the achieved figures) `latency_ms_median`."""
+    latency_s = row.get("latency_ms_median") and row["latency_ms_median"] * 1e-3
+    out = {"gbytes_per_s": row["bytes_moved"] / latency_s / 1e9 if latency_s else None,
+           "peak_gflops": peak_gflops, "peak_gbps": peak_gbps, "frac_of_peak": None, "frac_of_bw": None,
+           "roofline_ms": None, "frac_of_roofline": None, "bound": None}  # fmt: skip
+    if not peak_gflops or not peak_gbps:
+        return out
+    bound_s, bound = roofline(row["flops"], row["bytes_moved"], peak_gflops * 1e9, peak_gbps * 1e9)
+    out.update(roofline_ms=bound_s * 1e3, bound=bound)
+    if latency_s:
+        out.update(frac_of_peak=row["flops"] / latency_s / 1e9 / peak_gflops, frac_of_bw=out["gbytes_per_s"] / peak_gbps,
+                   frac_of_roofline=bound_s / latency_s)  # fmt: skip
+    return out
+
+
+def math_path_flops(spec: AttentionSpec, shape: Shape, layers: int = 1) -> int:
+    """Matmul FLOPs the plain-math path performs (what FlopCounterMode counts there): it scores
+    the full n×n matrix and masks it, so a causal prefill costs as much as a bidirectional one."""
+    family = registry.get(spec.family)
+    if family.math_flops is not None:
+        per_layer = family.math_flops(spec, shape)
+    else:
+        full = dataclasses.replace(spec, causal=False) if shape.mode == "prefill" else spec
+        per_layer = family.flops(full, shape)
+    return per_layer.matmul * shape.batch * layers
+
+
 def kv_row(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: int, layers: int, dtype: str) -> dict:
     """A cache holding seq_len tokens per sequence (the `kv-memory` rows, mode `cache`)."""
     return kv_rows(spec, preset, seq_len, batch, layers, dtype)[-1]
@@ -178,3 +239,4 @@ def _ratio(num, den):
     if num is None or den is None or den == 0:
         return None
     return num / den
+

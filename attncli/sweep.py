@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .errors import InputError
-from .rows import COLUMNS, COMPARE_COLUMNS, MEASURED_COLUMNS
+from .rows import COLUMNS, COMPARE_COLUMNS, MEASURED_COLUMNS, QUALITY_COLUMNS, ROOFLINE_COLUMNS
 from .spec import AttentionSpec, Shape
 
 KEY_COLUMNS = ("label", "mode", "seq_len", "batch")  # one combination
@@ -40,7 +40,7 @@ def _as_csv(values: Iterable) -> tuple[str, ...]:
 
 def header(analytic_columns: Iterable[str], measured: bool) -> list[str]:
     """The sweep's columns, in schema order: the analytic ones its rows fill, then measured ones."""
-    present = set(analytic_columns) | (set(MEASURED_COLUMNS) if measured else set())
+    present = set(analytic_columns) | (set(MEASURED_COLUMNS + QUALITY_COLUMNS + ROOFLINE_COLUMNS) if measured else set())
     return [c for c in COLUMNS if c in present and c not in COMPARE_COLUMNS]
 
 

@@ -12,6 +12,12 @@ from attncli.spec import PresetSpec
 TINY = PresetSpec(name="tiny", d_model=32, n_heads=4, n_layers=2, variants={"gqa": {"n_kv_heads": 2}})
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Every test gets an empty cache directory: no measured peak from the user's machine leaks in."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process through the same `main` the console script uses."""

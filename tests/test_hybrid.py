@@ -182,7 +182,7 @@ def test_compare_with_a_stack_reports_model_totals(cli):
     assert mha["layers"] == hybrid["layers"] == 4  # micro's n_layers: a stack has no single layer
     assert mha["latency_basis"] == "4 × 1 layer"
     assert hybrid["kv_ratio_vs_base"] == pytest.approx(hybrid["kv_cache_bytes"] / mha["kv_cache_bytes"])
-    assert "4 layers = Σ count × one layer of each kind" in r.err  # the caption says how
+    assert "4 layers = Σ count × one layer of each kind" in " ".join(r.err.split())  # the caption says how
     r = cli("bench", "mha", "-p", "micro", "-s", 16, "--min-time", 0, "--device", "cpu", "--json", "-")
     assert r.rows()[0]["layers"] == 1 and r.rows()[0]["latency_basis"] == "1 layer"
 

@@ -1,4 +1,5 @@
-"""Measure one row: latency, real cache bytes, output error against a float64 CPU reference."""
+"""Measure one row: latency, real cache bytes, output error against a float64 CPU reference,
+the SDPA backend used, and the roofline columns against the device's measured peaks."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from dataclasses import dataclass
 import torch
 
 from .. import registry
-from ..rows import analytic_row
+from ..errors import ResourceError
+from ..rows import analytic_row, byte_columns, math_path_flops, roofline_columns
 from ..spec import AttentionSpec, HybridSpec, PresetSpec, Shape
+from .backend import probe, sdpa_context
 from .device import device_name, synchronizer
-from .error import error_metrics
+from .error import GRADED_DTYPES, error_metrics, is_healthy
 from .timing import time_fn
 
 
@@ -23,6 +26,13 @@ class Settings:
     dtype: str  # a compute dtype name: float32, float16, bfloat16, float64
     seed: int = 0
     min_run_time: float = 0.2  # seconds of timed runs per row
+    backend: str = "auto"  # SDPA backend: auto, math, flash, efficient, cudnn (measure/backend.py)
+    compile: bool = False  # time torch.compile of the layer (rows labelled `+compile`)
+    compile_backend: str = "inductor"  # torch.compile backend (tests use "eager": no C++ build)
+    verify_flops: bool = False  # also count FLOPs with FlopCounterMode on the plain-math path
+    peak_gflops: float | None = None  # the device's measured matmul peak for this dtype (measure/peak.py)
+    peak_gbps: float | None = None  # its measured memory bandwidth
+    peak_source: str | None = None  # where the peaks came from (cache, measured), for the row
 
 
 def build_pair(spec: AttentionSpec, settings: Settings):
@@ -46,6 +56,21 @@ def inputs(shape: Shape, d_model: int, settings: Settings):
     return x_fast, x_fast.to(device="cpu", dtype=torch.float64)
 
 
+def _compiled(run, arg, settings: Settings, label: str):
+    """torch.compile of the layer call; its first call (the compilation) fails here, not mid-timing.
+    Dynamo's caches are cleared first: every row compiles its own layer, and a full cache would
+    otherwise fall back to eager mode without a word after a few rows."""
+    torch._dynamo.reset()
+    fn = torch.compile(run, dynamic=False, backend=settings.compile_backend)
+    try:
+        fn(arg)
+    except Exception as e:  # noqa: BLE001 - inductor can fail in many ways (no compiler, unsupported op)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ResourceError("--compile", f"torch.compile failed for {label}: {first[:200]}",
+                            "run without --compile") from None
+    return fn
+
+
 def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings) -> dict:
     """One layer of `spec` doing `shape` on the settings' device: a full `bench` row. A stack
     (hybrid) has no single layer: it gives the row of one period of its pattern (measure/stack.py)."""
@@ -54,6 +79,8 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
 
         return measure_model(spec, preset, shape, settings, layers=len(spec.layers))[-1]
     row = analytic_row(spec, preset, shape, layers=1, dtype=settings.dtype, device=str(settings.device))
+    row.update(byte_columns(spec, shape, settings.dtype, layers=1))
+    label = f"{spec.label}+compile" if settings.compile else spec.label
     fast, ref = build_pair(spec, settings)
     x, x_ref = inputs(shape, spec.d_model, settings)
     L, B = shape.seq_len, shape.batch
@@ -62,21 +89,57 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
                                     dataclasses.replace(settings, seed=settings.seed + 1000))  # fmt: skip
         fast.set_memory(memory)
         ref.set_memory(memory_ref)
-    with torch.inference_mode():
+    what = f"{spec.label} {shape.mode} on {settings.device} {settings.dtype}"
+    with torch.inference_mode(), sdpa_context(settings.backend):
         if shape.mode == "prefill":
-            timing = time_fn(lambda: fast(x), settings.device, min_run_time=settings.min_run_time)
-            y, cache = fast(x)
-            y_math, _ = fast(x, math=True)
-            y_ref, _ = ref(x_ref, math=True)
+            cache = None
+            arg = x
+            rewind = lambda: None  # noqa: E731
+
+            def run(inp):
+                return fast(inp)[0]
+
+            def run_math():
+                return fast(x, math=True)[0]
         else:
             cache = fast.allocate_cache(B, L + 1)
             fast.fill_cache(cache, x[:, :L])
-            new = x[:, L:]
-            timing = time_fn(lambda: fast.step(new, cache, L), settings.device, min_run_time=settings.min_run_time)
-            fast.fill_cache(cache, x[:, :L])  # a recurrent state advanced on every timed step: rewind it
-            y = fast.step(new, cache, L)
-            fast.fill_cache(cache, x[:, :L])
-            y_math = fast.step(new, cache, L, math=True)
+            arg = x[:, L:]
+
+            def rewind():  # a recurrent state (linear) advances on every step: restore the prefix's
+                fast.fill_cache(cache, x[:, :L])
+
+            def run(inp):
+                return fast.step(inp, cache, L)  # rewrites cache[L]: every call does the same work
+
+            def run_math():
+                return fast.step(arg, cache, L, math=True)
+
+        backend_used = probe(lambda: run(arg), settings.backend, what)
+        timed = run
+        if settings.compile:
+            timed, backend_used = _compiled(run, arg, settings, label), None  # inductor may swap the kernel
+        timing = time_fn(lambda: timed(arg), settings.device, min_run_time=settings.min_run_time)
+        if cache is None and not settings.compile:
+            y, cache = fast(x)  # the output, and the cache tensors a prefill really allocates
+        else:
+            rewind()
+            y = timed(arg)
+            if cache is None:
+                _, cache = fast(x)
+        rewind()
+        y_math = run_math()
+        counted = None
+        if settings.verify_flops:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            rewind()
+            with FlopCounterMode(display=False) as counter:
+                run_math()
+            counted = counter.get_total_flops()
+        if shape.mode == "prefill":
+            y_ref, _ = ref(x_ref, math=True)
+        else:
             ref_cache = ref.allocate_cache(B, L + 1)
             ref.fill_cache(ref_cache, x_ref[:, :L])
             y_ref = ref.step(x_ref[:, L:], ref_cache, L, math=True)
@@ -84,14 +147,22 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
         err, err_math = error_metrics(y, y_ref), error_metrics(y_math, y_ref)
         measured_bytes = cache.nbytes
     row.update(
+        label=label,
         kv_cache_bytes_measured=measured_bytes,
         latency_ms_median=timing.median_ms, latency_ms_p25=timing.p25_ms, latency_ms_p75=timing.p75_ms,
         n_runs=timing.n_runs, gflops_per_s=row["flops"] / (timing.median_ms * 1e-3) / 1e9,
         err_max_abs=err and err["max_abs"], err_mean_abs=err and err["mean_abs"], err_rel_l2=err and err["rel_l2"],
         naive_err_max_abs=err_math and err_math["max_abs"], naive_err_rel_l2=err_math and err_math["rel_l2"],
-        backend="sdpa", device_name=device_name(settings.device), torch_version=torch.__version__,
+        backend=settings.backend, device_name=device_name(settings.device), torch_version=torch.__version__,
         threads=torch.get_num_threads(), seed=settings.seed, status="ok" if err and err_math else "nan",
+        noisy=timing.noisy, backend_used=backend_used, compiled=settings.compile,
+        healthy=is_healthy(err, err_math) if settings.dtype in GRADED_DTYPES else None,
     )  # fmt: skip
+    if counted is not None:
+        expected = math_path_flops(spec, shape)
+        row.update(flops_counted=counted, flops_math_path=expected, flops_match=counted == expected)
+    row.update(roofline_columns(row, settings.peak_gflops, settings.peak_gbps))
+    row["peak_source"] = settings.peak_source if settings.peak_gflops else None
     del fast, ref, x, x_ref, cache
     gc.collect()
     return row

@@ -6,7 +6,7 @@ import gc
 
 import torch
 
-from ..rows import MEASURED_COLUMNS, analytic_row
+from ..rows import MEASURED_COLUMNS, QUALITY_COLUMNS, ROOFLINE_COLUMNS, analytic_row
 from . import bench
 from .device import device_name
 
@@ -37,7 +37,7 @@ def measure_or_oom(spec, preset, shape, settings) -> dict:
 def oom_row(spec, preset, shape, settings) -> dict:
     """The analytic columns of a row that did not (or would not) fit, with status `oom`."""
     row = analytic_row(spec, preset, shape, layers=1, dtype=settings.dtype, device=str(settings.device))
-    row.update(dict.fromkeys(MEASURED_COLUMNS))  # the measured columns exist, empty
+    row.update(dict.fromkeys(MEASURED_COLUMNS + QUALITY_COLUMNS + ROOFLINE_COLUMNS))  # the measured columns exist, empty
     row.update(device_name=device_name(settings.device), torch_version=torch.__version__,
                threads=torch.get_num_threads(), seed=settings.seed, status="oom")  # fmt: skip
     return row

@@ -1,11 +1,18 @@
 """One timing function for every command: warm up, synchronise, repeat until a minimum run time,
-report median, p25 and p75 (as torch.utils.benchmark and Triton's do_bench report medians)."""
+report median, p25 and p75 (as torch.utils.benchmark and Triton's do_bench report medians).
+
+A timing whose interquartile range exceeds 10% of its median is `noisy`: the threshold at which
+torch.utils.benchmark's `Measurement` warns of "significant environmental influence"
+(`_IQR_WARN_THRESHOLD = 0.1` in torch/utils/benchmark/utils/common.py).
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from typing import Callable
+
+NOISY_IQR_FRACTION = 0.10  # IQR / median above this flags a row `noisy`
 
 
 @dataclass(frozen=True)
@@ -14,6 +21,15 @@ class Timing:
     p25_ms: float
     p75_ms: float
     n_runs: int
+
+    @property
+    def iqr_ms(self) -> float:
+        return self.p75_ms - self.p25_ms
+
+    @property
+    def noisy(self) -> bool:
+        """The spread is too wide for the median to be quoted without a caveat."""
+        return self.iqr_ms > NOISY_IQR_FRACTION * self.median_ms
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -32,19 +48,28 @@ def summarize(seconds: list[float]) -> Timing:
 
 
 def time_fn(fn: Callable[[], object], device=None, *, min_run_time: float = 0.2, warmup_time: float = 0.15,
-            min_runs: int = 5, max_runs: int = 100_000, sync: Callable[[], None] | None = None) -> Timing:  # fmt: skip
-    """Time fn() call by call. Each run is bracketed by device synchronisation (CUDA events on
-    CUDA), so queued GPU work is never mistaken for finished work."""
+            min_runs: int = 5, max_runs: int = 100_000, sync: Callable[[], None] | None = None,
+            clock: Callable[[], float] = time.perf_counter) -> Timing:  # fmt: skip
+    """Time fn() call by call until the timed runs add up to `min_run_time` seconds and there are
+    at least `min_runs` of them (at most `max_runs`), after a warm-up of at least three calls and
+    `warmup_time` seconds.
+
+    Synchronisation: on CUDA each run is bracketed by CUDA events recorded on the current stream
+    and the end event is waited for, so the time is the GPU's own and queued work is never
+    mistaken for finished work. Elsewhere (CPU, MPS, or when `sync` is given) every run is
+    bracketed by the device synchronisation hook (`torch.mps.synchronize` on MPS, a no-op on the
+    CPU) and timed with `clock`.
+    """
     use_events = sync is None and device is not None and getattr(device, "type", "cpu") == "cuda"
     if sync is None:
         from .device import synchronizer
 
         sync = synchronizer(device) if device is not None else (lambda: None)
 
-    # Warm-up: caches, allocator, lazy kernel selection; at least three calls.
-    start = time.perf_counter()
+    # Warm-up: caches, allocator, lazy kernel selection, autotuning; at least three calls.
+    start = clock()
     calls = 0
-    while calls < 3 or time.perf_counter() - start < warmup_time:
+    while calls < 3 or clock() - start < warmup_time:
         fn()
         calls += 1
     sync()
@@ -66,10 +91,10 @@ def time_fn(fn: Callable[[], object], device=None, *, min_run_time: float = 0.2,
     else:
         while (len(times) < min_runs or total < min_run_time) and len(times) < max_runs:
             sync()
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             sync()
-            t = time.perf_counter() - t0
+            t = clock() - t0
             times.append(t)
             total += t
     return summarize(times)

@@ -55,8 +55,12 @@ class Rope:
         # x: (B, H, T, dim)
         cos, sin = self.tables(start, x.shape[-2], x.device, x.dtype)  # (T, dim) each
         half = self.dim // 2
-        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)  # (B, H, T, dim)
-        return x * cos + rotated * sin
+        # x·cos + rotate_half(x)·sin without materialising rotate_half(x): one full product, then
+        # two half-width multiply-adds in place (2 passes over x instead of 5; same values).
+        out = x * cos  # (B, H, T, dim)
+        out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)  # − x₂·sin
+        out[..., half:].addcmul_(x[..., :half], sin[..., half:])  # + x₁·sin
+        return out
 
 
 def alibi_slopes(n_heads: int) -> list[float]:

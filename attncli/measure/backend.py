@@ -1,0 +1,93 @@
+"""SDPA backends: `--backend` maps to torch.nn.attention.sdpa_kernel, and a probe call tells which
+backend each scaled_dot_product_attention call really got. A backend the device cannot run for
+these inputs is an InputError (exit 2), never a silent fallback."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+
+from ..errors import InputError, did_you_mean
+
+BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
+_SDP_NAMES = {"math": "MATH", "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION",
+              "cudnn": "CUDNN_ATTENTION"}  # fmt: skip
+_USED_NAMES = {"MATH": "math", "FLASH_ATTENTION": "flash", "EFFICIENT_ATTENTION": "efficient",
+               "CUDNN_ATTENTION": "cudnn", "OVERRIDEABLE": "overrideable"}  # fmt: skip
+
+
+def check_backend_name(name: str) -> str:
+    """Syntax only (no torch): one of auto, math, flash, efficient, cudnn."""
+    key = str(name).strip().lower()
+    if key not in BACKENDS:
+        raise InputError("--backend", f"unknown backend '{name}'", did_you_mean(key, BACKENDS))
+    return key
+
+
+def sdpa_context(name: str):
+    """The context that restricts SDPA to the requested backend (auto: torch's own choice)."""
+    if name == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([getattr(SDPBackend, _SDP_NAMES[name])])
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def _one_line(text: str, limit: int = 240) -> str:
+    text = re.sub(r"\s+", " ", str(text)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def probe(call, backend: str, what: str) -> str | None:
+    """Run call() once (inside the caller's sdpa_context) and return the backend its SDPA calls
+    used: asked of `torch._fused_sdp_choice`, the selector SDPA itself runs, on each call's own
+    arguments. Distinct backends are joined with '+'; 'none' means no SDPA call was made; None
+    means torch could not say. `what` describes the work for the error message."""
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    used: list[str | None] = []
+
+    class Spy(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is not F.scaled_dot_product_attention:
+                return func(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    out = func(*args, **kwargs)
+                except RuntimeError as e:
+                    if backend == "auto":
+                        raise
+                    # torch warns why each kernel was refused (CUDA); its error itself is generic.
+                    reasons = [str(w.message) for w in caught if "sdp" in str(w.message).lower()
+                               or "attention" in str(w.message).lower()]  # fmt: skip
+                    first = str(e).split(". ")[0].strip().rstrip(".")
+                    raise _Unavailable("; ".join(reasons) or f"torch: {first}") from None
+            try:
+                choice = torch._fused_sdp_choice(*args, **kwargs)
+                from torch.nn.attention import SDPBackend
+
+                used.append(_USED_NAMES.get(SDPBackend(choice).name))
+            except Exception:  # noqa: BLE001 - a device without a selector: the backend is unknown
+                used.append(None)
+            return out
+
+    try:
+        with Spy():
+            call()
+    except _Unavailable as e:
+        raise InputError("--backend", f"{backend} cannot run {what} ({_one_line(e)})",
+                         "use --backend auto, or math (runs everywhere)") from None  # fmt: skip
+    if not used:
+        return "none"
+    if None in used:
+        return None
+    return "+".join(dict.fromkeys(used))
