@@ -22,7 +22,7 @@ _ABORT = tuple({KeyboardInterrupt, typer.Abort, getattr(click_exceptions, "Abort
 
 from . import __version__, presets, report, rows
 from .errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, AttncliError, InputError, ResourceError
-from .options import parse_int_list, parse_modes, parse_positive_int
+from .options import parse_bytes, parse_int_list, parse_modes, parse_positive_int
 from .spec import COMPUTE_DTYPES, DTYPE_BYTES, Shape, parse_dtype
 
 app = typer.Typer(
@@ -68,6 +68,23 @@ MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
 Force = Annotated[bool, typer.Option("--force",
     help="Skip the memory pre-flight (rows that then run out of memory get status oom).")]  # fmt: skip
+HfConfig = Annotated[Optional[str], typer.Option("--hf-config", metavar="PATH", show_default=False,
+    help="A Hugging Face config.json (or the folder holding it), read without transformers: the model's shape, "
+         "attention (KV heads, MLA) and layer kinds replace --preset; its own attention is the default variant.")]  # fmt: skip
+Tp = Annotated[str, typer.Option("--tp", metavar="T",
+    help="Tensor-parallel degree: bytes per GPU, each holding max(1, n_kv_heads / T) KV heads (MLA's latent: all of it).")]  # fmt: skip
+KvScales = Annotated[Optional[str], typer.Option("--kv-scales", show_default=False,
+    help="Scales of an fp8/int8 cache, float32 each: per-tensor (one per layer for K and V; fp8's default) or "
+         "per-token-head (one per token per cached vector; int8's default). Counted in kv_scale_bytes.")]  # fmt: skip
+Budget = Annotated[Optional[str], typer.Option("--budget", metavar="SIZE", show_default=False,
+    help="Memory per GPU (80GiB = 80·2^30 bytes, 80GB = 80·10^9): whether each cache fits, the longest context at "
+         "each --batch and the largest batch at each --seq-len that fit.")]  # fmt: skip
+IncludeWeights = Annotated[bool, typer.Option("--include-weights",
+    help="Count the model's parameters (from the config: dense and MoE) at --weight-dtype, split over --tp, "
+         "against --budget.")]  # fmt: skip
+WeightDtype = Annotated[str, typer.Option("--weight-dtype", help="Storage dtype of the weights for --include-weights.")]
+PerLayer = Annotated[bool, typer.Option("--per-layer",
+    help="Also one row per layer kind of the model (e.g. 21 sliding + 21 full), its count in `layers`.")]  # fmt: skip
 
 
 def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool = False):
@@ -82,39 +99,93 @@ def _layers(layers: Optional[str], preset) -> int:
     return preset.n_layers if layers is None else parse_positive_int(layers, "--layers")
 
 
+def _preset(preset: Optional[str], hf_config: Optional[str]):
+    """The preset named by --preset, or the model a --hf-config file describes."""
+    if hf_config is not None:
+        if preset is not None:
+            raise InputError("--hf-config", "give --preset or --hf-config, not both")
+        from . import hfconfig
+
+        return hfconfig.load(hf_config)
+    return presets.load_preset(preset)
+
+
+def _defaults(p, fallback: list[str]) -> list[str]:
+    """Variants when none is named: a model's own attention, else the command's defaults."""
+    return [p.model.attention] if p.model is not None else fallback
+
+
+def _whole_layers_only(p, command: str) -> None:
+    """FLOPs and timings of a model with sliding-window or linear layers need the stack families
+    (swa, linear, hybrid); until this build has them, say so instead of pricing them as full layers."""
+    if p.model is None or set(p.model.layer_types) == {"full"}:
+        return
+    from .registry import FAMILIES
+
+    if not {"swa", "linear", "hybrid"} <= set(FAMILIES):
+        raise InputError(p.path or p.name, f"{command}: the model has {p.model.describe()} layers, and this build prices "
+                         "only full attention layers", "kv-memory sizes every layer kind")  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------
 # analytic commands (no torch)
 
 
 @app.command("kv-memory")
 def kv_memory(
-    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa]", show_default=False)] = None,
-    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", layers: Layers = None,
-    dtype: KvDtype = "bfloat16", csv: Csv = None, json: Json = None,
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa; a model's own attention]", show_default=False)] = None,
+    preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
+    layers: Layers = None, dtype: KvDtype = "bfloat16", tp: Tp = "1", kv_scales: KvScales = None,
+    budget: Budget = None, include_weights: IncludeWeights = False, weight_dtype: WeightDtype = "bfloat16",
+    per_layer: PerLayer = False, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
-    """KV-cache bytes for batch × seq-len tokens × layers at a storage dtype (analytic, no torch)."""
+    """KV-cache bytes per GPU for batch × seq-len tokens over a model's layers (analytic, no torch).
+
+    Sliding-window layers hold at most their window, linear layers a constant state; --tp splits
+    KV heads over GPUs; fp8/int8 add their scales; --budget finds what fits."""
+    from . import serving
+
     report.check_outputs(csv, json)
-    p = presets.load_preset(preset)
-    specs = _variants(variants, ["mha", "mqa", "gqa"], p)
+    p = _preset(preset, hf_config)
+    specs = _variants(variants, _defaults(p, ["mha", "mqa", "gqa"]), p)
     seq_lens, batches = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch")
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
-    out = [rows.kv_row(s, p, L, b, n_layers, dt) for L in seq_lens for b in batches for s in specs]
-    report.emit(out, "kv-memory", title=f"KV cache · preset {p.name} · {dt}", csv_path=csv, json_path=json)
+    plan = serving.Plan(
+        storage=serving.Storage.of(dt, kv_scales and kv_scales.strip().lower()), tp=parse_positive_int(tp, "--tp"),
+        budget=parse_bytes(budget, "--budget") if budget is not None else None,
+        weight_dtype=parse_dtype(weight_dtype, "--weight-dtype") if include_weights else None,
+    )  # fmt: skip
+    own = presets.build_spec(p.model.attention, p, {}, p.name) if p.model is not None else None
+    out = [r for L in seq_lens for b in batches for s in specs
+           for r in rows.serving_rows(s, p, L, b, n_layers, plan, per_layer,
+                                      kv_heads_from=p.model.kv_heads_from if s == own else None)]  # fmt: skip
+    title = f"KV cache · preset {p.name} · {dt}" + (f" · TP {plan.tp}, per GPU" if plan.tp > 1 else "")
+    if plan.budget is not None:
+        title += f" · budget {report.cell('budget_bytes', plan.budget)} per GPU"
+        title += f" incl. {weight_dtype} weights" if include_weights else ""
+    notes = [plan.storage.describe()]
+    sources = sorted({r["kv_heads_from"] for r in out if r.get("kv_heads_from")})
+    if sources:
+        notes.append(f"KV heads from {p.path or p.name}: {'; '.join(sources)}")
+    if any(r.get("max_seq_len") is None and r.get("budget_bytes") is not None for r in out):
+        notes.append("no max seq len where the cache stops growing (every layer windowed or linear): any context fits")
+    report.emit(out, "kv-memory", title=title, caption="; ".join(n for n in notes if n), csv_path=csv, json_path=json)
 
 
 @app.command("flops")
 def flops(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa]", show_default=False)] = None,
-    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", layers: Layers = None,
-    mode: Mode = "prefill", dtype: KvDtype = "bfloat16", csv: Csv = None, json: Json = None,
+    preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
+    layers: Layers = None, mode: Mode = "prefill", dtype: KvDtype = "bfloat16", csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Analytic matmul FLOPs (projections + attention), the block's FFN for scale, and KV bytes.
 
     One multiply-add = 2 FLOPs; a causal prefill of n tokens scores n(n+1)/2 query–key pairs;
     decode scores one new token against the cache and itself (seq-len + 1 keys)."""
     report.check_outputs(csv, json)
-    p = presets.load_preset(preset)
-    specs = _variants(variants, ["mha", "mqa", "gqa"], p, paths=True)
+    p = _preset(preset, hf_config)
+    _whole_layers_only(p, "flops")
+    specs = _variants(variants, _defaults(p, ["mha", "mqa", "gqa"]), p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
     out = [rows.analytic_row(s, p, Shape(m, L, b), n_layers, dt)
@@ -132,6 +203,7 @@ def list_presets(csv: Csv = None, json: Json = None):
             "preset": p.name, "d_model": p.d_model, "n_heads": p.n_heads,
             "head_dim": p.head_dim or p.d_model // p.n_heads, "n_layers": p.n_layers, "d_ff": p.d_ff or 4 * p.d_model,
             "gqa_n_kv_heads": presets.build_spec("gqa", p, {}, name).n_kv_heads,
+            "model": f"{presets.build_spec(p.model.attention, p, {}, name).label} · {p.model.describe()}" if p.model else None,
             "description": p.description, "source": p.source,
         })  # fmt: skip
     from .registry import FAMILIES
@@ -193,10 +265,11 @@ def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_ti
 
 
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
-             csv, json):  # fmt: skip
+             csv, json, hf_config=None):  # fmt: skip
     report.check_outputs(csv, json)
-    p = presets.load_preset(preset)
-    specs = _variants(variants, default, p, paths=True)
+    p = _preset(preset, hf_config)
+    _whole_layers_only(p, view)
+    specs = _variants(variants, _defaults(p, default), p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     dtype, threads = _check_run_options(device, dtype, threads, min_time)
     work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
@@ -256,28 +329,30 @@ class _progress:
 @app.command("bench")
 def bench(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha]", show_default=False)] = None,
-    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
-    device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
-    min_time: MinTime = 0.2, force: Force = False, csv: Csv = None, json: Json = None,
+    preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
+    mode: Mode = "prefill", device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0,
+    threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
 
     The error is against a float64 plain-math reference on the CPU with the same weights and
     inputs; the plain-math path in the run dtype is reported beside it."""
-    _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench", csv, json)
+    _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench", csv, json,
+             hf_config)  # fmt: skip
 
 
 @app.command("compare")
 def compare(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha gqa]", show_default=False)] = None,
-    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
-    device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
-    min_time: MinTime = 0.2, force: Force = False, csv: Csv = None, json: Json = None,
+    preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
+    mode: Mode = "prefill", device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0,
+    threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Bench every variant on identical shapes and seeds, with ratios against the first.
 
     speed-up = the first variant's latency / this one's; KV ratio and FLOP ratio = this one's / the first's."""
-    _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "compare", csv, json)
+    _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "compare",
+             csv, json, hf_config)  # fmt: skip
 
 
 @app.command("sweep")

@@ -47,7 +47,10 @@ _fixed3 = _sig3
 
 FORMAT = {
     **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params"), _si),
-    **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured"), _iec),
+    **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured", "kv_scale_bytes",
+                     "linear_state_bytes", "weight_bytes", "budget_bytes"), _iec),
+    "model_params": _si,
+    **dict.fromkeys(("max_seq_len", "max_batch"), lambda x: f"{x:,}"),
     **dict.fromkeys(("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s"), _fixed3),
     **dict.fromkeys(("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2"),
                     lambda x: f"{x:.1e}"),  # fmt: skip
@@ -65,6 +68,9 @@ HEADER = {
     "gflops_per_s": "GFLOP/s", "err_rel_l2": "rel L2 err", "naive_err_rel_l2": "math rel L2",
     "err_max_abs": "max abs err", "speedup_vs_base": "speed-up", "kv_ratio_vs_base": "KV ratio",
     "flops_ratio_vs_base": "FLOP ratio", "n_layers": "layers", "gqa_n_kv_heads": "gqa KV heads",
+    "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
+    "linear_state_bytes": "linear state", "model_params": "params", "weight_bytes": "weights / GPU",
+    "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
 }  # fmt: skip
 
 # The columns each command shows on the terminal; files get every column.
@@ -73,14 +79,17 @@ _MEASURED = ["latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_pe
 VIEWS = {
     "flops": ["label", "mode", "seq_len", "batch", "layers", "proj_flops", "attn_flops", "flops",
               "ffn_flops", "attn_share", "kv_cache_bytes"],
-    "kv-memory": ["label", "seq_len", "batch", "layers", "dtype", "kv_bytes_per_token", "kv_cache_bytes"],
+    "kv-memory": ["label", "layer_kind", "window", "seq_len", "batch", "layers", "dtype", "tp", "kv_heads_per_gpu",
+                  "kv_bytes_per_token", "kv_cache_bytes", "kv_scale_bytes", "linear_state_bytes", "model_params",
+                  "weight_bytes", "fits", "max_seq_len", "max_batch"],
     "bench": ["label", "mode", "seq_len", "batch", "flops", *_MEASURED],
     "compare": ["label", "mode", "seq_len", "batch", "flops", *_MEASURED,
                 "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"],
-    "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "description"],
+    "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "model", "description"],
 }  # fmt: skip
 
-RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads"}
+RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "tp",
+         "kv_heads_per_gpu"}
 
 
 def cell(column: str, value) -> str:
@@ -88,6 +97,8 @@ def cell(column: str, value) -> str:
         return "–"
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else str(value)
+    if isinstance(value, bool) and column == "fits":
+        return "yes" if value else "no"
     fmt = FORMAT.get(column)
     return fmt(value) if fmt and isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 

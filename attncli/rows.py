@@ -29,7 +29,13 @@ MEASURED_COLUMNS = (
     "backend", "device_name", "torch_version", "threads", "seed", "status",
 )  # fmt: skip
 COMPARE_COLUMNS = ("base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base")
-COLUMNS = IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + COMPARE_COLUMNS
+# Real models and serving (kv-memory): where the KV heads came from, the layer kinds, per-GPU
+# sizing under tensor parallelism, quantisation scales, and --budget answers.
+SERVING_COLUMNS = (
+    "kv_heads_from", "layer_kind", "window", "tp", "kv_heads_per_gpu", "kv_scales", "kv_scale_bytes",
+    "linear_state_bytes", "model_params", "weight_bytes", "budget_bytes", "fits", "max_seq_len", "max_batch",
+)  # fmt: skip
+COLUMNS = IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + COMPARE_COLUMNS + SERVING_COLUMNS
 
 
 def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, batch: int, layers: int,
@@ -98,3 +104,51 @@ def _ratio(num, den):
     if num is None or den is None or den == 0:
         return None
     return num / den
+
+
+# ------------------------------------------------------------------------------------------------
+# serving: a whole model's cache per GPU (kv-memory)
+
+
+def serving_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: int, layers: int,
+                 plan, per_layer: bool = False, kv_heads_from: str | None = None) -> list[dict]:  # fmt: skip
+    """The kv-memory rows of `spec` in the preset's model (or `layers` full layers of it), per GPU
+    under `plan` (serving.Plan): with per_layer, first one row per layer kind (its count in
+    `layers`), then the model's row. `kv_heads_from` names the config field behind the KV heads."""
+    from . import serving
+
+    model = preset.model
+    groups = serving.layer_groups(spec, model, layers, plan.tp)
+    common = {"tp": plan.tp, "kv_scales": plan.storage.scales, "kv_heads_from": kv_heads_from}
+    parts = []
+    if per_layer and len(groups) > 1:
+        for g in groups:
+            row = identity(spec, preset, "cache", seq_len, batch, g.count, g.tokens(seq_len), plan.storage.dtype)
+            if g.kind == "linear":
+                row.update({"label": f"linear-{model.linear.kind}", "family": "linear", "n_kv_heads": None,
+                            "head_dim": model.linear.key_dim, "position": "none"})  # fmt: skip
+                row.update({c: None for c in SPEC_COLUMNS if c in row})
+            b = serving.group_bytes(g, plan.storage, seq_len, batch)
+            row.update(common)
+            row.update({
+                "layer_kind": g.kind, "window": g.window, "kv_heads_per_gpu": g.kv_heads_per_gpu,
+                "kv_bytes_per_token": serving.bytes_per_token([g], plan.storage),
+                "kv_cache_bytes": b.data + b.state, "kv_scale_bytes": b.scales if plan.storage.scales else None,
+                "linear_state_bytes": b.state if g.kind == "linear" else None,
+            })  # fmt: skip
+            parts.append(row)
+    b = serving.cache_bytes(groups, plan.storage, seq_len, batch)
+    total_layers = sum(g.count for g in groups)
+    row = identity(spec, preset, "cache", seq_len, batch, total_layers, seq_len, plan.storage.dtype)
+    row.update(common)
+    softmax = next((g for g in groups if g.kind != "linear"), None)
+    row.update({
+        "layer_kind": model.describe() if model is not None else f"{total_layers} full",
+        "window": model.window if model is not None else None,
+        "kv_heads_per_gpu": softmax.kv_heads_per_gpu if softmax else None,
+        "kv_bytes_per_token": serving.bytes_per_token(groups, plan.storage),
+        "kv_cache_bytes": b.data + b.state, "kv_scale_bytes": b.scales if plan.storage.scales else None,
+        "linear_state_bytes": b.state if any(g.kind == "linear" for g in groups) else None,
+    })  # fmt: skip
+    row.update(plan.budget_columns(spec, preset, groups, seq_len, batch, b))
+    return parts + [row]
