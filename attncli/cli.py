@@ -161,14 +161,17 @@ def kv_memory(
                                       kv_heads_from=p.model.kv_heads_from if s == own else None)]  # fmt: skip
     title = f"KV cache · preset {p.name} · {dt}" + (f" · TP {plan.tp}, per GPU" if plan.tp > 1 else "")
     if plan.budget is not None:
-        title += f" · budget {report.cell('budget_bytes', plan.budget)} per GPU"
+        title += f" · budget {budget.strip()} per GPU"
         title += f" incl. {weight_dtype} weights" if include_weights else ""
     notes = [plan.storage.describe()]
     sources = sorted({r["kv_heads_from"] for r in out if r.get("kv_heads_from")})
     if sources:
-        notes.append(f"KV heads from {p.path or p.name}: {'; '.join(sources)}")
+        notes.append(f"KV heads from {p.path if hf_config else p.name}: {'; '.join(sources)}")
     if any(r.get("max_seq_len") is None and r.get("budget_bytes") is not None for r in out):
         notes.append("no max seq len where the cache stops growing (every layer windowed or linear): any context fits")
+    limit = p.model.max_position_embeddings if p.model is not None else None
+    if limit and any((r.get("max_seq_len") or 0) > limit for r in out):
+        notes.append(f"max seq len beyond the model's max_position_embeddings ({limit:,} tokens): memory is not the limit")
     report.emit(out, "kv-memory", title=title, caption="; ".join(n for n in notes if n), csv_path=csv, json_path=json)
 
 

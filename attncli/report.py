@@ -50,7 +50,7 @@ FORMAT = {
     **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured", "kv_scale_bytes",
                      "linear_state_bytes", "weight_bytes", "budget_bytes"), _iec),
     "model_params": _si,
-    **dict.fromkeys(("max_seq_len", "max_batch"), lambda x: f"{x:,}"),
+    **dict.fromkeys(("max_seq_len", "max_batch", "window"), lambda x: f"{x:,}"),
     **dict.fromkeys(("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s"), _fixed3),
     **dict.fromkeys(("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2"),
                     lambda x: f"{x:.1e}"),  # fmt: skip
@@ -119,7 +119,7 @@ def table(rows: list[dict], view: str, title: str = "", caption: str = ""):
     t = Table(title=title or None, caption=caption or None, title_justify="left", caption_justify="left")
     for c in columns:
         numeric = c in RIGHT or c in FORMAT
-        t.add_column(HEADER.get(c, c), justify="right" if numeric else "left", no_wrap=c == "label")
+        t.add_column(HEADER.get(c, c), justify="right" if numeric else "left", no_wrap=c in ("label", "layer_kind"))
     for r in rows:
         t.add_row(*(cell(c, r.get(c)) for c in columns))
     return t
