@@ -111,20 +111,31 @@ def _preset(preset: Optional[str], hf_config: Optional[str]):
 
 
 def _defaults(p, fallback: list[str]) -> list[str]:
-    """Variants when none is named: a model's own attention, else the command's defaults."""
+    """kv-memory's variants when none is named: a model's own attention (serving.py sizes its
+    layer kinds), else the command's defaults."""
     return [p.model.attention] if p.model is not None else fallback
 
 
-def _whole_layers_only(p, command: str) -> None:
-    """FLOPs and timings of a model with sliding-window or linear layers need the stack families
-    (swa, linear, hybrid); until this build has them, say so instead of pricing them as full layers."""
+STACK_FAMILIES = {"swa", "linear", "hybrid"}  # what prices sliding-window and linear layers
+
+
+def _model_variants(p, variants: Optional[list[str]], fallback: list[str], command: str) -> list[str]:
+    """flops/bench/compare variants: those named; else a model's own layers (its attention, or a
+    stack of its layer kinds, presets.model_variant), else the command's defaults. A model with
+    sliding-window or linear layers is refused rather than priced as full attention when this build
+    lacks the stack families, or when a named variant would stand for every layer alike."""
     if p.model is None or set(p.model.layer_types) == {"full"}:
-        return
+        return variants or ([p.model.attention] if p.model is not None else fallback)
     from .registry import FAMILIES
 
-    if not {"swa", "linear", "hybrid"} <= set(FAMILIES):
-        raise InputError(p.path or p.name, f"{command}: the model has {p.model.describe()} layers, and this build prices "
+    where = p.path or p.name
+    if variants:
+        raise InputError(where, f"{command}: the model has {p.model.describe()} layers, which one named variant "
+                         "would price alike", "name no variant to use the model's own layers")  # fmt: skip
+    if not STACK_FAMILIES <= set(FAMILIES):
+        raise InputError(where, f"{command}: the model has {p.model.describe()} layers, and this build prices "
                          "only full attention layers", "kv-memory sizes every layer kind")  # fmt: skip
+    return [presets.model_variant(p)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -187,8 +198,7 @@ def flops(
     decode scores one new token against the cache and itself (seq-len + 1 keys)."""
     report.check_outputs(csv, json)
     p = _preset(preset, hf_config)
-    _whole_layers_only(p, "flops")
-    specs = _variants(variants, _defaults(p, ["mha", "mqa", "gqa"]), p, paths=True)
+    specs = _variants(_model_variants(p, variants, ["mha", "mqa", "gqa"], "flops"), [], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
     out = [rows.analytic_row(s, p, Shape(m, L, b), n_layers, dt)
@@ -271,8 +281,7 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
              csv, json, hf_config=None):  # fmt: skip
     report.check_outputs(csv, json)
     p = _preset(preset, hf_config)
-    _whole_layers_only(p, view)
-    specs = _variants(variants, _defaults(p, default), p, paths=True)
+    specs = _variants(_model_variants(p, variants, default, view), [], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     dtype, threads = _check_run_options(device, dtype, threads, min_time)
     work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]

@@ -355,6 +355,21 @@ def build_spec(family_name: str, preset: PresetSpec, overrides: dict, where: str
     return spec
 
 
+def model_variant(preset: PresetSpec) -> str:
+    """The VARIANT argument that builds a model preset's own layers for flops, bench and compare:
+    its attention family when every layer is full; `family:window=W` when every layer slides;
+    otherwise a `hybrid` stack whose pattern lists one period of the layers, sliding layers as
+    `family:window=W` and linear layers as `linear` (the stack families: swa/linear/hybrid).
+    kv-memory does not need this: serving.py sizes the layer kinds itself."""
+    model = preset.model
+    kinds = model.layer_types
+    period = next(n for n in range(1, len(kinds) + 1) if all(kinds[i] == kinds[i % n] for i in range(len(kinds))))
+    item = {"full": model.attention, "sliding": f"{model.attention}:window={model.window}", "linear": "linear"}
+    if period == 1:
+        return item[kinds[0]]
+    return "hybrid:pattern=[" + ",".join(item[k] for k in kinds[:period]) + "]"
+
+
 def _default_of(family: registry.Family, key: str, defaults: dict):
     if key in defaults:
         return defaults[key]

@@ -267,6 +267,17 @@ def test_flops_bench_and_compare_take_a_config(cli, tmp_path):
     windowed = cli("flops", "-p", "gemma-2-9b")
     if windowed.code:  # until the sliding-window and linear families price those layers
         assert "the model has 21 sliding(4096) + 21 full layers" in windowed.err
+    named = cli("flops", "mha", "-p", "gemma-2-9b")  # one named variant would price local and global layers alike
+    assert named.code == 2 and "which one named variant would price alike" in named.err
+
+
+@pytest.mark.parametrize("model,arg", [
+    ("llama-3.1-8b", "gqa"), ("gemma-2b", "mqa"), ("deepseek-v3", "mla"), ("mistral-7b-v0.1", "gqa:window=4096"),
+    ("gemma-2-9b", "hybrid:pattern=[gqa:window=4096,gqa]"),
+    ("minimax-text-01", "hybrid:pattern=[linear,linear,linear,linear,linear,linear,linear,gqa]"),
+])  # fmt: skip
+def test_model_layers_as_a_variant_argument_for_the_stack_families(model, arg):
+    assert presets.model_variant(presets.load_preset(model)) == arg
 
 
 def test_model_commands_never_import_torch():
