@@ -37,7 +37,8 @@ app = typer.Typer(
 # options shared by the commands (help text carries the units)
 
 VARIANT_HELP = (
-    "Variants: a family (mha, mqa, gqa, mla), a family with overrides (gqa:n_kv_heads=2,causal=false), "
+    "Variants: a family (mha, mqa, gqa, mla, swa, cross, linear, hybrid), a family with overrides "
+    "(gqa:n_kv_heads=2,causal=false; nested values in brackets: hybrid:softmax=[gqa:n_kv_heads=2,window=512]), "
     "or a YAML file path (my.yaml, optionally my.yaml:n_kv_heads=4). flops, bench and compare show mla's "
     "naive and absorbed paths as two rows unless absorb=true|false picks one."
 )
@@ -48,7 +49,15 @@ SeqLen = Annotated[str, typer.Option("--seq-len", "-s",
          "Prefill processes this many tokens; decode adds one token to a cache of this many.")]  # fmt: skip
 Batch = Annotated[str, typer.Option("--batch", "-b", help="Sequences per batch: a number or a comma list.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", show_default=False,
-    help="Attention layers in the model: totals multiply by it. [default: the preset's n_layers]")]  # fmt: skip
+    help="Attention layers in the model: totals multiply by it (a hybrid repeats its pattern to fill them). "
+         "[default: the preset's n_layers]")]  # fmt: skip
+PerLayer = Annotated[bool, typer.Option("--per-layer",
+    help="Also one row per distinct layer kind of a stack (hybrid) or a model (e.g. 21 sliding + 21 full), "
+         "with its count in `layers`.")]  # fmt: skip
+BenchLayers = Annotated[Optional[str], typer.Option("--layers", show_default=False,
+    help="Layers in the measured model: each distinct layer kind is measured once as one layer and the "
+         "model totals count × that layer (column latency_basis). [default: 1; the preset's n_layers "
+         "when a stack (hybrid) is among the variants]")]  # fmt: skip
 Mode = Annotated[str, typer.Option("--mode", "-m",
     help="prefill (a whole sequence), decode (one new token against the cache), or both.")]  # fmt: skip
 Csv = Annotated[Optional[str], typer.Option("--csv", metavar="PATH", show_default=False,
@@ -83,8 +92,6 @@ IncludeWeights = Annotated[bool, typer.Option("--include-weights",
     help="Count the model's parameters (from the config: dense and MoE) at --weight-dtype, split over --tp, "
          "against --budget.")]  # fmt: skip
 WeightDtype = Annotated[str, typer.Option("--weight-dtype", help="Storage dtype of the weights for --include-weights.")]
-PerLayer = Annotated[bool, typer.Option("--per-layer",
-    help="Also one row per layer kind of the model (e.g. 21 sliding + 21 full), its count in `layers`.")]  # fmt: skip
 
 
 def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool = False):
@@ -95,8 +102,10 @@ def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool
     return [presets.parse_variant(v, preset) for v in (args or default)]
 
 
-def _layers(layers: Optional[str], preset) -> int:
-    return preset.n_layers if layers is None else parse_positive_int(layers, "--layers")
+def _layers(layers: Optional[str], preset, default: Optional[int] = None) -> int:
+    if layers is None:
+        return preset.n_layers if default is None else default
+    return parse_positive_int(layers, "--layers")
 
 
 def _preset(preset: Optional[str], hf_config: Optional[str]):
@@ -190,19 +199,21 @@ def kv_memory(
 def flops(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
-    layers: Layers = None, mode: Mode = "prefill", dtype: KvDtype = "bfloat16", csv: Csv = None, json: Json = None,
+    layers: Layers = None, mode: Mode = "prefill", dtype: KvDtype = "bfloat16", per_layer: PerLayer = False,
+    csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Analytic matmul FLOPs (projections + attention), the block's FFN for scale, and KV bytes.
 
-    One multiply-add = 2 FLOPs; a causal prefill of n tokens scores n(n+1)/2 query–key pairs;
-    decode scores one new token against the cache and itself (seq-len + 1 keys)."""
+    One multiply-add = 2 FLOPs; a causal prefill of n tokens scores n(n+1)/2 query–key pairs
+    (Σ min(i+1, W) with a window W); decode scores one new token against the cache and itself
+    (seq-len + 1 keys, at most W). Position encodings count as elementwise FLOPs."""
     report.check_outputs(csv, json)
     p = _preset(preset, hf_config)
     specs = _variants(_model_variants(p, variants, ["mha", "mqa", "gqa"], "flops"), [], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
-    out = [rows.analytic_row(s, p, Shape(m, L, b), n_layers, dt)
-           for m in modes for L in seq_lens for b in batches for s in specs]  # fmt: skip
+    out = [r for m in modes for L in seq_lens for b in batches for s in specs
+           for r in rows.analytic_rows(s, p, Shape(m, L, b), n_layers, dt, per_layer=per_layer)]  # fmt: skip
     report.emit(out, "flops", title=f"FLOPs · preset {p.name} · {n_layers} layer(s)", csv_path=csv, json_path=json)
 
 
@@ -268,6 +279,7 @@ def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_ti
 
     from .measure.bench import Settings
     from .measure.device import resolve_device
+    from .measure.stack import measure_model
 
     dev = resolve_device(device)
     if dtype.strip().lower() == "auto":
@@ -278,32 +290,45 @@ def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_ti
 
 
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
-             csv, json, hf_config=None):  # fmt: skip
+             csv, json, layers=None, per_layer=False, hf_config=None):  # fmt: skip
     report.check_outputs(csv, json)
     p = _preset(preset, hf_config)
     specs = _variants(_model_variants(p, variants, default, view), [], p, paths=True)
+    from .spec import HybridSpec
+
+    # One layer, as bench always measured; a stack has no single layer to stand for it, so with a
+    # stack among the variants every row is a model of the preset's n_layers (unless --layers).
+    n_layers = _layers(layers, p, default=p.n_layers if any(isinstance(s, HybridSpec) for s in specs) else 1)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     dtype, threads = _check_run_options(device, dtype, threads, min_time)
     work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
-    _preflight(work, device, dtype, force)
+    # Each distinct layer kind is measured alone, so the pre-flight checks the kinds.
+    kinds = [(k, shape) for s, shape in work for k in (s.layers if isinstance(s, HybridSpec) else (s,))]
+    _preflight(kinds, device, dtype, force)
     settings = _settings(device, dtype, seed, threads, min_time)
-    _preflight(work, device, dtype, force, settings)
+    _preflight(kinds, device, dtype, force, settings)
     from .measure.oom import measure_or_oom
+    from .measure.stack import measure_model
 
     done: list[dict] = []
+    memo: dict = {}  # one-layer measurements, shared by the variants (a hybrid's linear layers = `linear`)
     interrupted = False
     with _progress(len(work)) as advance:
         try:
             for spec, shape in work:
                 advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
-                done.append(measure_or_oom(spec, p, shape, settings))
+                done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure_or_oom))
         except KeyboardInterrupt:
             interrupted = True
     if view == "compare":
         rows.add_ratios(done)
     if done:
-        report.emit(done, view, title=f"{view} · preset {p.name} · 1 layer", caption=report.caption_for(done),
-                    csv_path=csv, json_path=json)  # fmt: skip
+        caption = report.caption_for(done)
+        if n_layers > 1:
+            caption += (f" · {n_layers} layers = Σ count × one layer of each kind, measured alone "
+                        "(latency, cache bytes); errors: the worst kind")  # fmt: skip
+        title = f"{view} · preset {p.name} · {n_layers} layer{'s' if n_layers > 1 else ''}"
+        report.emit(done, view, title=title, caption=caption, csv_path=csv, json_path=json)
     if interrupted:
         typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows; the finished rows are shown and written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -343,14 +368,17 @@ def bench(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
     mode: Mode = "prefill", device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0,
-    threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, csv: Csv = None, json: Json = None,
+    threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None,
+    per_layer: PerLayer = False, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
 
     The error is against a float64 plain-math reference on the CPU with the same weights and
-    inputs; the plain-math path in the run dtype is reported beside it."""
-    _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench", csv, json,
-             hf_config)  # fmt: skip
+    inputs; the plain-math path in the run dtype is reported beside it. With --layers N (or a
+    hybrid, or a model whose layers differ), each distinct layer kind is measured once and the model
+    totals count × that layer."""
+    _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench",
+             csv, json, layers, per_layer, hf_config)  # fmt: skip
 
 
 @app.command("compare")
@@ -358,13 +386,14 @@ def compare(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha gqa]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
     mode: Mode = "prefill", device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0,
-    threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, csv: Csv = None, json: Json = None,
+    threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None,
+    per_layer: PerLayer = False, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Bench every variant on identical shapes and seeds, with ratios against the first.
 
     speed-up = the first variant's latency / this one's; KV ratio and FLOP ratio = this one's / the first's."""
-    _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "compare",
-             csv, json, hf_config)  # fmt: skip
+    _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force,
+             "compare", csv, json, layers, per_layer, hf_config)  # fmt: skip
 
 
 @app.command("sweep")
@@ -419,15 +448,24 @@ def sweep_cmd(
         dt = settings.dtype
         from .measure.oom import measure_or_oom, oom_row
 
+        from .measure.stack import measure_model
+        from .spec import HybridSpec
+
+        memo: dict = {}
+
         def row_of(c):  # a combination the pre-flight refuses is an oom row, and the sweep goes on
+            stack = isinstance(c.spec, HybridSpec)
             try:
-                _preflight([(c.spec, c.shape)], str(settings.device), dt, force, settings)
+                kinds = c.spec.layers if stack else (c.spec,)
+                _preflight([(k, c.shape) for k in kinds], str(settings.device), dt, force, settings)
             except ResourceError:
                 return oom_row(c.spec, p, c.shape, settings)
-            return measure_or_oom(c.spec, p, c.shape, settings)
+            # One layer per row, as bench; a stack is a model of the preset's n_layers, each kind measured once.
+            return measure_model(c.spec, p, c.shape, settings, p.n_layers if stack else 1, memo=memo,
+                                 measure=measure_or_oom)[-1]  # fmt: skip
     else:
         row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
-    identity = {"preset": p.name, "dtype": dt, "layers": n_layers,
+    identity = {"preset": p.name, "dtype": dt, "layers": None if measure else n_layers,
                 "device": str(settings.device) if measure else None, "seed": seed if measure else None}  # fmt: skip
     todo = sweep.plan(combos, csv, columns, identity, resume=resume, overwrite=overwrite)
     appender = sweep.Appender(csv, columns, stdout=sys.stdout, append=resume)

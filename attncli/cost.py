@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .spec import GQASpec, MLASpec, Shape
+from .spec import CrossSpec, GQASpec, LinearSpec, MLASpec, Shape
 
 # Elementwise costs, in FLOPs per element (a stated convention; FlopCounterMode counts none of it):
 SOFTMAX_FLOPS_PER_SCORE = 5  # scale, subtract the row max, exp, add to the row sum, divide
 ROPE_FLOPS_PER_ELEMENT = 3  # x·cos + rotate(x)·sin: two multiplies and one add
 RMSNORM_FLOPS_PER_ELEMENT = 4  # square, add to the sum, multiply by 1/rms, multiply by the weight
+ALIBI_FLOPS_PER_SCORE = 2  # slope × distance, added to the score (Press et al. 2022)
+FEATURE_MAP_FLOPS_PER_ELEMENT = 2  # elu(x) + 1: exp or pass-through, then add one (per q and k element)
+NORMALISE_FLOPS_PER_ELEMENT = 1  # linear attention: divide each output element by its normaliser
 
 
 @dataclass(frozen=True)
@@ -30,25 +33,98 @@ class LayerFlops:
         return self.proj + self.attn
 
 
-def query_key_pairs(shape: Shape, causal: bool) -> int:
-    """Query–key pairs a causal-aware kernel scores: n(n+1)/2 for a causal prefill of n tokens,
-    n² without the mask, L+1 for one decode token against L cached tokens plus itself."""
+def causal_window_pairs(n: int, window: int | None) -> int:
+    """Σ_{i<n} min(i+1, W): query i sees keys max(0, i-W+1)..i (Beltagy et al. 2020; Jiang et al.
+    2023, Mistral); n(n+1)/2 without a window."""
+    if window is None or window >= n:
+        return n * (n + 1) // 2
+    return window * (window + 1) // 2 + (n - window) * window
+
+
+def query_key_pairs(shape: Shape, causal: bool, window: int | None = None) -> int:
+    """Query–key pairs a causal-aware (and window-aware) kernel scores: n(n+1)/2 for a causal
+    prefill of n tokens, n² without the mask, L+1 for one decode token against L cached tokens
+    plus itself. A window W caps each query at W keys: Σ min(i+1, W) causal, min(L+1, W) in
+    decode; without the causal mask query i sees keys with |i − j| < W, 2·Σ min(i+1, W) − n."""
     if shape.mode == "decode":
-        return shape.seq_len + 1
+        return shape.seq_len + 1 if window is None else min(shape.seq_len + 1, window)
     n = shape.seq_len
-    return n * (n + 1) // 2 if causal else n * n
+    if causal:
+        return causal_window_pairs(n, window)
+    return n * n if window is None else 2 * causal_window_pairs(n, window) - n
 
 
 def gqa_flops(spec: GQASpec, shape: Shape) -> LayerFlops:
-    """MHA/GQA/MQA layer (Vaswani et al. 2017 §3.2; Ainslie et al. 2023 for shared KV heads)."""
+    """MHA/GQA/MQA layer (Vaswani et al. 2017 §3.2; Ainslie et al. 2023 for shared KV heads), with
+    an optional sliding window and RoPE or ALiBi (whose cost is elementwise, never matmul)."""
     n, d, hd, h, g = shape.n_query, spec.d_model, spec.head_dim, spec.n_heads, spec.n_kv_heads
     proj = 2 * n * d * hd * (h + 2 * g) + 2 * n * h * hd * d  # Q, K, V in; O out
-    pairs = query_key_pairs(shape, spec.causal)
+    pairs = query_key_pairs(shape, spec.causal, spec.window)
     attn = 2 * 2 * pairs * h * hd  # q·kᵀ for every pair and head, then p·v
     elementwise = SOFTMAX_FLOPS_PER_SCORE * pairs * h
     if spec.position == "rope":
         elementwise += ROPE_FLOPS_PER_ELEMENT * n * hd * (h + g)  # rotate new queries and keys
+    elif spec.position == "alibi":
+        elementwise += ALIBI_FLOPS_PER_SCORE * pairs * h  # a distance bias on every score
     return LayerFlops(proj=proj, attn=attn, elementwise=elementwise)
+
+
+def cross_flops(spec: CrossSpec, shape: Shape) -> LayerFlops:
+    """Cross-attention (Vaswani et al. 2017 §3.2.3): n decoder queries against all M memory keys.
+    Prefill includes the one-off K/V projection of the memory (it builds the cache); decode reads
+    that cache and projects only its query and output (`memory_proj_flops` reports the one-off)."""
+    n, d, hd, h, m = shape.n_query, spec.d_model, spec.head_dim, spec.n_heads, spec.memory_len
+    proj = 2 * n * d * hd * h + 2 * n * h * hd * d  # Q in, O out
+    if shape.mode == "prefill":
+        proj += cross_memory_proj_flops(spec)
+    pairs = n * m  # no mask: every query sees every memory token
+    return LayerFlops(proj=proj, attn=2 * 2 * pairs * h * hd, elementwise=SOFTMAX_FLOPS_PER_SCORE * pairs * h)
+
+
+def cross_memory_proj_flops(spec: CrossSpec) -> int:
+    """K and V projections of the M encoder tokens, done once per sequence."""
+    return 2 * 2 * spec.memory_len * spec.d_model * spec.n_kv_heads * spec.head_dim
+
+
+def linear_flops(spec: LinearSpec, shape: Shape) -> LayerFlops:
+    """Linear attention (Katharopoulos et al. 2020 eqs. 4–6) as the module's fast path runs it.
+
+    Decode (recurrent form): S += φ(k)vᵀ, z += φ(k), y = φ(q)ᵀS / φ(q)ᵀz: per head 2·dk·dv for the
+    update, 2·dk·dv + 2·dk for the read-out. Causal prefill (chunkwise form, Yang et al. 2024 §3):
+    per chunk of c tokens, the masked c×c block φ(Q)φ(K)ᵀ and its product with V (the full block is
+    computed, 2·c²·(dk+dv)), the read-out of the carried state (2·c·dk·dv + 2·c·dk) and the state
+    update (2·c·dk·dv). Non-causal prefill: S = φ(K)ᵀV once, then every query reads it out."""
+    n, d, hd, h = shape.n_query, spec.d_model, spec.head_dim, spec.n_heads
+    proj = 2 * n * d * hd * 3 * h + 2 * n * h * hd * d  # Q, K, V in; O out
+    per_token = 2 * hd * hd + 2 * hd * hd + 2 * hd  # state update + read-out of S and of z, per head
+    attn = h * n * per_token
+    if shape.mode == "prefill" and spec.causal:
+        c, r = spec.chunk_size, n % spec.chunk_size
+        attn += h * 2 * (hd + hd) * ((n // c) * c * c + r * r)  # the intra-chunk blocks
+    return LayerFlops(proj=proj, attn=attn, elementwise=_linear_elementwise(spec, n))
+
+
+def linear_parallel_flops(spec: LinearSpec, shape: Shape, pairs: int | None = None) -> LayerFlops:
+    """The plain-math (parallel) form of linear attention: A = φ(Q)φ(K)ᵀ over `pairs` query–key
+    pairs (default: the causal-aware count), y = AV / A·1, and the final state S = φ(K)ᵀV for the
+    cache. What FlopCounterMode counts on the math path when it scores exactly `pairs` pairs."""
+    n, d, hd, h = shape.n_query, spec.d_model, spec.head_dim, spec.n_heads
+    if shape.mode == "decode":
+        return linear_flops(spec, shape)  # the recurrent form is the only decode form
+    pairs = query_key_pairs(shape, spec.causal) if pairs is None else pairs
+    proj = 2 * n * d * hd * 3 * h + 2 * n * h * hd * d
+    attn = h * (2 * pairs * (hd + hd) + 2 * n * hd * hd)  # scores and weighted sum; the state φ(K)ᵀV
+    return LayerFlops(proj=proj, attn=attn, elementwise=_linear_elementwise(spec, n))
+
+
+def _linear_elementwise(spec: LinearSpec, n: int) -> int:
+    h, hd = spec.n_heads, spec.head_dim
+    return FEATURE_MAP_FLOPS_PER_ELEMENT * 2 * n * h * hd + NORMALISE_FLOPS_PER_ELEMENT * n * h * hd
+
+
+def linear_params(spec: LinearSpec) -> int:
+    """Projection weights (no biases): W_q, W_k, W_v, W_o, one K/V head per query head."""
+    return 4 * spec.d_model * spec.head_dim * spec.n_heads
 
 
 def gqa_params(spec: GQASpec) -> int:

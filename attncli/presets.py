@@ -18,7 +18,7 @@ import yaml
 
 from . import registry
 from .errors import InputError, closest, did_you_mean
-from .spec import AttentionSpec, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
+from .spec import AttentionSpec, HybridSpec, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
 
 DEFAULT_PRESET = "small"
 PRESET_KEYS = tuple(f.name for f in dataclasses.fields(PresetSpec) if f.name != "path")
@@ -134,10 +134,20 @@ def coerce(key: str, kind, value):
             except ValueError:
                 pass
         raise InputError("", f"{key}: {value!r} is not a number")
+    if isinstance(value, Group) and kind is not tuple and typing.get_origin(kind) is not tuple:
+        value = str(value)  # brackets only group: `softmax=[gqa:n_kv_heads=2,window=512]`
     if kind is str:
         if isinstance(value, str):
             return value
         raise InputError("", f"{key}: {value!r} is not a string")
+    if typing.get_origin(kind) is tuple:  # a list of variant arguments, e.g. pattern
+        if isinstance(value, Group):
+            value = [_ungroup(item) for item in split_top(str(value), key)]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise InputError("", f"{key}: {value!r} is not a list of names", f"e.g. {key}=[swa,gqa]")
+        return tuple(v.strip() for v in value)
     if (typing.get_origin(kind) or kind) in (dict, collections.abc.Mapping):
         if isinstance(value, dict):
             return value
@@ -271,8 +281,11 @@ def load_preset(name: str | None = None) -> PresetSpec:
     return _load_preset_file(resolve_preset_path(name or DEFAULT_PRESET).resolve())
 
 
+DERIVED_FIELDS = ("family", "layers")  # set by the loader, never by a user
+
+
 def _check_family_fields(family: registry.Family, fields: dict, prefix: str = "") -> dict:
-    valid = [f.name for f in dataclasses.fields(family.spec_cls) if f.name != "family"]
+    valid = [f.name for f in dataclasses.fields(family.spec_cls) if f.name not in DERIVED_FIELDS]
     for key in fields:
         if key not in valid:
             best = closest(key, valid)
@@ -301,10 +314,47 @@ _LABEL_SUFFIX = {
     "qk_nope_head_dim": lambda v: f"nope{v}",
     "qk_rope_head_dim": lambda v: f"rope{v}",
     "v_head_dim": lambda v: f"v{v}",
+    "window": lambda v: "nowindow" if v is None else f"w{v}",
+    "memory_len": lambda v: f"m{v}",
+    "chunk_size": lambda v: f"c{v}",
 }
 
 
+class Group(str):
+    """The text inside `[...]` in an override value: one variant argument for a text field
+    (`softmax=[gqa:n_kv_heads=2,window=512]`), or a comma list for a list field (`pattern=[swa,gqa]`)."""
+
+
+def split_top(text: str, where: str) -> list[str]:
+    """Split on the commas outside square brackets: `a=1,b=[x,y]` → ['a=1', 'b=[x,y]']."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise InputError(where, f"unbalanced ']' in '{text}'", "brackets group a nested value: softmax=[gqa:n_kv_heads=2]")
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    if depth:
+        raise InputError(where, f"unclosed '[' in '{text}'", "brackets group a nested value: softmax=[gqa:n_kv_heads=2]")
+    items.append(text[start:])
+    return items
+
+
+def _ungroup(text: str) -> str:
+    """One list item, with the brackets that group it removed: `[swa:window=512,n_kv_heads=2]` → its inside."""
+    text = text.strip()
+    return text[1:-1].strip() if text.startswith("[") and text.endswith("]") else text
+
+
 def _parse_value(text: str):
+    if text.startswith("[") and text.endswith("]"):
+        return Group(text[1:-1].strip())
+    if ":" in text:  # a nested variant argument (`softmax=gqa:n_kv_heads=8`), never a YAML mapping
+        return text
     try:
         return yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
@@ -312,9 +362,14 @@ def _parse_value(text: str):
 
 
 def parse_overrides(text: str, where: str) -> dict:
-    """`n_kv_heads=2,causal=false` → {'n_kv_heads': 2, 'causal': False} (values read as YAML scalars)."""
+    """`n_kv_heads=2,causal=false` → {'n_kv_heads': 2, 'causal': False} (values read as YAML scalars).
+
+    The rule for nested values: commas outside square brackets always separate this variant's own
+    overrides, and each override splits at its first '='. So `hybrid:softmax_every=8,softmax=gqa:n_kv_heads=8`
+    gives softmax the text `gqa:n_kv_heads=8`; a nested variant with several overrides, and a list,
+    go in brackets: `softmax=[gqa:n_kv_heads=8,window=4096]`, `pattern=[swa,swa,gqa]`."""
     overrides: dict = {}
-    for item in text.split(","):
+    for item in split_top(text, where):
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or not key:
@@ -339,6 +394,8 @@ def build_spec(family_name: str, preset: PresetSpec, overrides: dict, where: str
             shape["head_dim"] = shape["d_model"] // shape["n_heads"]
         defaults = {**shape, **family.defaults(shape, preset), **preset.variants.get(family_name, {})}
         values = {**defaults, **given}
+        if issubclass(family.spec_cls, HybridSpec):
+            values["layers"] = _stack_layers(values, given, preset)
         _require_fields(family.spec_cls, values)
         spec = family.spec_cls(family=family_name, **values)
     except InputError as e:
@@ -368,6 +425,32 @@ def model_variant(preset: PresetSpec) -> str:
     if period == 1:
         return item[kinds[0]]
     return "hybrid:pattern=[" + ",".join(item[k] for k in kinds[:period]) + "]"
+
+
+def _stack_layers(values: dict, given: dict, preset: PresetSpec) -> tuple[AttentionSpec, ...]:
+    """One period of a stack's pattern as specs. Each layer variant is read like a VARIANT argument
+    against the preset, with the stack's own d_model, n_heads and head_dim."""
+    if "pattern" in given and given["pattern"] is not None and "softmax_every" in given:
+        raise InputError("", "give pattern or softmax_every, not both")
+    if values.get("pattern") is not None and "softmax_every" not in given:
+        args = [("pattern", arg) for arg in values["pattern"]]
+    else:
+        k = values.get("softmax_every", 8)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InputError("", f"softmax_every: {k!r} must be a positive integer")
+        args = [("linear", values.get("linear", "linear"))] * (k - 1) + [("softmax", values.get("softmax", "gqa"))]
+    layer_preset = dataclasses.replace(preset, d_model=values["d_model"], n_heads=values["n_heads"],
+                                       head_dim=values["head_dim"])  # fmt: skip
+    parsed: dict[str, AttentionSpec] = {}
+    for key, arg in args:
+        if arg not in parsed:
+            try:
+                parsed[arg] = parse_variant(arg, layer_preset)
+            except InputError as e:
+                raise InputError("", f"{key}: '{arg}': {e.what}", e.hint) from None
+            if isinstance(parsed[arg], HybridSpec):
+                raise InputError("", f"{key}: '{arg}' is itself a stack; a stack's layers are single layers")
+    return tuple(parsed[arg] for _, arg in args)
 
 
 def _default_of(family: registry.Family, key: str, defaults: dict):

@@ -12,7 +12,7 @@ from typing import Callable
 
 from . import cost
 from .errors import InputError, did_you_mean
-from .spec import AttentionSpec, GQASpec, MLASpec, PresetSpec
+from .spec import AttentionSpec, CrossSpec, GQASpec, HybridSpec, LinearSpec, MLASpec, PresetSpec
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ class Family:
     # one row per value unless the variant argument or the preset picks one; the label always
     # names the value (mla's absorb: `mla-r512-naive`, `mla-r512-absorb`).
     paths: tuple[str, tuple] | None = None
+    # Token caches hold kv_elements_per_token for each of cache_tokens(spec, tokens seen) tokens
+    # (a window caps them, cross-attention holds its memory); a recurrent layer holds a fixed state.
+    cache_tokens: Callable[[AttentionSpec, int], int] = lambda spec, tokens: tokens
+    state_elements: Callable[[AttentionSpec], int] = lambda spec: 0  # per layer per sequence
+    memory_proj_flops: Callable[[AttentionSpec], int] | None = None  # one-off work outside the per-step FLOPs
 
     def build(self, spec: AttentionSpec):
         """The torch module for `spec` (float32, CPU; the caller casts and moves it)."""
@@ -68,12 +73,21 @@ def _gqa_defaults(family: str):
             return {"n_kv_heads": shape["n_heads"]}
         if family == "mqa":
             return {"n_kv_heads": 1}
+        if family == "swa":  # MHA with a window unless n_kv_heads is set
+            return {"n_kv_heads": shape["n_heads"], "window": SWA_DEFAULT_WINDOW}
+        if family == "cross":  # MHA-shaped, as in Whisper and T5; no mask, no position on this layer
+            return {"n_kv_heads": shape["n_heads"], "causal": False, "position": "none"}
         return {"n_kv_heads": default_kv_heads(shape["n_heads"])}  # preset defaults override this
 
     return defaults
 
 
-_GQA_COST = dict(flops=cost.gqa_flops, params=cost.gqa_params, kv_elements_per_token=cost.gqa_kv_elements_per_token)
+# Gemma 3's local layers attend to 1024 tokens (Gemma Team 2025, §2.1); Mistral 7B used 4096.
+SWA_DEFAULT_WINDOW = 1024
+
+
+_GQA_COST = dict(flops=cost.gqa_flops, params=cost.gqa_params, kv_elements_per_token=cost.gqa_kv_elements_per_token,
+                 cache_tokens=lambda s, t: t if s.window is None else min(t, s.window))  # a window caps the cache
 _GQA_MODULE = "attncli.variants.gqa:GQAAttention"
 _KV_HINT = "use gqa:n_kv_heads=N for another KV head count"
 
@@ -103,3 +117,52 @@ register(Family("mla", "multi-head latent attention: a cached latent + one share
                 base_label=lambda s: f"mla-r{s.kv_lora_rank}", label_fields=("kv_lora_rank",),
                 fixed=("head_dim",), fixed_hint="mla derives it as qk_nope_head_dim + qk_rope_head_dim; set those",
                 paths=("absorb", (False, True))))  # fmt: skip
+
+
+register(Family("swa", "sliding-window attention: each query sees its last `window` keys (Beltagy et al. 2020)",
+                GQASpec, _GQA_MODULE, defaults=_gqa_defaults("swa"), base_label=lambda s: f"swa-w{s.window}",
+                label_fields=("window",), **_GQA_COST))  # fmt: skip
+register(Family("cross", "cross-attention: decoder queries, keys/values from an encoder memory (Vaswani et al. 2017)",
+                CrossSpec, "attncli.variants.cross:CrossAttention", flops=cost.cross_flops, params=cost.gqa_params,
+                kv_elements_per_token=cost.gqa_kv_elements_per_token, defaults=_gqa_defaults("cross"),
+                base_label=lambda s: f"cross-m{s.memory_len}", label_fields=("memory_len",),
+                cache_tokens=lambda s, t: s.memory_len, memory_proj_flops=cost.cross_memory_proj_flops))  # fmt: skip
+register(Family("linear", "linear attention: elu+1 feature map, constant-size recurrent state (Katharopoulos et al. 2020)",
+                LinearSpec, "attncli.variants.linear:LinearAttention", flops=cost.linear_flops,
+                params=cost.linear_params, kv_elements_per_token=lambda s: 0, defaults=lambda shape, p: {"position": "none"},
+                base_label=lambda s: "linear", cache_tokens=lambda s, t: 0, state_elements=lambda s: s.state_elements))  # fmt: skip
+
+
+def _stack_only(*_):
+    raise TypeError("a stack has no per-layer FLOPs: expand it with rows.layer_kinds")
+
+
+def _largest_layer(cost_of: str):
+    """A stack's params or cached elements per token, as its largest layer kind's: the bound a
+    per-layer check needs (bench measures one layer at a time). Model totals never use this:
+    rows.py expands a stack into its layer kinds and sums them."""
+
+    def largest(spec: HybridSpec) -> int:
+        return max(getattr(get(layer.family), cost_of)(layer) for layer in spec.layers)
+
+    return largest
+
+
+def _hybrid_label(spec: HybridSpec) -> str:
+    """`hybrid-7×linear+gqa-kv2`: one period of the pattern, run-length encoded."""
+    runs: list[list] = []
+    for layer in spec.layers:
+        if runs and runs[-1][0] == layer.label:
+            runs[-1][1] += 1
+        else:
+            runs.append([layer.label, 1])
+    return "hybrid-" + "+".join(label if n == 1 else f"{n}×{label}" for label, n in runs)
+
+
+register(Family("hybrid", "a layer stack: a repeating pattern of variants, e.g. 7 linear + 1 softmax (MiniMax-01)",
+                HybridSpec, "attncli.variants.hybrid:HybridStack", flops=_stack_only, params=_largest_layer("params"),
+                kv_elements_per_token=_largest_layer("kv_elements_per_token"), defaults=lambda shape, p: {},
+                base_label=_hybrid_label,
+                label_fields=("softmax_every", "softmax", "linear", "pattern"),
+                fixed=("causal", "position", "rope_theta"),
+                fixed_hint="set it on the layer variants, e.g. softmax=[gqa:causal=false]"))  # fmt: skip

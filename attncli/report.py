@@ -47,6 +47,7 @@ _fixed3 = _sig3
 
 FORMAT = {
     **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params"), _si),
+    "memory_proj_flops": _si,
     **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured", "kv_scale_bytes",
                      "linear_state_bytes", "weight_bytes", "budget_bytes"), _iec),
     "model_params": _si,
@@ -68,6 +69,8 @@ HEADER = {
     "gflops_per_s": "GFLOP/s", "err_rel_l2": "rel L2 err", "naive_err_rel_l2": "math rel L2",
     "err_max_abs": "max abs err", "speedup_vs_base": "speed-up", "kv_ratio_vs_base": "KV ratio",
     "flops_ratio_vs_base": "FLOP ratio", "n_layers": "layers", "gqa_n_kv_heads": "gqa KV heads",
+    "stack": "stack", "layer_of": "layer of", "memory_proj_flops": "memory K/V FLOPs (once)",
+    "latency_basis": "latency basis",
     "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
     "linear_state_bytes": "linear state", "model_params": "params", "weight_bytes": "weights / GPU",
     "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
@@ -77,19 +80,19 @@ HEADER = {
 _MEASURED = ["latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s", "kv_cache_bytes",
              "kv_cache_bytes_measured", "err_rel_l2", "naive_err_rel_l2", "err_max_abs"]  # fmt: skip
 VIEWS = {
-    "flops": ["label", "mode", "seq_len", "batch", "layers", "proj_flops", "attn_flops", "flops",
-              "ffn_flops", "attn_share", "kv_cache_bytes"],
-    "kv-memory": ["label", "layer_kind", "window", "seq_len", "batch", "layers", "dtype", "tp", "kv_heads_per_gpu",
-                  "kv_bytes_per_token", "kv_cache_bytes", "kv_scale_bytes", "linear_state_bytes", "model_params",
-                  "weight_bytes", "fits", "max_seq_len", "max_batch"],
-    "bench": ["label", "mode", "seq_len", "batch", "flops", *_MEASURED],
-    "compare": ["label", "mode", "seq_len", "batch", "flops", *_MEASURED,
+    "flops": ["label", "mode", "seq_len", "batch", "layers", "stack", "layer_of", "proj_flops", "attn_flops", "flops",
+              "elementwise_flops", "memory_proj_flops", "ffn_flops", "attn_share", "kv_cache_bytes"],
+    "kv-memory": ["label", "layer_kind", "window", "seq_len", "batch", "layers", "layer_of", "dtype", "cache_tokens", "tp",
+                  "kv_heads_per_gpu", "kv_bytes_per_token", "kv_cache_bytes", "kv_scale_bytes", "linear_state_bytes",
+                  "model_params", "weight_bytes", "fits", "max_seq_len", "max_batch"],
+    "bench": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED],
+    "compare": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED,
                 "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"],
     "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "model", "description"],
 }  # fmt: skip
 
-RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "tp",
-         "kv_heads_per_gpu"}
+RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads",
+         "cache_tokens", "tp", "kv_heads_per_gpu"}
 
 
 def cell(column: str, value) -> str:

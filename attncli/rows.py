@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import registry
 from .cost import ffn_flops
-from .spec import DTYPE_BYTES, AttentionSpec, PresetSpec, Shape
+from .spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
 
 # Fields of one family's spec that rows carry as columns, only on that family's rows (MLA's).
 SPEC_COLUMNS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "absorb")
@@ -18,21 +18,24 @@ IDENTITY_COLUMNS = (
     "label", "family", "preset", "mode", "seq_len", "batch", "layers", "cache_tokens", "dtype", "device",
     "d_model", "n_heads", "n_kv_heads", "head_dim", "causal", "position",
     *SPEC_COLUMNS,
+    "window", "memory_len", "stack", "layer_of",  # sliding window, cross memory, layer stacks
 )  # fmt: skip
 ANALYTIC_COLUMNS = (
     "flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "attn_share", "params",
     "kv_bytes_per_token", "kv_cache_bytes",
+    "memory_proj_flops",  # cross-attention's one-off K/V projection of the encoder memory
 )  # fmt: skip
 MEASURED_COLUMNS = (
     "kv_cache_bytes_measured", "latency_ms_median", "latency_ms_p25", "latency_ms_p75", "n_runs",
     "gflops_per_s", "err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2",
     "backend", "device_name", "torch_version", "threads", "seed", "status",
+    "latency_basis",  # how a multi-layer latency was obtained from one-layer measurements
 )  # fmt: skip
 COMPARE_COLUMNS = ("base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base")
 # Real models and serving (kv-memory): where the KV heads came from, the layer kinds, per-GPU
 # sizing under tensor parallelism, quantisation scales, and --budget answers.
 SERVING_COLUMNS = (
-    "kv_heads_from", "layer_kind", "window", "tp", "kv_heads_per_gpu", "kv_scales", "kv_scale_bytes",
+    "kv_heads_from", "layer_kind", "tp", "kv_heads_per_gpu", "kv_scales", "kv_scale_bytes",
     "linear_state_bytes", "model_params", "weight_bytes", "budget_bytes", "fits", "max_seq_len", "max_batch",
 )  # fmt: skip
 COLUMNS = IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + COMPARE_COLUMNS + SERVING_COLUMNS
@@ -47,13 +50,18 @@ def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, b
         "d_model": spec.d_model, "n_heads": spec.n_heads, "n_kv_heads": getattr(spec, "n_kv_heads", None),
         "head_dim": spec.head_dim, "causal": spec.causal, "position": spec.position,
         **{c: getattr(spec, c) for c in SPEC_COLUMNS if hasattr(spec, c)},
+        "window": getattr(spec, "window", None), "memory_len": getattr(spec, "memory_len", None),
     }  # fmt: skip
 
 
 def kv_columns(spec: AttentionSpec, dtype: str, layers: int, cache_tokens: int, batch: int) -> dict:
-    """KV bytes per token (all layers, one sequence) and for the whole cache."""
-    per_token = registry.get(spec.family).kv_elements_per_token(spec) * DTYPE_BYTES[dtype] * layers
-    return {"kv_bytes_per_token": per_token, "kv_cache_bytes": per_token * cache_tokens * batch}
+    """KV bytes per cached token (all layers, one sequence) and for the whole cache, once
+    `cache_tokens` tokens have been seen: a window caps the tokens held, cross-attention holds its
+    memory whatever the length, a recurrent layer holds a fixed state."""
+    family, size = registry.get(spec.family), DTYPE_BYTES[dtype]
+    per_token = family.kv_elements_per_token(spec) * size * layers
+    held = per_token * family.cache_tokens(spec, cache_tokens) + family.state_elements(spec) * size * layers
+    return {"kv_bytes_per_token": per_token, "kv_cache_bytes": held * batch}
 
 
 def flop_columns(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: int) -> dict:
@@ -64,35 +72,107 @@ def flop_columns(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: 
     d_ff = preset.d_ff or 4 * spec.d_model
     ffn = ffn_flops(spec.d_model, d_ff, shape.n_query) * scale
     flops = per_layer.matmul * scale
+    memory = family.memory_proj_flops(spec) * scale if family.memory_proj_flops else None
     return {
         "flops": flops, "proj_flops": per_layer.proj * scale, "attn_flops": per_layer.attn * scale,
         "elementwise_flops": per_layer.elementwise * scale, "ffn_flops": ffn,
         "attn_share": flops / (flops + ffn), "params": family.params(spec) * layers,
+        "memory_proj_flops": memory,
     }  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------
+# model-level stacks: a hybrid is expanded into its distinct layer kinds; its row is their sum
+
+ADDITIVE = ("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params", "kv_bytes_per_token",
+            "kv_cache_bytes", "memory_proj_flops")  # fmt: skip
+
+
+def layer_kinds(spec: AttentionSpec, layers: int) -> list[tuple[AttentionSpec, int]]:
+    """(layer spec, how many of the `layers` layers it fills): one entry for a plain variant."""
+    return spec.kinds(layers) if isinstance(spec, HybridSpec) else [(spec, layers)]
+
+
+def _single_cache_tokens(spec: AttentionSpec, tokens: int) -> int:
+    return registry.get(spec.family).cache_tokens(spec, tokens)
+
+
+def combine(spec: HybridSpec, preset: PresetSpec, parts: list[tuple[dict, int]], layers: int) -> dict:
+    """The model row of a stack from its per-kind rows (each already totalled over its count)."""
+    first = parts[0][0]
+    row = identity(spec, preset, first["mode"], first["seq_len"], first["batch"], layers, None, first["dtype"],
+                   first["device"])  # fmt: skip
+    for key in ("causal", "position", "cache_tokens"):
+        values = list(dict.fromkeys(part[key] for part, _ in parts))
+        row[key] = values[0] if len(values) == 1 else ("/".join(map(str, values)) if key == "position" else None)
+    row["stack"] = " + ".join(f"{count}×{part['label']}" for part, count in parts)
+    for key in ADDITIVE:
+        values = [part.get(key) for part, _ in parts if part.get(key) is not None]
+        row[key] = sum(values) if values else None
+    if row.get("flops") is not None and row.get("ffn_flops") is not None:
+        row["attn_share"] = row["flops"] / (row["flops"] + row["ffn_flops"])
+    return row
+
+
+def _stacked(make, spec: AttentionSpec, preset: PresetSpec, layers: int, per_layer: bool) -> list[dict]:
+    kinds = layer_kinds(spec, layers)
+    parts = [(make(kind, count), count) for kind, count in kinds]
+    if not isinstance(spec, HybridSpec):
+        return [parts[0][0]]
+    total = combine(spec, preset, parts, layers)
+    if not per_layer:
+        return [total]
+    for part, _ in parts:
+        part["layer_of"] = spec.label
+    return [part for part, _ in parts] + [total]
+
+
+def analytic_rows(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: int, dtype: str,
+                  device: str | None = None, per_layer: bool = False) -> list[dict]:  # fmt: skip
+    """The model row (and with per_layer, first one row per distinct layer kind with its count)."""
+
+    def make(kind, count):
+        row = identity(kind, preset, shape.mode, shape.seq_len, shape.batch, count,
+                       _single_cache_tokens(kind, shape.cache_tokens), dtype, device)  # fmt: skip
+        row.update(flop_columns(kind, preset, shape, count))
+        row.update(kv_columns(kind, dtype, count, shape.cache_tokens, shape.batch))
+        return row
+
+    return _stacked(make, spec, preset, layers, per_layer)
 
 
 def analytic_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: int, dtype: str,
                  device: str | None = None) -> dict:  # fmt: skip
     """FLOPs and KV bytes for `layers` layers of `spec` doing `shape` (the `flops` and `bench` rows)."""
-    row = identity(spec, preset, shape.mode, shape.seq_len, shape.batch, layers, shape.cache_tokens, dtype, device)
-    row.update(flop_columns(spec, preset, shape, layers))
-    row.update(kv_columns(spec, dtype, layers, shape.cache_tokens, shape.batch))
-    return row
+    return analytic_rows(spec, preset, shape, layers, dtype, device)[-1]
+
+
+def kv_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: int, layers: int, dtype: str,
+            per_layer: bool = False) -> list[dict]:  # fmt: skip
+    """A cache after seq_len tokens per sequence (the `kv-memory` rows, mode `cache`)."""
+
+    def make(kind, count):
+        row = identity(kind, preset, "cache", seq_len, batch, count, _single_cache_tokens(kind, seq_len), dtype)
+        row.update(kv_columns(kind, dtype, count, seq_len, batch))
+        return row
+
+    return _stacked(make, spec, preset, layers, per_layer)
 
 
 def kv_row(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: int, layers: int, dtype: str) -> dict:
     """A cache holding seq_len tokens per sequence (the `kv-memory` rows, mode `cache`)."""
-    row = identity(spec, preset, "cache", seq_len, batch, layers, seq_len, dtype)
-    row.update(kv_columns(spec, dtype, layers, seq_len, batch))
-    return row
+    return kv_rows(spec, preset, seq_len, batch, layers, dtype)[-1]
 
 
 def add_ratios(rows: list[dict]) -> list[dict]:
     """Ratio columns against the first variant's row of the same mode, seq_len and batch."""
     base: dict[tuple, dict] = {}
+    for row in rows:  # the first model row (not a --per-layer part) of each shape is the base
+        if row.get("layer_of") is None:
+            base.setdefault((row["mode"], row["seq_len"], row["batch"]), row)
     for row in rows:
         key = (row["mode"], row["seq_len"], row["batch"])
-        first = base.setdefault(key, row)
+        first = base.get(key, row)
         row["base_label"] = first["label"]
         row["speedup_vs_base"] = _ratio(first.get("latency_ms_median"), row.get("latency_ms_median"))
         row["kv_ratio_vs_base"] = _ratio(row.get("kv_cache_bytes"), first.get("kv_cache_bytes"))
@@ -112,43 +192,56 @@ def _ratio(num, den):
 
 def serving_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: int, layers: int,
                  plan, per_layer: bool = False, kv_heads_from: str | None = None) -> list[dict]:  # fmt: skip
-    """The kv-memory rows of `spec` in the preset's model (or `layers` full layers of it), per GPU
-    under `plan` (serving.Plan): with per_layer, first one row per layer kind (its count in
-    `layers`), then the model's row. `kv_heads_from` names the config field behind the KV heads."""
+    """The kv-memory rows of `spec`, per GPU under `plan` (serving.Plan): over a stack's own
+    layers (hybrid), the preset's model layers (`spec` as its softmax attention), or `layers`
+    layers of `spec`. With per_layer, first one row per layer kind (its count in `layers`,
+    `layer_of` naming the model row), then the model's row. `kv_heads_from` names the config
+    field behind the KV heads."""
     from . import serving
 
-    model = preset.model
-    groups = serving.layer_groups(spec, model, layers, plan.tp)
-    common = {"tp": plan.tp, "kv_scales": plan.storage.scales, "kv_heads_from": kv_heads_from}
+    storage = plan.storage
+    groups = serving.layer_groups(spec, preset.model, layers, plan.tp)
+    common = {"tp": plan.tp, "kv_scales": storage.scales, "kv_heads_from": kv_heads_from}
     parts = []
-    if per_layer and len(groups) > 1:
-        for g in groups:
-            row = identity(spec, preset, "cache", seq_len, batch, g.count, g.tokens(seq_len), plan.storage.dtype)
-            if g.kind == "linear":
-                row.update({"label": f"linear-{model.linear.kind}", "family": "linear", "n_kv_heads": None,
-                            "head_dim": model.linear.key_dim, "position": "none"})  # fmt: skip
-                row.update({c: None for c in SPEC_COLUMNS if c in row})
-            b = serving.group_bytes(g, plan.storage, seq_len, batch)
-            row.update(common)
-            row.update({
-                "layer_kind": g.kind, "window": g.window, "kv_heads_per_gpu": g.kv_heads_per_gpu,
-                "kv_bytes_per_token": serving.bytes_per_token([g], plan.storage),
-                "kv_cache_bytes": b.data + b.state, "kv_scale_bytes": b.scales if plan.storage.scales else None,
-                "linear_state_bytes": b.state if g.kind == "linear" else None,
-            })  # fmt: skip
-            parts.append(row)
-    b = serving.cache_bytes(groups, plan.storage, seq_len, batch)
+    for g in groups:
+        tokens = g.tokens(seq_len)
+        if g.spec is not None:
+            row = identity(g.spec, preset, "cache", seq_len, batch, g.count, tokens, storage.dtype)
+        else:  # a model's linear layers: described by its ModelSpec.linear, not by a registry family
+            lin = preset.model.linear
+            row = identity(spec, preset, "cache", seq_len, batch, g.count, tokens, storage.dtype)
+            row.update({"family": "linear", "n_kv_heads": None, "head_dim": lin.key_dim, "position": "none",
+                        **{c: None for c in SPEC_COLUMNS if c in row}})  # fmt: skip
+        b = serving.group_bytes(g, storage, seq_len, batch)
+        row.update(common)
+        row.update({
+            "label": g.label, "layer_kind": g.kind, "window": g.window, "kv_heads_per_gpu": g.kv_heads_per_gpu,
+            "kv_bytes_per_token": serving.bytes_per_token([g], storage), "kv_cache_bytes": b.data + b.state,
+            "kv_scale_bytes": b.scales if storage.scales else None,
+            "linear_state_bytes": b.state if g.kind == "linear" else None,
+        })  # fmt: skip
+        parts.append(row)
+    b = serving.cache_bytes(groups, storage, seq_len, batch)
     total_layers = sum(g.count for g in groups)
-    row = identity(spec, preset, "cache", seq_len, batch, total_layers, seq_len, plan.storage.dtype)
+    if isinstance(spec, HybridSpec):
+        row = combine(spec, preset, [(part, g.count) for part, g in zip(parts, groups)], total_layers)
+    else:
+        held = list(dict.fromkeys(part["cache_tokens"] for part in parts))
+        row = identity(spec, preset, "cache", seq_len, batch, total_layers, held[0] if len(held) == 1 else None,
+                       storage.dtype)  # fmt: skip
+        row["window"] = preset.model.window if preset.model is not None else row["window"]
     row.update(common)
     softmax = next((g for g in groups if g.kind != "linear"), None)
     row.update({
-        "layer_kind": model.describe() if model is not None else f"{total_layers} full",
-        "window": model.window if model is not None else None,
+        "layer_kind": serving.describe(groups),
         "kv_heads_per_gpu": softmax.kv_heads_per_gpu if softmax else None,
-        "kv_bytes_per_token": serving.bytes_per_token(groups, plan.storage),
-        "kv_cache_bytes": b.data + b.state, "kv_scale_bytes": b.scales if plan.storage.scales else None,
+        "kv_bytes_per_token": serving.bytes_per_token(groups, storage),
+        "kv_cache_bytes": b.data + b.state, "kv_scale_bytes": b.scales if storage.scales else None,
         "linear_state_bytes": b.state if any(g.kind == "linear" for g in groups) else None,
     })  # fmt: skip
     row.update(plan.budget_columns(spec, preset, groups, seq_len, batch, b))
+    if not per_layer or (len(groups) == 1 and not isinstance(spec, HybridSpec)):
+        return [row]
+    for part in parts:
+        part["layer_of"] = row["label"]
     return parts + [row]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from . import registry
 from .errors import InputError
-from .spec import DTYPE_BYTES, AttentionSpec, ModelSpec, PresetSpec
+from .spec import DTYPE_BYTES, AttentionSpec, HybridSpec, ModelSpec, PresetSpec
 
 SCALE_BYTES = 4  # a float32 scale
 SCALE_FORMATS = ("per-tensor", "per-token-head")
@@ -63,15 +63,17 @@ class Storage:
 class LayerGroup:
     """Layers of one kind, sized for one GPU."""
 
-    kind: str  # full | sliding | linear
+    kind: str  # full | sliding | linear | cross
     count: int  # layers of this kind
-    window: int | None  # sliding: tokens kept
+    label: str  # row label of these layers (`gqa-kv8`, `gqa-kv8-w4096`, `linear-lightning`)
+    spec: AttentionSpec | None  # their attention; None for a model's linear layers (ModelSpec.linear)
+    window: int | None  # tokens kept, where a window caps them
     elements_per_token: int  # cached elements per token per layer on one GPU
     vectors_per_token: int  # separately scaled vectors per token per layer (per-token-head scales)
     tensors: int  # separately scaled tensors per layer (per-tensor scales): K and V, or MLA's one
     state_elements: int  # recurrent state per layer per sequence on one GPU
     kv_heads_per_gpu: int | None  # None where the cache is not split by heads (MLA, linear)
-    cache_tokens_fn: object = None  # a family's own cap on held tokens (registry `cache_tokens`), if it has one
+    cache_tokens_fn: object = None  # the family's tokens held after t seen (registry `cache_tokens`)
 
     def tokens(self, seq_len: int) -> int:
         """Tokens this kind holds once seq_len tokens have been seen."""
@@ -79,6 +81,9 @@ class LayerGroup:
             return 0
         held = self.cache_tokens_fn(seq_len) if self.cache_tokens_fn else seq_len
         return held if self.window is None else min(held, self.window)
+
+    def describe(self) -> str:
+        return f"sliding({self.window})" if self.kind == "sliding" else self.kind
 
 
 @dataclass(frozen=True)
@@ -114,40 +119,61 @@ def kv_heads_per_gpu(n_kv_heads: int, tp: int, n_heads: int) -> int:
 
 
 def layer_groups(spec: AttentionSpec, model: ModelSpec | None, layers: int, tp: int = 1) -> list[LayerGroup]:
-    """The layers of a model (or `layers` full layers of `spec`) grouped by kind, per GPU."""
-    kinds = [("full", layers)] if model is None else model.kinds()
-    if model is not None and layers != model.n_layers:
+    """The layers grouped by kind, per GPU: a stack's (hybrid) own layer kinds; else the model's
+    kinds with `spec` as its softmax attention (a model preset, --hf-config); else `layers`
+    layers of `spec`."""
+    if isinstance(spec, HybridSpec):
+        return [group_of(layer, count, tp) for layer, count in spec.kinds(layers)]
+    if model is None:
+        return [group_of(spec, layers, tp)]
+    kinds = model.kinds()
+    if layers != model.n_layers:
         if len(kinds) > 1:
             raise InputError("--layers", f"{layers} breaks the model's layer pattern ({model.describe()})",
                              "drop --layers to size the whole model")  # fmt: skip
         kinds = [(kinds[0][0], layers)]
-    family = registry.get(spec.family)
-    per_token = family.kv_elements_per_token(spec)
-    n_kv = getattr(spec, "n_kv_heads", None)
-    cap = getattr(family, "cache_tokens", None)  # families that hold fewer tokens than seen (a window, a memory)
-    cap_fn = (lambda t, cap=cap: cap(spec, t)) if cap is not None else None
-    family_state = getattr(family, "state_elements", None)
-    if n_kv is None:  # MLA: one latent (+ RoPE key) vector per token, replicated on every rank
-        if spec.n_heads % tp:
-            raise InputError("--tp", f"{tp} does not divide the {spec.n_heads} attention heads",
-                             "tensor parallelism splits the query heads evenly (vLLM requires it)")  # fmt: skip
-        heads, elements = None, per_token
-        vectors = tensors = 1 if per_token else 0
-    else:
-        heads = kv_heads_per_gpu(n_kv, tp, spec.n_heads)
-        elements, vectors, tensors = per_token // n_kv * heads, 2 * heads, 2
-    state = family_state(spec) // tp if family_state is not None else 0
     groups = []
     for kind, count in kinds:
         if kind == "linear":
             lin = model.linear
             if lin.heads % tp:
                 raise InputError("--tp", f"{tp} does not divide the {lin.heads} heads of the linear layers")
-            groups.append(LayerGroup("linear", count, None, 0, 0, 0, lin.state_elements(tp), None))
+            groups.append(LayerGroup("linear", count, f"linear-{lin.kind}", None, None, 0, 0, 0,
+                                     lin.state_elements(tp), None))  # fmt: skip
         else:
-            window = model.window if kind == "sliding" else None
-            groups.append(LayerGroup(kind, count, window, elements, vectors, tensors, state, heads, cap_fn))
+            groups.append(group_of(spec, count, tp, window=model.window if kind == "sliding" else None))
     return groups
+
+
+def group_of(spec: AttentionSpec, count: int, tp: int, window: int | None = None) -> LayerGroup:
+    """`count` layers of one attention spec on one of `tp` GPUs; `window` (a model's sliding
+    layers) caps the tokens they hold, as does a window of the spec itself."""
+    family = registry.get(spec.family)
+    per_token = family.kv_elements_per_token(spec)
+    state = family.state_elements(spec)
+    own = getattr(spec, "window", None)
+    window = own if window is None else window if own is None else min(window, own)
+    label = spec.label if window is None or window == own else f"{spec.label}-w{window}"
+    n_kv = getattr(spec, "n_kv_heads", None)
+    if spec.n_heads % tp:
+        raise InputError("--tp", f"{tp} does not divide the {spec.n_heads} attention heads",
+                         "tensor parallelism splits the query heads evenly (vLLM requires it)")  # fmt: skip
+    cap = (lambda t: family.cache_tokens(spec, t))
+    if per_token == 0 and state:  # a recurrent layer: its state heads split over the GPUs
+        return LayerGroup("linear", count, label, spec, None, 0, 0, 0, state // tp, None)
+    if n_kv is None:  # MLA: one latent (+ RoPE key) vector per token, replicated on every rank
+        heads, elements = None, per_token
+        vectors = tensors = 1 if per_token else 0
+    else:
+        heads = kv_heads_per_gpu(n_kv, tp, spec.n_heads)
+        elements, vectors, tensors = per_token // n_kv * heads, 2 * heads, 2
+    kind = "cross" if spec.family == "cross" else "sliding" if window is not None else "full"
+    return LayerGroup(kind, count, label, spec, window, elements, vectors, tensors, state // tp, heads, cap)
+
+
+def describe(groups: list[LayerGroup]) -> str:
+    """`21 sliding(4096) + 21 full`: the kinds with their counts."""
+    return " + ".join(f"{g.count} {g.describe()}" for g in groups)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ A spec is validated where it is made: every rule broken raises `InputError` nami
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 from .errors import InputError
 
@@ -24,7 +24,7 @@ DTYPE_ALIASES = {
 }  # fmt: skip
 
 MODES = ("prefill", "decode")
-POSITIONS = ("rope", "none")
+POSITIONS = ("rope", "none", "alibi")  # every encoding some family implements; each spec class lists its own
 
 
 def parse_dtype(name: str, where: str = "--dtype") -> str:
@@ -57,16 +57,20 @@ class AttentionSpec:
     n_heads: int  # query heads
     head_dim: int  # elements per query/key/value head (d_model / n_heads unless set)
     causal: bool = True  # decoder self-attention: token i sees keys 0..i
-    position: str = "rope"  # rope (rotary, half-split as in Llama) or none
+    position: str = "rope"  # rope (rotary, half-split as in Llama), alibi (where the family has it) or none
     rope_theta: float = 10000.0  # RoPE base frequency (Su et al. 2021; Llama 2 uses 10000)
     label: str = ""  # short row label (`gqa-kv2`); built from the fields when empty
+
+    positions: ClassVar[tuple[str, ...]] = ("rope", "none")  # the encodings this family's module implements
 
     def __post_init__(self):
         _positive_int(self.d_model, "d_model")
         _positive_int(self.n_heads, "n_heads")
         _positive_int(self.head_dim, "head_dim")
         _require(isinstance(self.causal, bool), "causal", f"{self.causal!r} is not true or false")
-        _require(self.position in POSITIONS, "position", f"'{self.position}' is not one of {', '.join(POSITIONS)}")
+        _require(self.position in self.positions, "position",
+                 f"'{self.position}' is not one of {', '.join(self.positions)}"
+                 + (f" for {self.family}" if tuple(self.positions) != POSITIONS else ""))  # fmt: skip
         if self.position == "rope":
             key, dim = self.rotary_field
             _require(dim % 2 == 0, key, f"{dim} must be even for position rope")
@@ -85,15 +89,23 @@ class AttentionSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class GQASpec(AttentionSpec):
-    """The MHA → GQA → MQA family: MHA is n_kv_heads = n_heads, MQA is n_kv_heads = 1."""
+    """The MHA → GQA → MQA family: MHA is n_kv_heads = n_heads, MQA is n_kv_heads = 1.
+
+    Masks and position compose with any KV sharing: `window` adds a sliding window (the `swa`
+    family is this spec with a window set), `causal` and `position` (rope, alibi, none) are free."""
 
     n_kv_heads: int  # key/value heads; each serves n_heads / n_kv_heads query heads
+    window: int | None = None  # sliding window in tokens: a query sees at most this many keys; None = all
+
+    positions: ClassVar[tuple[str, ...]] = ("rope", "none", "alibi")
 
     def __post_init__(self):
         super().__post_init__()
         _positive_int(self.n_kv_heads, "n_kv_heads")
         _require(self.n_kv_heads <= self.n_heads, "n_kv_heads", f"{self.n_kv_heads} exceeds n_heads {self.n_heads}")
         _require(self.n_heads % self.n_kv_heads == 0, "n_kv_heads", f"{self.n_kv_heads} does not divide n_heads {self.n_heads}")
+        if self.window is not None:
+            _positive_int(self.window, "window")
 
     @property
     def group_size(self) -> int:
@@ -139,6 +151,82 @@ class MLASpec(AttentionSpec):
     @property
     def rotary_field(self) -> tuple[str, int]:
         return "qk_rope_head_dim", self.qk_rope_head_dim
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrossSpec(GQASpec):
+    """Cross-attention (Vaswani et al. 2017 §3.2.3, encoder–decoder attention): queries from the
+    decoder sequence, keys and values from an encoder memory of `memory_len` tokens. The memory's
+    K/V are projected once; decoding reads them and never appends. KV sharing composes as in GQA.
+    No mask (every query sees the whole memory) and no position encoding on this layer: position
+    lives in the encoder and in the decoder's self-attention, as in T5 and Whisper."""
+
+    memory_len: int = 1500  # encoder tokens; Whisper's encoder emits 1500 frames for 30 s of audio
+
+    positions: ClassVar[tuple[str, ...]] = ("none",)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive_int(self.memory_len, "memory_len")
+        _require(not self.causal, "causal", "cross-attention sees the whole encoder memory; causal must be false")
+        _require(self.window is None, "window", "cross-attention takes no sliding window")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearSpec(AttentionSpec):
+    """Linear attention (Katharopoulos et al. 2020): softmax(q·k) replaced by φ(q)·φ(k) with the
+    positive feature map φ(x) = elu(x) + 1, so attention is φ(q)ᵀ(Σ φ(k) vᵀ) / φ(q)ᵀ(Σ φ(k)) and a
+    decoder keeps a constant-size state (S = Σ φ(k) vᵀ, z = Σ φ(k)) instead of a token cache.
+    Prefill runs the chunkwise form: quadratic inside chunks of `chunk_size` tokens, the state
+    carried between chunks (Yang et al. 2024, GLA; Qin et al. 2024, Lightning Attention-2)."""
+
+    chunk_size: int = 64  # tokens per chunk of the prefill; 64 as in GLA's kernels (about head_dim)
+
+    positions: ClassVar[tuple[str, ...]] = ("none",)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive_int(self.chunk_size, "chunk_size")
+
+    @property
+    def state_elements(self) -> int:
+        """The decode state per sequence: S (n_heads · d_k · d_v) plus the normaliser z (n_heads · d_k)."""
+        return self.n_heads * self.head_dim * self.head_dim + self.n_heads * self.head_dim
+
+
+@dataclass(frozen=True, kw_only=True)
+class HybridSpec(AttentionSpec):
+    """A model-level stack: a repeating pattern of layer variants filling `--layers` layers.
+
+    `softmax_every: k` is k-1 `linear` layers then one `softmax` layer (MiniMax-01, 2025: one
+    softmax layer after every seven lightning-attention layers); `pattern` lists the layers of one
+    period explicitly, e.g. [swa, swa, swa, swa, swa, gqa] for Gemma-3-style local/global
+    alternation. The pattern repeats, and is cut, to fill the model's layer count."""
+
+    softmax_every: int = 8  # one softmax layer per this many layers (MiniMax-01: 8)
+    softmax: str = "gqa"  # the variant of the softmax layers, e.g. gqa:n_kv_heads=8
+    linear: str = "linear"  # the variant of the other layers
+    pattern: tuple[str, ...] | None = None  # one period of layer variants; replaces the three fields above
+    layers: tuple[AttentionSpec, ...] = ()  # the period, resolved to specs by presets.py (not a YAML key)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive_int(self.softmax_every, "softmax_every")
+        if self.pattern is not None:
+            _require(len(self.pattern) > 0, "pattern", "is empty; list at least one layer variant")
+        for layer in self.layers:
+            _require(not isinstance(layer, HybridSpec), "pattern", f"a stack cannot contain a stack ('{layer.label}')")
+            _require(layer.d_model == self.d_model, "pattern",
+                     f"every layer must have d_model {self.d_model} (the residual width); '{layer.label}' has {layer.d_model}")  # fmt: skip
+
+    def kinds(self, n_layers: int) -> list[tuple[AttentionSpec, int]]:
+        """The distinct layer specs of an n_layers model and how many layers each fills, in
+        first-appearance order (the pattern repeats, and is cut at n_layers)."""
+        counts: dict[AttentionSpec, int] = {}
+        for i in range(n_layers):
+            layer = self.layers[i % len(self.layers)]
+            counts[layer] = counts.get(layer, 0) + 1
+        return list(counts.items())
 
 
 @dataclass(frozen=True, kw_only=True)

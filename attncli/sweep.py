@@ -72,7 +72,8 @@ def finished_keys(path: Path, columns: list[str], settings: dict) -> set[tuple[s
         extra = [c for c in found if c not in columns]
         raise InputError(str(path), f"its columns differ from this sweep's (missing: {', '.join(missing) or '-'}; "
                          f"extra: {', '.join(extra) or '-'})", "write to another file")  # fmt: skip
-    want = dict(zip(SETTING_COLUMNS, _as_csv(settings.get(c) for c in SETTING_COLUMNS)))
+    named = [c for c in SETTING_COLUMNS if settings.get(c) is not None]  # None: not a setting of this sweep
+    want = dict(zip(named, _as_csv(settings[c] for c in named)))
     keys = set()
     for row in reader:
         for column, value in want.items():

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 attncli=${ATTNCLI:-.venv/bin/attncli}
-"$attncli" sweep mha gqa mqa -p small --seq-len 128:32768 --mode decode --plot docs/sweep.png
+"$attncli" sweep mha gqa mla -p small --seq-len 128:32768 --mode decode --plot docs/sweep.png

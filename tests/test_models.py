@@ -78,7 +78,7 @@ def test_a_folder_or_its_config_json_give_the_same_rows(cli):
 def test_per_layer_rows_give_kinds_with_counts(cli):
     rows = kv_rows(cli, "-p", "gemma-2-9b", "-s", "10000", "--per-layer")
     assert [(r["layer_kind"], r["layers"], r["cache_tokens"]) for r in rows] == [
-        ("sliding", 21, 4096), ("full", 21, 10000), ("21 sliding(4096) + 21 full", 42, 10000)]  # fmt: skip
+        ("sliding", 21, 4096), ("full", 21, 10000), ("21 sliding(4096) + 21 full", 42, None)]  # fmt: skip
     assert rows[0]["kv_cache_bytes"] + rows[1]["kv_cache_bytes"] == rows[2]["kv_cache_bytes"] == by_hand("gemma-2-9b", 10000)
     hybrid = kv_rows(cli, "-p", "minimax-text-01", "-s", "1000", "--per-layer")
     assert [(r["label"], r["layer_kind"], r["layers"]) for r in hybrid] == [
@@ -264,11 +264,58 @@ def test_flops_bench_and_compare_take_a_config(cli, tmp_path):
         r = cli(command, "--hf-config", tiny, "-s", "16", "--device", "cpu", "--min-time", "0", "--json", "-")
         assert r.code == 0, r.err
         assert r.rows()[0]["label"] == "gqa-kv2" and r.rows()[0]["preset"] == "tiny"
-    windowed = cli("flops", "-p", "gemma-2-9b")
-    if windowed.code:  # until the sliding-window and linear families price those layers
-        assert "the model has 21 sliding(4096) + 21 full layers" in windowed.err
     named = cli("flops", "mha", "-p", "gemma-2-9b")  # one named variant would price local and global layers alike
     assert named.code == 2 and "which one named variant would price alike" in named.err
+
+
+@pytest.mark.parametrize("model,label", [
+    ("gemma-2-9b", "hybrid-gqa-kv8-w4096+gqa-kv8"), ("mistral-7b-v0.1", "gqa-kv8-w4096"),
+    ("minimax-text-01", "hybrid-7×linear+gqa-kv8"), ("deepseek-v3", "mla-r512-absorb"),
+])  # fmt: skip
+def test_flops_of_a_model_build_its_own_layers(cli, model, label):
+    for args in (["-p", model], ["--hf-config", FIXTURES / model]):
+        rows = cli("flops", *args, "-s", "10000", "--mode", "decode", "--json", "-").rows()
+        row = next(r for r in rows if r["label"] == label)
+        assert row["layers"] == presets.load_preset(model).n_layers
+        if model != "minimax-text-01":  # whose flops rows price the linear layers with the linear family's state
+            assert row["kv_cache_bytes"] == by_hand(model, 10001)  # decode: the cache after the new token
+
+
+def test_bench_of_a_model_with_sliding_layers(cli, tmp_path):
+    tiny = tmp_path / "tiny-gemma"
+    tiny.mkdir()
+    (tiny / "config.json").write_text('{"model_type": "gemma2", "hidden_size": 64, "num_attention_heads": 4, '
+                                      '"num_key_value_heads": 2, "head_dim": 16, "num_hidden_layers": 4, '
+                                      '"sliding_window": 8, "vocab_size": 100}')  # fmt: skip
+    r = cli("bench", "--hf-config", tiny, "-s", "16", "--mode", "decode", "--device", "cpu", "--min-time", "0",
+            "--per-layer", "--json", "-")  # fmt: skip
+    assert r.code == 0, r.err
+    rows = r.rows()
+    assert [(x["label"], x["layers"]) for x in rows] == [("gqa-kv2-w8", 2), ("gqa-kv2", 2), ("hybrid-gqa-kv2-w8+gqa-kv2", 4)]
+    assert rows[-1]["kv_cache_bytes_measured"] == rows[-1]["kv_cache_bytes"] == 2 * (8 + 17) * 2 * 2 * 16 * 4
+
+
+@pytest.mark.parametrize("variant", ["mha", "gqa", "mqa", "mla", "swa:window=100", "cross", "linear",
+                                     "hybrid:pattern=[swa:window=100,gqa]", "hybrid:softmax_every=4"])  # fmt: skip
+def test_serving_rows_agree_with_the_variant_rows(variant):
+    """At TP 1 in a float dtype, kv-memory's per-GPU figures are the stack-aware rows of every family."""
+    from attncli import rows, serving
+
+    small = presets.load_preset("small")
+    spec = presets.parse_variant(variant, small)
+    plan = serving.Plan(serving.Storage.of("float16"))
+    for L in (50, 1000):
+        mine = rows.serving_rows(spec, small, L, 3, 6, plan, per_layer=True)
+        theirs = rows.kv_rows(spec, small, L, 3, 6, "float16", per_layer=True)
+        for key in ("label", "layers", "cache_tokens", "kv_bytes_per_token", "kv_cache_bytes", "layer_of", "stack"):
+            assert [r.get(key) for r in mine] == [r.get(key) for r in theirs], (variant, L, key)
+
+
+def test_tp_over_a_stack_splits_each_kind(cli):
+    one, two = (kv_rows(cli, "hybrid:softmax_every=4", "-p", "small", "-s", "1000", "--tp", tp)[0] for tp in (1, 2))
+    assert two["kv_cache_bytes"] * 2 == one["kv_cache_bytes"]  # 2 KV heads of the softmax layers and 8 state heads, halved
+    r = cli("kv-memory", "cross", "-p", "small", "--tp", "16")
+    assert r.code == 2 and "--tp: 16 does not divide the 8 attention heads" in r.err
 
 
 @pytest.mark.parametrize("model,arg", [

@@ -22,10 +22,11 @@ def png_size(path):
 
 def test_analytic_sweep_rows_columns_and_plot(cli, tmp_path):
     csv, png = tmp_path / "s.csv", tmp_path / "s.png"
-    r = cli("sweep", "mha", "gqa", "mqa", "-p", "small", "--seq-len", "128:4096", "--csv", csv, "--plot", png)
+    r = cli("sweep", "mha", "gqa", "mla", "-p", "small", "--seq-len", "128:4096", "--csv", csv, "--plot", png)
     assert r.code == 0, r.err
     df = pd.read_csv(csv)
-    assert len(df) == 2 * 6 * 3  # modes × seq lens × variants
+    assert len(df) == 2 * 6 * 4  # modes × seq lens × variant rows (mla: naive and absorbed)
+    assert set(df["label"]) == {"mha", "gqa-kv2", "mla-r256-naive", "mla-r256-absorb"}
     assert sorted(set(df["seq_len"])) == SEQ and set(df["mode"]) == {"prefill", "decode"}
     assert {"flops", "kv_cache_bytes", "kv_bytes_per_token", "label", "layers"} <= set(df.columns)
     assert "latency_ms_median" not in df.columns  # analytic only unless --measure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import torch
 
 from .. import registry
 from ..rows import analytic_row
-from ..spec import AttentionSpec, PresetSpec, Shape
+from ..spec import AttentionSpec, HybridSpec, PresetSpec, Shape
 from .device import device_name, synchronizer
 from .error import error_metrics
 from .timing import time_fn
@@ -46,11 +47,21 @@ def inputs(shape: Shape, d_model: int, settings: Settings):
 
 
 def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings) -> dict:
-    """One layer of `spec` doing `shape` on the settings' device: a full `bench` row."""
+    """One layer of `spec` doing `shape` on the settings' device: a full `bench` row. A stack
+    (hybrid) has no single layer: it gives the row of one period of its pattern (measure/stack.py)."""
+    if isinstance(spec, HybridSpec):
+        from .stack import measure_model
+
+        return measure_model(spec, preset, shape, settings, layers=len(spec.layers))[-1]
     row = analytic_row(spec, preset, shape, layers=1, dtype=settings.dtype, device=str(settings.device))
     fast, ref = build_pair(spec, settings)
     x, x_ref = inputs(shape, spec.d_model, settings)
     L, B = shape.seq_len, shape.batch
+    if getattr(fast, "memory_len", 0):  # cross-attention: a seeded encoder memory (variants/__init__.py)
+        memory, memory_ref = inputs(Shape("prefill", fast.memory_len, B), spec.d_model,
+                                    dataclasses.replace(settings, seed=settings.seed + 1000))  # fmt: skip
+        fast.set_memory(memory)
+        ref.set_memory(memory_ref)
     with torch.inference_mode():
         if shape.mode == "prefill":
             timing = time_fn(lambda: fast(x), settings.device, min_run_time=settings.min_run_time)
@@ -62,7 +73,9 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
             fast.fill_cache(cache, x[:, :L])
             new = x[:, L:]
             timing = time_fn(lambda: fast.step(new, cache, L), settings.device, min_run_time=settings.min_run_time)
+            fast.fill_cache(cache, x[:, :L])  # a recurrent state advanced on every timed step: rewind it
             y = fast.step(new, cache, L)
+            fast.fill_cache(cache, x[:, :L])
             y_math = fast.step(new, cache, L, math=True)
             ref_cache = ref.allocate_cache(B, L + 1)
             ref.fill_cache(ref_cache, x_ref[:, :L])

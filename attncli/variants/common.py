@@ -1,10 +1,11 @@
-"""Pieces every variant shares: the cache container, RoPE, and the plain-math attention path."""
+"""Pieces every variant shares: the cache container, RoPE, ALiBi, masks, and the plain-math attention path."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 
 # The plain-math path materialises scores one block of queries at a time, so that a float64
 # reference at long sequence lengths needs at most this many bytes of scores at once.
@@ -58,12 +59,56 @@ class Rope:
         return x * cos + rotated * sin
 
 
-def math_attention(q, k, v, causal: bool, q_offset: int = 0, scale: float | None = None):
-    """Plain-math attention: explicit scores, mask, softmax, weighted sum.
+def alibi_slopes(n_heads: int) -> list[float]:
+    """ALiBi's per-head slopes (Press et al. 2022, §3 and their released code): for n heads, n a
+    power of two, the geometric sequence 2^(-8/n), 2^(-16/n), …, 2^(-8); otherwise those of the
+    largest power of two m < n, then every other slope of 2m until there are n."""
+
+    def geometric(n: int) -> list[float]:
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    m = 1 << (n_heads.bit_length() - 1)  # the largest power of two ≤ n_heads
+    if m == n_heads:
+        return geometric(n_heads)
+    return geometric(m) + geometric(2 * m)[0::2][: n_heads - m]
+
+
+def key_range(i: int, j: int, S: int, q_offset: int, causal: bool, window: int | None) -> tuple[int, int]:
+    """The keys [lo, hi) that queries i..j-1 (at positions q_offset+i..) can see when the S keys sit
+    at positions 0..S-1: up to the last query when causal, within `window` of some query otherwise."""
+    first, last = q_offset + i, q_offset + j - 1
+    hi = min(S, last + 1) if causal else (S if window is None else min(S, last + window))
+    lo = 0 if window is None else max(0, first - window + 1)
+    return lo, max(lo, hi)
+
+
+def score_mask(query_pos, key_pos, causal: bool, window: int | None, alibi, dtype):
+    """For queries at query_pos (Tq,) and keys at key_pos (Tk,): the hidden pairs (Tq, Tk) bool, or
+    None, and the ALiBi bias (h, Tq, Tk) = −slope·|i − j|, or None. Causal hides keys after the
+    query; a window W hides keys W or more positions away (either side when not causal)."""
+    dist = query_pos[:, None] - key_pos[None, :]  # (Tq, Tk) query position − key position
+    hidden = dist < 0 if causal else None
+    if window is not None:
+        far = dist >= window if causal else dist.abs() >= window
+        hidden = far if hidden is None else hidden | far
+    bias = None
+    if alibi is not None:
+        bias = -alibi.to(dtype).view(-1, 1, 1) * dist.abs().to(dtype)  # (h, Tq, Tk)
+    return hidden, bias
+
+
+def math_attention(q, k, v, causal: bool, q_offset: int = 0, scale: float | None = None, *,
+                   window: int | None = None, alibi=None, key_pos=None):  # fmt: skip
+    """Plain-math attention: explicit scores, bias, mask, softmax, weighted sum.
 
     q: (B, h, T, dk); k: (B, g, S, dk); v: (B, g, S, dv) with g dividing h (query head i uses KV
     head i // (h/g), as SDPA's enable_gqa does). Query t sits at position q_offset + t and, when
-    causal, sees keys 0..q_offset+t. Returns (B, h, T, dv).
+    causal, sees keys 0..q_offset+t; a `window` W further limits it to keys less than W positions
+    away (an explicit banded mask); `alibi` (h,) slopes add −slope·|i − j| to every score.
+    `key_pos` (S,) gives the keys' positions when they are not 0..S-1 (a ring-buffer cache).
+    Queries run in blocks; with keys in order, a block scores only the keys its mask can let
+    through (the same numbers: the others would get weight exp(−inf) = 0). Returns (B, h, T, dv).
     """
     B, h, T, dk = q.shape
     g, S = k.shape[1], k.shape[2]
@@ -73,12 +118,46 @@ def math_attention(q, k, v, causal: bool, q_offset: int = 0, scale: float | None
     scale = 1.0 / math.sqrt(dk) if scale is None else scale
     out = q.new_empty(B, h, T, v.shape[-1])  # (B, h, T, dv)
     block = max(1, MAX_SCORE_BYTES // max(1, B * h * S * q.element_size()))
-    key_pos = torch.arange(S, device=q.device)
+    if window is not None:  # a block then reads about block + W keys: keep it near W
+        block = min(block, max(64, window))
+    ordered = key_pos is None
+    key_pos = torch.arange(S, device=q.device) if key_pos is None else key_pos
     for i in range(0, T, block):
         j = min(T, i + block)
-        scores = (q[:, :, i:j] @ k.transpose(-2, -1)) * scale  # (B, h, j-i, S)
-        if causal:
-            query_pos = torch.arange(i, j, device=q.device) + q_offset
-            scores = scores.masked_fill(key_pos[None, :] > query_pos[:, None], float("-inf"))
-        out[:, :, i:j] = torch.softmax(scores, dim=-1) @ v  # (B, h, j-i, dv)
+        lo, hi = key_range(i, j, S, q_offset, causal, window) if ordered else (0, S)
+        scores = q[:, :, i:j] @ k[:, :, lo:hi].transpose(-2, -1)  # (B, h, j-i, hi-lo)
+        scores.mul_(scale)  # in place: at long lengths the score blocks are the memory traffic
+        query_pos = torch.arange(i, j, device=q.device) + q_offset
+        hidden, bias = score_mask(query_pos, key_pos[lo:hi], causal, window, alibi, scores.dtype)
+        if bias is not None:
+            scores.add_(bias)
+        if hidden is not None:
+            scores.masked_fill_(hidden, float("-inf"))
+        out[:, :, i:j] = torch.softmax(scores, dim=-1) @ v[:, :, lo:hi]  # (B, h, j-i, dv)
+    return out
+
+
+def masked_sdpa(q, k, v, causal: bool, q_offset: int = 0, *, window: int | None = None, alibi=None,
+                key_pos=None, block: int = 512):  # fmt: skip
+    """The fast path when a plain causal flag cannot say the mask: SDPA over blocks of `block`
+    queries, each given only the keys its band reaches [key_range] and an explicit mask (boolean;
+    float when ALiBi adds its bias). With a window W the work grows as T·(W + block), not T².
+    Shapes as math_attention; returns (B, h, T, dv)."""
+    B, h, T, _ = q.shape
+    g, S = k.shape[1], k.shape[2]
+    shared = {"enable_gqa": True} if g != h else {}
+    out = q.new_empty(B, h, T, v.shape[-1])  # (B, h, T, dv)
+    ordered = key_pos is None
+    key_pos = torch.arange(S, device=q.device) if key_pos is None else key_pos
+    for i in range(0, T, block):
+        j = min(T, i + block)
+        lo, hi = key_range(i, j, S, q_offset, causal, window) if ordered else (0, S)
+        query_pos = torch.arange(i, j, device=q.device) + q_offset
+        hidden, bias = score_mask(query_pos, key_pos[lo:hi], causal, window, alibi, q.dtype)
+        if bias is not None:
+            mask = bias if hidden is None else bias.masked_fill(hidden, float("-inf"))  # (h, j-i, hi-lo)
+        else:
+            mask = None if hidden is None else ~hidden  # (j-i, hi-lo), True = attend
+        out[:, :, i:j] = F.scaled_dot_product_attention(q[:, :, i:j], k[:, :, lo:hi], v[:, :, lo:hi],
+                                                        attn_mask=mask, **shared)  # (B, h, j-i, dv)
     return out

