@@ -242,6 +242,6 @@ def serving_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: i
     row.update(plan.budget_columns(spec, preset, groups, seq_len, batch, b))
     if not per_layer or (len(groups) == 1 and not isinstance(spec, HybridSpec)):
         return [row]
-    for part in parts:
-        part["layer_of"] = row["label"]
+    for part in parts:  # the stack's label, or the model a preset or config describes
+        part["layer_of"] = row["label"] if isinstance(spec, HybridSpec) or preset.model is None else preset.name
     return parts + [row]

@@ -80,6 +80,7 @@ def test_per_layer_rows_give_kinds_with_counts(cli):
     assert [(r["layer_kind"], r["layers"], r["cache_tokens"]) for r in rows] == [
         ("sliding", 21, 4096), ("full", 21, 10000), ("21 sliding(4096) + 21 full", 42, None)]  # fmt: skip
     assert rows[0]["kv_cache_bytes"] + rows[1]["kv_cache_bytes"] == rows[2]["kv_cache_bytes"] == by_hand("gemma-2-9b", 10000)
+    assert [r["layer_of"] for r in rows] == ["gemma-2-9b", "gemma-2-9b", None] and rows[0]["label"] == "gqa-kv8-w4096"
     hybrid = kv_rows(cli, "-p", "minimax-text-01", "-s", "1000", "--per-layer")
     assert [(r["label"], r["layer_kind"], r["layers"]) for r in hybrid] == [
         ("linear-lightning", "linear", 70), ("gqa-kv8", "full", 10), ("gqa-kv8", "70 linear + 10 full", 80)]  # fmt: skip
