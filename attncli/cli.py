@@ -23,7 +23,7 @@ _ABORT = tuple({KeyboardInterrupt, typer.Abort, getattr(click_exceptions, "Abort
 from . import __version__, presets, report, rows
 from .errors import (EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, AttncliError,
                      InputError, ResourceError)  # fmt: skip
-from .options import parse_int_list, parse_modes, parse_positive_int
+from .options import parse_bytes, parse_int_list, parse_modes, parse_positive_int
 from .spec import COMPUTE_DTYPES, DTYPE_BYTES, Shape, parse_dtype
 
 app = typer.Typer(
@@ -53,7 +53,8 @@ Layers = Annotated[Optional[str], typer.Option("--layers", show_default=False,
     help="Attention layers in the model: totals multiply by it (a hybrid repeats its pattern to fill them). "
          "[default: the preset's n_layers]")]  # fmt: skip
 PerLayer = Annotated[bool, typer.Option("--per-layer",
-    help="Also one row per distinct layer kind of a stack (hybrid), with its count in `layers`.")]  # fmt: skip
+    help="Also one row per distinct layer kind of a stack (hybrid) or a model (e.g. 21 sliding + 21 full), "
+         "with its count in `layers`.")]  # fmt: skip
 BenchLayers = Annotated[Optional[str], typer.Option("--layers", show_default=False,
     help="Layers in the measured model: each distinct layer kind is measured once as one layer and the "
          "model totals count × that layer (column latency_basis). [default: 1; the preset's n_layers "
@@ -86,6 +87,21 @@ Compile = Annotated[bool, typer.Option("--compile",
 VerifyFlops = Annotated[bool, typer.Option("--verify-flops",
     help="Also count FLOPs with torch's FlopCounterMode on the plain-math path and check them against "
          "the analytic count of that path (which scores the full n×n matrix even when causal).")]  # fmt: skip
+HfConfig = Annotated[Optional[str], typer.Option("--hf-config", metavar="PATH", show_default=False,
+    help="A Hugging Face config.json (or the folder holding it), read without transformers: the model's shape, "
+         "attention (KV heads, MLA) and layer kinds replace --preset; its own attention is the default variant.")]  # fmt: skip
+Tp = Annotated[str, typer.Option("--tp", metavar="T",
+    help="Tensor-parallel degree: bytes per GPU, each holding max(1, n_kv_heads / T) KV heads (MLA's latent: all of it).")]  # fmt: skip
+KvScales = Annotated[Optional[str], typer.Option("--kv-scales", show_default=False,
+    help="Scales of an fp8/int8 cache, float32 each: per-tensor (one per layer for K and V; fp8's default) or "
+         "per-token-head (one per token per cached vector; int8's default). Counted in kv_scale_bytes.")]  # fmt: skip
+Budget = Annotated[Optional[str], typer.Option("--budget", metavar="SIZE", show_default=False,
+    help="Memory per GPU (80GiB = 80·2^30 bytes, 80GB = 80·10^9): whether each cache fits, the longest context at "
+         "each --batch and the largest batch at each --seq-len that fit.")]  # fmt: skip
+IncludeWeights = Annotated[bool, typer.Option("--include-weights",
+    help="Count the model's parameters (from the config: dense and MoE) at --weight-dtype, split over --tp, "
+         "against --budget.")]  # fmt: skip
+WeightDtype = Annotated[str, typer.Option("--weight-dtype", help="Storage dtype of the weights for --include-weights.")]
 
 
 def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool = False):
@@ -102,35 +118,99 @@ def _layers(layers: Optional[str], preset, default: Optional[int] = None) -> int
     return parse_positive_int(layers, "--layers")
 
 
+def _preset(preset: Optional[str], hf_config: Optional[str]):
+    """The preset named by --preset, or the model a --hf-config file describes."""
+    if hf_config is not None:
+        if preset is not None:
+            raise InputError("--hf-config", "give --preset or --hf-config, not both")
+        from . import hfconfig
+
+        return hfconfig.load(hf_config)
+    return presets.load_preset(preset)
+
+
+def _defaults(p, fallback: list[str]) -> list[str]:
+    """kv-memory's variants when none is named: a model's own attention (serving.py sizes its
+    layer kinds), else the command's defaults."""
+    return [p.model.attention] if p.model is not None else fallback
+
+
+STACK_FAMILIES = {"swa", "linear", "hybrid"}  # what prices sliding-window and linear layers
+
+
+def _model_variants(p, variants: Optional[list[str]], fallback: list[str], command: str) -> list[str]:
+    """flops/bench/compare variants: those named; else a model's own layers (its attention, or a
+    stack of its layer kinds, presets.model_variant), else the command's defaults. A model with
+    sliding-window or linear layers is refused rather than priced as full attention when this build
+    lacks the stack families, or when a named variant would stand for every layer alike."""
+    if p.model is None or set(p.model.layer_types) == {"full"}:
+        return variants or ([p.model.attention] if p.model is not None else fallback)
+    from .registry import FAMILIES
+
+    where = p.path or p.name
+    if variants:
+        raise InputError(where, f"{command}: the model has {p.model.describe()} layers, which one named variant "
+                         "would price alike", "name no variant to use the model's own layers")  # fmt: skip
+    if not STACK_FAMILIES <= set(FAMILIES):
+        raise InputError(where, f"{command}: the model has {p.model.describe()} layers, and this build prices "
+                         "only full attention layers", "kv-memory sizes every layer kind")  # fmt: skip
+    return [presets.model_variant(p)]
+
+
 # ------------------------------------------------------------------------------------------------
 # analytic commands (no torch)
 
 
 @app.command("kv-memory")
 def kv_memory(
-    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa]", show_default=False)] = None,
-    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", layers: Layers = None,
-    dtype: KvDtype = "bfloat16", per_layer: PerLayer = False, csv: Csv = None, json: Json = None,
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa; a model's own attention]", show_default=False)] = None,
+    preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
+    layers: Layers = None, dtype: KvDtype = "bfloat16", tp: Tp = "1", kv_scales: KvScales = None,
+    budget: Budget = None, include_weights: IncludeWeights = False, weight_dtype: WeightDtype = "bfloat16",
+    per_layer: PerLayer = False, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
-    """KV-cache bytes for batch × seq-len tokens × layers at a storage dtype (analytic, no torch).
+    """KV-cache bytes per GPU for batch × seq-len tokens over a model's layers (analytic, no torch).
 
-    A window caps the tokens held, cross-attention holds its encoder memory, linear attention a
-    constant state; a hybrid sums its layers."""
+    Sliding-window layers hold at most their window, linear layers a constant state; --tp splits
+    KV heads over GPUs; fp8/int8 add their scales; --budget finds what fits."""
+    from . import serving
+
     report.check_outputs(csv, json)
-    p = presets.load_preset(preset)
-    specs = _variants(variants, ["mha", "mqa", "gqa"], p)
+    p = _preset(preset, hf_config)
+    specs = _variants(variants, _defaults(p, ["mha", "mqa", "gqa"]), p)
     seq_lens, batches = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch")
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
-    out = [r for L in seq_lens for b in batches for s in specs for r in rows.kv_rows(s, p, L, b, n_layers, dt, per_layer)]
-    report.emit(out, "kv-memory", title=f"KV cache · preset {p.name} · {dt}", csv_path=csv, json_path=json)
+    plan = serving.Plan(
+        storage=serving.Storage.of(dt, kv_scales and kv_scales.strip().lower()), tp=parse_positive_int(tp, "--tp"),
+        budget=parse_bytes(budget, "--budget") if budget is not None else None,
+        weight_dtype=parse_dtype(weight_dtype, "--weight-dtype") if include_weights else None,
+    )  # fmt: skip
+    own = presets.build_spec(p.model.attention, p, {}, p.name) if p.model is not None else None
+    out = [r for L in seq_lens for b in batches for s in specs
+           for r in rows.serving_rows(s, p, L, b, n_layers, plan, per_layer,
+                                      kv_heads_from=p.model.kv_heads_from if s == own else None)]  # fmt: skip
+    title = f"KV cache · preset {p.name} · {dt}" + (f" · TP {plan.tp}, per GPU" if plan.tp > 1 else "")
+    if plan.budget is not None:
+        title += f" · budget {budget.strip()} per GPU"
+        title += f" incl. {weight_dtype} weights" if include_weights else ""
+    notes = [plan.storage.describe()]
+    sources = sorted({r["kv_heads_from"] for r in out if r.get("kv_heads_from")})
+    if sources:
+        notes.append(f"KV heads from {p.path if hf_config else p.name}: {'; '.join(sources)}")
+    if any(r.get("max_seq_len") is None and r.get("budget_bytes") is not None for r in out):
+        notes.append("no max seq len where the cache stops growing (every layer windowed or linear): any context fits")
+    limit = p.model.max_position_embeddings if p.model is not None else None
+    if limit and any((r.get("max_seq_len") or 0) > limit for r in out):
+        notes.append(f"max seq len beyond the model's max_position_embeddings ({limit:,} tokens): memory is not the limit")
+    report.emit(out, "kv-memory", title=title, caption="; ".join(n for n in notes if n), csv_path=csv, json_path=json)
 
 
 @app.command("flops")
 def flops(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa]", show_default=False)] = None,
-    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", layers: Layers = None,
-    mode: Mode = "prefill", dtype: KvDtype = "bfloat16", per_layer: PerLayer = False, csv: Csv = None,
-    json: Json = None,
+    preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
+    layers: Layers = None, mode: Mode = "prefill", dtype: KvDtype = "bfloat16", per_layer: PerLayer = False,
+    csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Analytic matmul FLOPs (projections + attention), the block's FFN for scale, and KV bytes.
 
@@ -138,8 +218,8 @@ def flops(
     (Σ min(i+1, W) with a window W); decode scores one new token against the cache and itself
     (seq-len + 1 keys, at most W). Position encodings count as elementwise FLOPs."""
     report.check_outputs(csv, json)
-    p = presets.load_preset(preset)
-    specs = _variants(variants, ["mha", "mqa", "gqa"], p, paths=True)
+    p = _preset(preset, hf_config)
+    specs = _variants(_model_variants(p, variants, ["mha", "mqa", "gqa"], "flops"), [], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
     out = [r for m in modes for L in seq_lens for b in batches for s in specs
@@ -157,6 +237,7 @@ def list_presets(csv: Csv = None, json: Json = None):
             "preset": p.name, "d_model": p.d_model, "n_heads": p.n_heads,
             "head_dim": p.head_dim or p.d_model // p.n_heads, "n_layers": p.n_layers, "d_ff": p.d_ff or 4 * p.d_model,
             "gqa_n_kv_heads": presets.build_spec("gqa", p, {}, name).n_kv_heads,
+            "model": f"{presets.build_spec(p.model.attention, p, {}, name).label} · {p.model.describe()}" if p.model else None,
             "description": p.description, "source": p.source,
         })  # fmt: skip
     from .registry import FAMILIES
@@ -234,10 +315,11 @@ def _with_peak(settings):
 
 
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
-             csv, json, layers=None, per_layer=False, backend="auto", compile_=False, verify_flops=False):  # fmt: skip
+             csv, json, layers=None, per_layer=False, hf_config=None, backend="auto", compile_=False,
+             verify_flops=False):  # fmt: skip
     report.check_outputs(csv, json)
-    p = presets.load_preset(preset)
-    specs = _variants(variants, default, p, paths=True)
+    p = _preset(preset, hf_config)
+    specs = _variants(_model_variants(p, variants, default, view), [], p, paths=True)
     from .spec import HybridSpec
 
     # One layer, as bench always measured; a stack has no single layer to stand for it, so with a
@@ -318,35 +400,37 @@ class _progress:
 @app.command("bench")
 def bench(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha]", show_default=False)] = None,
-    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
-    device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
-    min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None, per_layer: PerLayer = False,
-    backend: Backend = "auto", compile: Compile = False, verify_flops: VerifyFlops = False,
-    csv: Csv = None, json: Json = None,
+    preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
+    mode: Mode = "prefill", device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0,
+    threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None,
+    per_layer: PerLayer = False, backend: Backend = "auto", compile: Compile = False,
+    verify_flops: VerifyFlops = False, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
 
     The error is against a float64 plain-math reference on the CPU with the same weights and
     inputs; the plain-math path in the run dtype is reported beside it. With --layers N (or a
-    hybrid), each distinct layer kind is measured once and the model totals count × that layer."""
+    hybrid, or a model whose layers differ), each distinct layer kind is measured once and the model
+    totals count × that layer."""
     _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench",
-             csv, json, layers, per_layer, backend=backend, compile_=compile, verify_flops=verify_flops)  # fmt: skip
+             csv, json, layers, per_layer, hf_config, backend=backend, compile_=compile,
+             verify_flops=verify_flops)  # fmt: skip
 
 
 @app.command("compare")
 def compare(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha gqa]", show_default=False)] = None,
-    preset: Preset = None, seq_len: SeqLen = "1024", batch: Batch = "1", mode: Mode = "prefill",
-    device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0, threads: Threads = None,
-    min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None, per_layer: PerLayer = False,
-    backend: Backend = "auto", compile: Compile = False, verify_flops: VerifyFlops = False,
-    csv: Csv = None, json: Json = None,
+    preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
+    mode: Mode = "prefill", device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0,
+    threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None,
+    per_layer: PerLayer = False, backend: Backend = "auto", compile: Compile = False,
+    verify_flops: VerifyFlops = False, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Bench every variant on identical shapes and seeds, with ratios against the first.
 
     speed-up = the first variant's latency / this one's; KV ratio and FLOP ratio = this one's / the first's."""
     _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force,
-             "compare", csv, json, layers, per_layer, backend=backend, compile_=compile,
+             "compare", csv, json, layers, per_layer, hf_config, backend=backend, compile_=compile,
              verify_flops=verify_flops)  # fmt: skip
 
 

@@ -45,3 +45,32 @@ def parse_modes(text: str) -> list[str]:
         else:
             raise InputError("--mode", f"unknown mode '{item.strip()}'", f"choices: {', '.join(MODES)}, both")
     return list(dict.fromkeys(modes))
+
+
+# Byte units: decimal (SI) and binary (IEC). A bare number is bytes; `80G` is refused as ambiguous.
+BYTE_UNITS = {
+    "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}  # fmt: skip
+
+
+def parse_bytes(text: str, option: str) -> int:
+    """`80GiB` (80·2^30), `80GB` (80·10^9), `1.5TiB`, `123456` (bytes) → whole bytes."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not m:
+        raise InputError(option, f"'{text}' is not a size", "e.g. 80GiB, 80GB or a byte count")
+    number, unit = m.group(1), m.group(2).lower()
+    if unit not in BYTE_UNITS and unit != "":
+        power = {"k": 1, "m": 2, "g": 3, "t": 4}.get(unit)
+        letter = unit.upper()
+        hint = (f"write {number}{letter}iB (2^{10 * power}) or {number}{letter}B (10^{3 * power})" if power
+                else "units: B, KB, MB, GB, TB (powers of 1000), KiB, MiB, GiB, TiB (powers of 1024)")  # fmt: skip
+        raise InputError(option, f"unknown unit '{m.group(2)}' in '{text.strip()}'", hint)
+    from fractions import Fraction
+
+    value = Fraction(number) * BYTE_UNITS.get(unit, 1)
+    if value <= 0:
+        raise InputError(option, f"{text.strip()} must be positive")
+    return int(value)  # whole bytes, rounded down

@@ -18,10 +18,13 @@ import yaml
 
 from . import registry
 from .errors import InputError, closest, did_you_mean
-from .spec import AttentionSpec, HybridSpec, PresetSpec
+from .spec import AttentionSpec, HybridSpec, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
 
 DEFAULT_PRESET = "small"
 PRESET_KEYS = tuple(f.name for f in dataclasses.fields(PresetSpec) if f.name != "path")
+# A model preset's `model:` section: ModelSpec's fields, with `layer_pattern` (one period of layer
+# kinds, repeated over n_layers) in place of the expanded `layer_types`.
+MODEL_KEYS = tuple("layer_pattern" if f.name == "layer_types" else f.name for f in dataclasses.fields(ModelSpec))
 SHAPE_KEYS = ("d_model", "n_heads", "head_dim")  # preset fields a variant may override
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -211,6 +214,8 @@ def _load_preset_file(path: Path) -> PresetSpec:
             variants[family_name] = _check_family_fields(family, fields, prefix=f"variants.{family_name}.")
         values["variants"] = variants
         _require_fields(PresetSpec, values)
+        if values.get("model") is not None:
+            values["model"] = _model_section(values["model"], values.get("n_layers", 1))
         preset = PresetSpec(**values, path=where)
         if preset.head_dim is None and preset.d_model % preset.n_heads:
             raise InputError("", f"n_heads: {preset.n_heads} does not divide d_model {preset.d_model}",
@@ -218,6 +223,57 @@ def _load_preset_file(path: Path) -> PresetSpec:
         return preset
     except InputError as e:
         raise _where(where, e) from None
+
+
+def _model_section(data, n_layers: int) -> ModelSpec:
+    """A preset's `model:` mapping as a ModelSpec (strict keys, typed values)."""
+    if not isinstance(data, dict):
+        raise InputError("", f"model: {data!r} is not a mapping")
+    data = dict(data)
+    _check_nested_keys(data, MODEL_KEYS, "model")
+    pattern = data.pop("layer_pattern", ["full"])
+    if isinstance(pattern, str):
+        pattern = [pattern]
+    if not isinstance(pattern, list) or not pattern or not all(isinstance(k, str) for k in pattern):
+        raise InputError("", f"model.layer_pattern: {pattern!r} is not a list of layer kinds", "e.g. [sliding, full]")
+    kinds = _field_types(ModelSpec)
+    values = {}
+    for key, value in data.items():
+        if key == "linear" and value is not None:
+            value = _typed_mapping(LinearLayerSpec, value, "model.linear")
+        elif key == "moe" and value is not None:
+            value = _typed_mapping(MoESpec, value, "model.moe")
+        else:
+            value = coerce(f"model.{key}", kinds[key], value)
+        values[key] = value
+    try:
+        return ModelSpec(layer_types=tuple(pattern[i % len(pattern)] for i in range(n_layers)), **values)
+    except InputError as e:
+        raise InputError("", f"model.{e.what}", e.hint) from None
+
+
+def _typed_mapping(cls, data, prefix: str):
+    """A nested section (model.linear, model.moe) as its dataclass, keys checked and typed."""
+    if not isinstance(data, dict):
+        raise InputError("", f"{prefix}: {data!r} is not a mapping")
+    _check_nested_keys(data, [f.name for f in dataclasses.fields(cls)], prefix)
+    kinds = _field_types(cls)
+    values = {k: coerce(f"{prefix}.{k}", kinds[k], v) for k, v in data.items()}
+    try:
+        _require_fields(cls, values, skip=())
+        return cls(**values)
+    except InputError as e:  # the spec names its fields `linear.heads`; the file says `model.linear.heads`
+        what = e.what.replace("missing key '", f"missing key '{prefix}.")
+        what = what if what.startswith(("missing", "model.")) else f"model.{what}"
+        raise InputError("", what, e.hint) from None
+
+
+def _check_nested_keys(data: dict, valid, prefix: str) -> None:
+    for key in data:
+        if key not in valid:
+            best = closest(key, valid)
+            hint = f"did you mean '{best}'?" if best else f"valid keys: {', '.join(valid)}"
+            raise InputError("", f"unknown key '{prefix}.{key}'", hint)
 
 
 def load_preset(name: str | None = None) -> PresetSpec:
@@ -354,6 +410,21 @@ def build_spec(family_name: str, preset: PresetSpec, overrides: dict, where: str
         ]
         spec = dataclasses.replace(spec, label="-".join([base, *suffixes]))
     return spec
+
+
+def model_variant(preset: PresetSpec) -> str:
+    """The VARIANT argument that builds a model preset's own layers for flops, bench and compare:
+    its attention family when every layer is full; `family:window=W` when every layer slides;
+    otherwise a `hybrid` stack whose pattern lists one period of the layers, sliding layers as
+    `family:window=W` and linear layers as `linear` (the stack families: swa/linear/hybrid).
+    kv-memory does not need this: serving.py sizes the layer kinds itself."""
+    model = preset.model
+    kinds = model.layer_types
+    period = next(n for n in range(1, len(kinds) + 1) if all(kinds[i] == kinds[i % n] for i in range(len(kinds))))
+    item = {"full": model.attention, "sliding": f"{model.attention}:window={model.window}", "linear": "linear"}
+    if period == 1:
+        return item[kinds[0]]
+    return "hybrid:pattern=[" + ",".join(item[k] for k in kinds[:period]) + "]"
 
 
 def _stack_layers(values: dict, given: dict, preset: PresetSpec) -> tuple[AttentionSpec, ...]:

@@ -48,7 +48,10 @@ _fixed3 = _sig3
 FORMAT = {
     **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params"), _si),
     "memory_proj_flops": _si,
-    **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured"), _iec),
+    **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured", "kv_scale_bytes",
+                     "linear_state_bytes", "weight_bytes", "budget_bytes"), _iec),
+    "model_params": _si,
+    **dict.fromkeys(("max_seq_len", "max_batch", "window"), lambda x: f"{x:,}"),
     **dict.fromkeys(("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s"), _fixed3),
     **dict.fromkeys(("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2"),
                     lambda x: f"{x:.1e}"),  # fmt: skip
@@ -68,6 +71,9 @@ HEADER = {
     "flops_ratio_vs_base": "FLOP ratio", "n_layers": "layers", "gqa_n_kv_heads": "gqa KV heads",
     "stack": "stack", "layer_of": "layer of", "memory_proj_flops": "memory K/V FLOPs (once)",
     "latency_basis": "latency basis",
+    "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
+    "linear_state_bytes": "linear state", "model_params": "params", "weight_bytes": "weights / GPU",
+    "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
 }  # fmt: skip
 
 # Measurement columns (issue 6): the FLOP cross-check, the roofline, dtype grading, `peak`.
@@ -111,18 +117,19 @@ _MEASURED = ["flops_math_path", "flops_counted", "flops_match",
 VIEWS = {
     "flops": ["label", "mode", "seq_len", "batch", "layers", "stack", "layer_of", "proj_flops", "attn_flops", "flops",
               "elementwise_flops", "memory_proj_flops", "ffn_flops", "attn_share", "kv_cache_bytes"],
-    "kv-memory": ["label", "seq_len", "batch", "layers", "stack", "layer_of", "dtype", "cache_tokens",
-                  "kv_bytes_per_token", "kv_cache_bytes"],
+    "kv-memory": ["label", "layer_kind", "window", "seq_len", "batch", "layers", "layer_of", "dtype", "cache_tokens", "tp",
+                  "kv_heads_per_gpu", "kv_bytes_per_token", "kv_cache_bytes", "kv_scale_bytes", "linear_state_bytes",
+                  "model_params", "weight_bytes", "fits", "max_seq_len", "max_batch"],
     "bench": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED],
     "compare": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED,
                 "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"],
     "peak": ["device_name", "dtype", "threads", "torch_version", "peak_gflops", "peak_gbps", "ridge_flops_per_byte",
              "matmul_n", "copy_bytes", "measured_at", "peak_source", "noisy"],
-    "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "description"],
+    "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "model", "description"],
 }  # fmt: skip
 
 RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads",
-         "cache_tokens", "threads", "matmul_n"}  # fmt: skip
+         "cache_tokens", "threads", "matmul_n", "tp", "kv_heads_per_gpu"}  # fmt: skip
 
 
 def cell(column: str, value) -> str:
@@ -132,6 +139,8 @@ def cell(column: str, value) -> str:
         return BOOL_WORDS[column][0 if value else 1]
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else str(value)
+    if isinstance(value, bool) and column == "fits":
+        return "yes" if value else "no"
     fmt = FORMAT.get(column)
     return fmt(value) if fmt and isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
@@ -166,7 +175,7 @@ def table(rows: list[dict], view: str, title: str = "", caption: str = "", width
     t = Table(title=title or None, caption=caption or None, title_justify="left", caption_justify="left")
     for i, c in enumerate(columns):
         numeric = c in RIGHT or c in FORMAT or c in DERIVED
-        t.add_column(headers[i], justify="right" if numeric else "left", no_wrap=c == "label",
+        t.add_column(headers[i], justify="right" if numeric else "left", no_wrap=c in ("label", "layer_kind"),
                      width=compact[i] if squeeze else None)  # fmt: skip
     for line in cells:
         t.add_row(*line)

@@ -43,8 +43,14 @@ ROOFLINE_COLUMNS = (
 )  # fmt: skip
 PEAK_COLUMNS = ("ridge_flops_per_byte", "matmul_n", "copy_bytes", "measured_at", "peak_method")
 COMPARE_COLUMNS = ("base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base")
+# Real models and serving (kv-memory): where the KV heads came from, the layer kinds, per-GPU
+# sizing under tensor parallelism, quantisation scales, and --budget answers.
+SERVING_COLUMNS = (
+    "kv_heads_from", "layer_kind", "tp", "kv_heads_per_gpu", "kv_scales", "kv_scale_bytes",
+    "linear_state_bytes", "model_params", "weight_bytes", "budget_bytes", "fits", "max_seq_len", "max_batch",
+)  # fmt: skip
 COLUMNS = (IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + QUALITY_COLUMNS + ROOFLINE_COLUMNS + PEAK_COLUMNS
-           + COMPARE_COLUMNS)  # fmt: skip
+           + COMPARE_COLUMNS + SERVING_COLUMNS)  # fmt: skip
 
 
 def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, batch: int, layers: int,
@@ -240,3 +246,63 @@ def _ratio(num, den):
         return None
     return num / den
 
+
+# ------------------------------------------------------------------------------------------------
+# serving: a whole model's cache per GPU (kv-memory)
+
+
+def serving_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: int, layers: int,
+                 plan, per_layer: bool = False, kv_heads_from: str | None = None) -> list[dict]:  # fmt: skip
+    """The kv-memory rows of `spec`, per GPU under `plan` (serving.Plan): over a stack's own
+    layers (hybrid), the preset's model layers (`spec` as its softmax attention), or `layers`
+    layers of `spec`. With per_layer, first one row per layer kind (its count in `layers`,
+    `layer_of` naming the model row), then the model's row. `kv_heads_from` names the config
+    field behind the KV heads."""
+    from . import serving
+
+    storage = plan.storage
+    groups = serving.layer_groups(spec, preset.model, layers, plan.tp)
+    common = {"tp": plan.tp, "kv_scales": storage.scales, "kv_heads_from": kv_heads_from}
+    parts = []
+    for g in groups:
+        tokens = g.tokens(seq_len)
+        if g.spec is not None:
+            row = identity(g.spec, preset, "cache", seq_len, batch, g.count, tokens, storage.dtype)
+        else:  # a model's linear layers: described by its ModelSpec.linear, not by a registry family
+            lin = preset.model.linear
+            row = identity(spec, preset, "cache", seq_len, batch, g.count, tokens, storage.dtype)
+            row.update({"family": "linear", "n_kv_heads": None, "head_dim": lin.key_dim, "position": "none",
+                        **{c: None for c in SPEC_COLUMNS if c in row}})  # fmt: skip
+        b = serving.group_bytes(g, storage, seq_len, batch)
+        row.update(common)
+        row.update({
+            "label": g.label, "layer_kind": g.kind, "window": g.window, "kv_heads_per_gpu": g.kv_heads_per_gpu,
+            "kv_bytes_per_token": serving.bytes_per_token([g], storage), "kv_cache_bytes": b.data + b.state,
+            "kv_scale_bytes": b.scales if storage.scales else None,
+            "linear_state_bytes": b.state if g.kind == "linear" else None,
+        })  # fmt: skip
+        parts.append(row)
+    b = serving.cache_bytes(groups, storage, seq_len, batch)
+    total_layers = sum(g.count for g in groups)
+    if isinstance(spec, HybridSpec):
+        row = combine(spec, preset, [(part, g.count) for part, g in zip(parts, groups)], total_layers)
+    else:
+        held = list(dict.fromkeys(part["cache_tokens"] for part in parts))
+        row = identity(spec, preset, "cache", seq_len, batch, total_layers, held[0] if len(held) == 1 else None,
+                       storage.dtype)  # fmt: skip
+        row["window"] = preset.model.window if preset.model is not None else row["window"]
+    row.update(common)
+    softmax = next((g for g in groups if g.kind != "linear"), None)
+    row.update({
+        "layer_kind": serving.describe(groups),
+        "kv_heads_per_gpu": softmax.kv_heads_per_gpu if softmax else None,
+        "kv_bytes_per_token": serving.bytes_per_token(groups, storage),
+        "kv_cache_bytes": b.data + b.state, "kv_scale_bytes": b.scales if storage.scales else None,
+        "linear_state_bytes": b.state if any(g.kind == "linear" for g in groups) else None,
+    })  # fmt: skip
+    row.update(plan.budget_columns(spec, preset, groups, seq_len, batch, b))
+    if not per_layer or (len(groups) == 1 and not isinstance(spec, HybridSpec)):
+        return [row]
+    for part in parts:  # the stack's label, or the model a preset or config describes
+        part["layer_of"] = row["label"] if isinstance(spec, HybridSpec) or preset.model is None else preset.name
+    return parts + [row]

@@ -242,6 +242,7 @@ class PresetSpec:
     description: str = ""
     source: str = ""  # where the numbers come from
     variants: Mapping[str, Mapping] = field(default_factory=dict)  # per-family field defaults
+    model: ModelSpec | None = None  # a whole model (model presets, --hf-config): layer kinds, vocabulary, MoE
     path: str = ""  # the YAML file it was read from
 
     def __post_init__(self):
@@ -252,6 +253,9 @@ class PresetSpec:
             _positive_int(self.head_dim, "head_dim")
         if self.d_ff is not None:
             _positive_int(self.d_ff, "d_ff")
+        if self.model is not None:
+            _require(len(self.model.layer_types) == self.n_layers, "model.layer_pattern",
+                     f"gives {len(self.model.layer_types)} layers, not n_layers {self.n_layers}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -276,3 +280,137 @@ class Shape:
     def cache_tokens(self) -> int:
         """Tokens the KV cache holds once the work is done (decode appends the new token)."""
         return self.seq_len if self.mode == "prefill" else self.seq_len + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# whole models: what a model preset's `model:` section or a Hugging Face config.json adds to the
+# shape of one attention layer (hfconfig.py builds these from config.json; presets.py from YAML)
+
+LAYER_KINDS = ("full", "sliding", "linear")  # attends to every token · to the last `window` · a recurrent state
+MLP_KINDS = ("gated", "plain")  # gated: 3 matrices (SwiGLU, GeGLU); plain: 2 (GELU MLP, Falcon)
+LINEAR_KINDS = ("lightning", "gated_deltanet")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearLayerSpec:
+    """The linear-attention layers of a hybrid model: what their recurrent state holds.
+
+    lightning (MiniMax-01, arXiv:2501.08313): one key_dim × value_dim state per head, as vLLM's
+    `linear_attention_state_shape` (heads / TP, head_dim, head_dim). gated_deltanet (Qwen3-Next):
+    the same matrix state per value head, plus a short-convolution state of conv_kernel − 1 past
+    inputs for each of conv_channels channels (vLLM's gated_delta_net_state_shape)."""
+
+    kind: str  # lightning | gated_deltanet: the layer's parameters differ (params.py)
+    heads: int  # heads holding a state; split over tensor-parallel ranks
+    key_dim: int  # state rows per head, elements
+    value_dim: int  # state columns per head, elements
+    key_heads: int | None = None  # gated_deltanet: query/key heads (value heads = `heads`); None = heads
+    conv_kernel: int = 0  # short convolution width (gated_deltanet: 4); 0 = none
+
+    def __post_init__(self):
+        _require(self.kind in LINEAR_KINDS, "linear.kind", f"'{self.kind}' is not one of {', '.join(LINEAR_KINDS)}")
+        for key in ("heads", "key_dim", "value_dim"):
+            _positive_int(getattr(self, key), f"linear.{key}")
+        if self.key_heads is not None:
+            _positive_int(self.key_heads, "linear.key_heads")
+        _require(isinstance(self.conv_kernel, int) and self.conv_kernel >= 0, "linear.conv_kernel",
+                 f"{self.conv_kernel!r} must be a whole number ≥ 0")  # fmt: skip
+
+    @property
+    def conv_channels(self) -> int:
+        """Channels of the short convolution: queries, keys and values (2·nk·dk + nv·dv)."""
+        if not self.conv_kernel:
+            return 0
+        return 2 * (self.key_heads or self.heads) * self.key_dim + self.heads * self.value_dim
+
+    def state_elements(self, tp: int = 1) -> int:
+        """Elements one layer keeps per sequence on one of `tp` ranks (heads and channels split)."""
+        matrix = self.heads // tp * self.key_dim * self.value_dim
+        conv = self.conv_channels // tp * max(0, self.conv_kernel - 1)
+        return matrix + conv
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoESpec:
+    """Mixture-of-experts MLPs (DeepSeek-V3, MiniMax-01): which layers have them and how wide."""
+
+    experts: int  # routed experts per MoE layer
+    experts_per_token: int  # routed experts each token uses (top-k)
+    d_ff: int  # hidden width of one routed expert, elements
+    shared_experts: int = 0  # experts every token uses (DeepSeek: 1)
+    shared_d_ff: int | None = None  # hidden width of one shared expert; None = d_ff
+    first_dense: int = 0  # the first this-many layers keep a dense MLP (DeepSeek's first_k_dense_replace)
+    every: int = 1  # then every this-many layers is MoE (moe_layer_freq), the others dense
+
+    def __post_init__(self):
+        for key in ("experts", "experts_per_token", "d_ff", "every"):
+            _positive_int(getattr(self, key), f"moe.{key}")
+        for key in ("shared_experts", "first_dense"):
+            value = getattr(self, key)
+            _require(isinstance(value, int) and not isinstance(value, bool) and value >= 0, f"moe.{key}",
+                     f"{value!r} must be a whole number ≥ 0")  # fmt: skip
+        if self.shared_d_ff is not None:
+            _positive_int(self.shared_d_ff, "moe.shared_d_ff")
+        _require(self.experts_per_token <= self.experts, "moe.experts_per_token",
+                 f"{self.experts_per_token} exceeds moe.experts {self.experts}")  # fmt: skip
+
+    def is_moe_layer(self, index: int) -> bool:
+        """Layer `index` (from 0) has the MoE MLP: past the dense ones, every `every`-th (vLLM's rule)."""
+        return index >= self.first_dense and index % self.every == 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """A whole decoder model around its attention: the kind of each layer and what its parameter
+    count needs. The softmax layers' attention is the preset's `variants[attention]` family
+    (its KV heads or MLA widths); `sliding` layers are that attention capped at `window` tokens,
+    `linear` layers keep the recurrent state of `linear` instead of a token cache."""
+
+    attention: str  # family of the softmax (full and sliding) layers: mha, mqa, gqa or mla
+    layer_types: tuple[str, ...]  # one kind per layer, from the first: full | sliding | linear
+    window: int | None = None  # tokens a sliding layer attends to (and caches), its own included
+    linear: LinearLayerSpec | None = None  # the state of the linear layers
+    vocab_size: int | None = None  # tokens in the vocabulary (embedding rows); needed for parameter counts
+    tie_embeddings: bool = False  # the output projection shares the embedding matrix
+    mlp: str = "gated"  # dense MLP: gated (3 matrices of d_model × d_ff) or plain (2)
+    dense_d_ff: int | None = None  # hidden width of the dense MLPs, elements (intermediate_size); for parameter counts
+    moe: MoESpec | None = None  # mixture-of-experts MLPs; None = every layer dense
+    qkv_bias: bool = False  # biases on the Q, K and V projections (Qwen2)
+    attn_output_gate: bool = False  # a sigmoid gate on the attention output, as wide as the queries (Qwen3-Next)
+    max_position_embeddings: int | None = None  # the context the model was built for, tokens
+    kv_heads_from: str = ""  # where the KV head count came from (a config.json field)
+
+    def __post_init__(self):
+        _require(isinstance(self.layer_types, tuple) and len(self.layer_types) > 0, "layer_pattern",
+                 "must list at least one layer kind")  # fmt: skip
+        for kind in self.layer_types:
+            _require(kind in LAYER_KINDS, "layer_pattern", f"'{kind}' is not one of {', '.join(LAYER_KINDS)}")
+        has_sliding, has_linear = "sliding" in self.layer_types, "linear" in self.layer_types
+        if self.window is not None:
+            _positive_int(self.window, "window")
+        _require(not has_sliding or self.window is not None, "window", "must be set: some layers are sliding")
+        _require(has_sliding or self.window is None, "window", f"{self.window} is set but no layer is sliding")
+        _require(not has_linear or self.linear is not None, "linear", "must be set: some layers are linear")
+        _require(has_linear or self.linear is None, "linear", "is set but no layer is linear")
+        for key in ("vocab_size", "dense_d_ff"):
+            if getattr(self, key) is not None:
+                _positive_int(getattr(self, key), key)
+        _require(self.mlp in MLP_KINDS, "mlp", f"'{self.mlp}' is not one of {', '.join(MLP_KINDS)}")
+        if self.max_position_embeddings is not None:
+            _positive_int(self.max_position_embeddings, "max_position_embeddings")
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layer_types)
+
+    def kinds(self) -> list[tuple[str, int]]:
+        """(kind, number of layers) in order of first appearance: [('sliding', 21), ('full', 21)]."""
+        counts: dict[str, int] = {}
+        for kind in self.layer_types:
+            counts[kind] = counts.get(kind, 0) + 1
+        return list(counts.items())
+
+    def describe(self) -> str:
+        """`21 sliding(4096) + 21 full`: the layer kinds with their counts."""
+        name = lambda k: f"sliding({self.window})" if k == "sliding" else k  # noqa: E731
+        return " + ".join(f"{n} {name(k)}" for k, n in self.kinds())

@@ -1,0 +1,372 @@
+"""Read a Hugging Face `config.json` with the standard library and normalise it into a model preset.
+
+No `transformers` needed: the file is read with `json` and the fields that real families use are
+mapped onto attncli's vocabulary the way vLLM's `ModelConfig` does (get_total_num_kv_heads,
+get_head_size, the sliding-window switches, MLA detection). The result is a `PresetSpec` whose
+`model` (spec.ModelSpec) says what each layer is: `full`, `sliding` (capped at `window` tokens)
+or `linear` (a recurrent state). Unknown or contradictory fields are errors that name the file and
+the field; nothing is guessed silently. Every row built from the result says which field gave
+the KV head count (`kv_heads_from`).
+
+Pure standard library plus attncli's own pure-Python spec and error modules, so the weights
+loader can share it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import InputError
+from .spec import LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
+
+CONFIG_NAME = "config.json"
+
+# Aliases of one quantity across families; when several are present they must agree.
+HIDDEN = ("hidden_size", "n_embd", "d_model")
+HEADS = ("num_attention_heads", "n_head", "num_heads", "n_heads")
+LAYERS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+# KV head fields in vLLM's order of precedence (get_total_num_kv_heads): Falcon, Falcon, Llama, ChatGLM.
+KV_HEADS = ("n_head_kv", "num_kv_heads", "num_key_value_heads", "multi_query_group_num")
+FALCON_TYPES = ("falcon", "RefinedWeb", "RefinedWebModel")
+MLA_FIELDS = ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
+# transformers' names for layer kinds (layer_types) → attncli's
+LAYER_TYPE_NAMES = {"full_attention": "full", "sliding_attention": "sliding", "linear_attention": "linear"}
+# Model types that alternate local (sliding) and global layers when the config lists no layer_types:
+# every `period`-th layer is global, the others sliding (transformers' Gemma-2/Gemma-3/Cohere2).
+ALTERNATING = {"gemma2": 2, "gemma3": 6, "gemma3_text": 6, "cohere2": 4}
+# Structures this normaliser does not size: a clear error instead of a wrong figure.
+UNSUPPORTED = {
+    "attn_layer_period": "Mamba layers (Jamba)",
+    "layers_block_type": "Mamba layers (Zamba/Jamba)",
+    "hybrid_override_pattern": "Mamba layers (Nemotron-H)",
+    "mamba_d_state": "Mamba layers",
+    "ssm_cfg": "Mamba layers",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def config_path(path: str | Path) -> Path:
+    """The config.json itself, given the file or the folder holding it."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(str(path), "no such file or folder", "give a config.json or the folder holding one")
+    if p.is_dir():
+        inside = p / CONFIG_NAME
+        if not inside.is_file():
+            raise InputError(str(path), f"folder holds no {CONFIG_NAME}")
+        return inside
+    return p
+
+
+def read_config(path: str | Path) -> tuple[dict, str]:
+    """(the parsed mapping, the file's name for messages)."""
+    p = config_path(path)
+    where = str(p)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except PermissionError:
+        raise InputError(where, "cannot be read (permission denied)") from None
+    except UnicodeDecodeError:
+        raise InputError(where, "is not a UTF-8 text file") from None
+    except OSError as e:
+        raise InputError(where, f"cannot be read ({e.strerror or e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(where, f"unreadable JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except RecursionError:
+        raise InputError(where, "unreadable JSON: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise InputError(where, f"must hold a JSON object of fields, not a {type(data).__name__}")
+    return data, where
+
+
+def load(path: str | Path, name: str | None = None) -> PresetSpec:
+    """A model preset from a config.json (or a folder holding one)."""
+    data, where = read_config(path)
+    p = Path(where)
+    default_name = p.parent.name if p.name == CONFIG_NAME and p.parent.name else p.stem
+    return normalise(data, where, name or default_name)
+
+
+# ---------------------------------------------------------------------------------------------
+# field access
+
+
+class _Fields:
+    """Typed access to a config's fields; every error names the file and the field."""
+
+    def __init__(self, data: dict, where: str, prefix: str = ""):
+        self.data, self.where, self.prefix = data, where, prefix
+
+    def fail(self, key: str, what: str, hint: str | None = None):
+        raise InputError(self.where, f"{self.prefix}{key}: {what}", hint)
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def raw(self, key: str, default=None):
+        value = self.data.get(key)
+        return default if value is None else value
+
+    def int(self, key: str, default=None, minimum: int = 1):
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.fail(key, f"{value!r} is not a whole number")
+        if value < minimum:
+            self.fail(key, f"{value} must be {'positive' if minimum == 1 else f'at least {minimum}'}")
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key, f"{value!r} is not true or false")
+        return value
+
+    def str(self, key: str, default: str = "") -> str:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.fail(key, f"{value!r} is not a string")
+        return value
+
+    def one_of(self, keys: tuple[str, ...], what: str, required: bool = True, minimum: int = 1):
+        """(field used, value) of the first alias present; aliases present together must agree."""
+        found = [(k, self.int(k, minimum=minimum)) for k in keys if self.has(k)]
+        if not found:
+            if required:
+                self.fail(keys[0], f"missing: no {what} field ({', '.join(self.prefix + k for k in keys)})")
+            return None, None
+        for key, value in found[1:]:
+            if value != found[0][1]:
+                self.fail(found[0][0], f"{found[0][1]} disagrees with {self.prefix}{key} = {value}",
+                          "a config must give one value for one quantity")  # fmt: skip
+        return found[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# normalising
+
+
+def normalise(data: dict, where: str, name: str) -> PresetSpec:
+    """The model preset a config.json describes (see the module docstring for the rules)."""
+    top = _Fields(data, where)
+    if data.get("text_config") is not None:  # multimodal wrappers: the language model's fields (vLLM's hf_text_config)
+        if not isinstance(data["text_config"], dict):
+            top.fail("text_config", "is not a JSON object of fields")
+        f = _Fields(data["text_config"], where, "text_config.")
+    else:
+        f = top
+    for key, what in UNSUPPORTED.items():
+        if f.has(key):
+            f.fail(key, f"{what} are not supported; attncli sizes full, sliding-window, MLA and linear-attention layers")
+    if f.bool("is_encoder_decoder", False):
+        f.fail("is_encoder_decoder", "encoder-decoder models are not supported; attncli sizes decoder-only models")
+
+    model_type = f.str("model_type") or top.str("model_type")
+    _, d_model = f.one_of(HIDDEN, "hidden size")
+    heads_key, n_heads = f.one_of(HEADS, "attention head count")
+    _, n_layers = f.one_of(LAYERS, "layer count")
+    head_dim, head_dim_given = _head_dim(f, d_model, n_heads, heads_key)
+
+    if f.has("kv_lora_rank"):
+        family, fields, kv_from = _mla(f, n_heads)
+    else:
+        n_kv, kv_from = _kv_heads(f, model_type, n_heads, heads_key)
+        family = "mha" if n_kv == n_heads else "mqa" if n_kv == 1 else "gqa"
+        fields = {"n_kv_heads": n_kv} if family == "gqa" else {}
+    rope_theta = f.raw("rope_theta")
+    if isinstance(rope_theta, (int, float)) and not isinstance(rope_theta, bool) and rope_theta > 0:
+        fields["rope_theta"] = float(rope_theta)
+
+    layer_types, window = _layer_types(f, model_type, n_layers)
+    linear = _linear(f, model_type, n_heads, head_dim) if "linear" in layer_types else None
+    moe = _moe(f)
+    mlp, dense_d_ff = _mlp(f, model_type, d_model, moe)
+    model = ModelSpec(
+        attention=family,
+        layer_types=layer_types,
+        window=window,
+        linear=linear,
+        vocab_size=f.int("vocab_size") if f.has("vocab_size") else top.int("vocab_size"),
+        tie_embeddings=f.bool("tie_word_embeddings", top.bool("tie_word_embeddings", True)),  # PretrainedConfig's default
+        mlp=mlp,
+        dense_d_ff=dense_d_ff,
+        moe=moe,
+        qkv_bias=f.bool("attention_bias", False) or model_type in ("qwen2", "qwen2_moe")
+        or (model_type in FALCON_TYPES and f.bool("bias", False)),
+        attn_output_gate=model_type == "qwen3_next" and f.bool("attn_output_gate", True),
+        max_position_embeddings=f.int("max_position_embeddings") or f.int("n_positions"),
+        kv_heads_from=kv_from,
+    )  # fmt: skip
+    archs = top.raw("architectures", [])
+    arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else model_type or "model"
+    try:
+        return PresetSpec(
+            name=name, d_model=d_model, n_heads=n_heads, head_dim=head_dim if head_dim_given else None,
+            n_layers=n_layers, d_ff=_token_d_ff(dense_d_ff, moe), variants={family: fields},
+            description=f"{arch}: {model.describe()}", source=where, model=model, path=where,
+        )  # fmt: skip
+    except InputError as e:
+        raise InputError(where, e.what, e.hint) from None
+
+
+def _head_dim(f: _Fields, d_model: int, n_heads: int, heads_key: str) -> tuple[int, bool]:
+    """An explicit head_dim wins (Gemma, MiniMax); else hidden_size / heads, which must divide."""
+    if f.has("head_dim"):
+        return f.int("head_dim"), True
+    if d_model % n_heads:
+        f.fail("head_dim", f"missing, and {n_heads} heads ({f.prefix}{heads_key}) do not divide the hidden size {d_model}",
+               "add head_dim to the config")  # fmt: skip
+    return d_model // n_heads, False
+
+
+def _kv_heads(f: _Fields, model_type: str, n_heads: int, heads_key: str) -> tuple[int, str]:
+    """KV heads as vLLM's get_total_num_kv_heads reads them, and the field they came from."""
+    new_arch = model_type in FALCON_TYPES and f.bool("new_decoder_architecture", False)
+    if f.bool("multi_query", False) and not new_arch:
+        ignored = [k for k in KV_HEADS if f.has(k)]
+        note = f" ({', '.join(ignored)} ignored, as in transformers)" if ignored else ""
+        return 1, f"multi_query{note}"
+    key, n_kv = f.one_of(KV_HEADS, "KV head", required=False)
+    if key is None:
+        return n_heads, f"{heads_key} (no KV head field: one KV head per query head)"
+    if n_kv > n_heads:
+        f.fail(key, f"{n_kv} KV heads exceed the {n_heads} attention heads")
+    if n_heads % n_kv:
+        f.fail(key, f"{n_kv} KV heads do not divide the {n_heads} attention heads")
+    return n_kv, key
+
+
+def _mla(f: _Fields, n_heads: int) -> tuple[str, dict, str]:
+    """DeepSeek-V2/V3-style multi-head latent attention: the `mla` family's fields, same names."""
+    fields = {"kv_lora_rank": f.int("kv_lora_rank")}
+    for key in MLA_FIELDS:
+        if not f.has(key):
+            f.fail(key, "missing: kv_lora_rank makes this an MLA config, which needs qk_nope_head_dim, "
+                        "qk_rope_head_dim and v_head_dim")  # fmt: skip
+        fields[key] = f.int(key)
+    fields["q_lora_rank"] = f.int("q_lora_rank")  # null: full-rank query projection (V2-Lite)
+    return "mla", fields, "kv_lora_rank (mla: one latent per token, shared by every head)"
+
+
+def _layer_types(f: _Fields, model_type: str, n_layers: int) -> tuple[tuple[str, ...], int | None]:
+    """The kind of every layer and the sliding window, from the most explicit field present."""
+    window = f.int("sliding_window") if f.has("sliding_window") else None
+    # Qwen2-style switches: use_sliding_window false (the default where max_window_layers exists) disables it
+    qwen_style = f.has("use_sliding_window") or f.has("max_window_layers")
+    enabled = f.bool("use_sliding_window", False) if qwen_style else True
+    if f.has("layer_types"):
+        kinds = _listed_kinds(f, n_layers)
+        if "sliding" in kinds:
+            if window is None:
+                f.fail("layer_types", "lists sliding_attention layers but sliding_window is not set")
+            if not enabled:
+                f.fail("layer_types", "lists sliding_attention layers but use_sliding_window is false")
+            return kinds, window
+        return kinds, None
+    if f.has("attn_type_list"):  # MiniMax-01: 0 = lightning (linear) attention, 1 = softmax attention
+        values = f.raw("attn_type_list")
+        if not isinstance(values, list) or len(values) != n_layers or any(v not in (0, 1) for v in values):
+            f.fail("attn_type_list", f"must list 0 (linear) or 1 (softmax) for each of the {n_layers} layers")
+        return tuple("full" if v == 1 else "linear" for v in values), None
+    if f.has("full_attention_interval"):  # Qwen3-Next: every k-th layer softmax, the others linear
+        k = f.int("full_attention_interval")
+        return tuple("full" if (i + 1) % k == 0 else "linear" for i in range(n_layers)), None
+    if window is None or not enabled:
+        return ("full",) * n_layers, None
+    if model_type in ALTERNATING:
+        period = f.int("sliding_window_pattern", ALTERNATING[model_type])
+        return tuple("full" if (i + 1) % period == 0 else "sliding" for i in range(n_layers)), window
+    if qwen_style:  # Qwen2: layers from max_window_layers on slide (transformers' Qwen2Config)
+        first = f.int("max_window_layers", 0, minimum=0)
+        return tuple("sliding" if i >= first else "full" for i in range(n_layers)), window
+    return ("sliding",) * n_layers, window  # Mistral-7B-v0.1, Phi-3, Starcoder2: every layer
+
+
+def _listed_kinds(f: _Fields, n_layers: int) -> tuple[str, ...]:
+    values = f.raw("layer_types")
+    if not isinstance(values, list) or len(values) != n_layers:
+        f.fail("layer_types", f"must list one kind for each of the {n_layers} layers")
+    kinds = []
+    for i, v in enumerate(values):
+        if v not in LAYER_TYPE_NAMES:
+            f.fail(f"layer_types[{i}]", f"unknown layer kind {v!r}", f"known: {', '.join(LAYER_TYPE_NAMES)}")
+        kinds.append(LAYER_TYPE_NAMES[v])
+    return tuple(kinds)
+
+
+def _linear(f: _Fields, model_type: str, n_heads: int, head_dim: int) -> LinearLayerSpec:
+    """The recurrent state of the linear layers, by family."""
+    if f.has("linear_num_value_heads") or model_type == "qwen3_next":  # Gated DeltaNet
+        need = ("linear_num_value_heads", "linear_num_key_heads", "linear_key_head_dim", "linear_value_head_dim")
+        for key in need:
+            if not f.has(key):
+                f.fail(key, "missing: Qwen3-Next's linear (Gated DeltaNet) layers need it")
+        return LinearLayerSpec(kind="gated_deltanet", heads=f.int("linear_num_value_heads"),
+                               key_heads=f.int("linear_num_key_heads"), key_dim=f.int("linear_key_head_dim"),
+                               value_dim=f.int("linear_value_head_dim"),
+                               conv_kernel=f.int("linear_conv_kernel_dim", 4))  # fmt: skip
+    if f.has("attn_type_list") or model_type.startswith("minimax"):  # lightning attention: heads × d × d
+        return LinearLayerSpec(kind="lightning", heads=n_heads, key_dim=head_dim, value_dim=head_dim)
+    f.fail("layer_types", f"lists linear_attention layers, but model_type '{model_type}' has no known linear-attention state",
+           "known: MiniMax-01 lightning attention, Qwen3-Next Gated DeltaNet")  # fmt: skip
+
+
+def _moe(f: _Fields) -> MoESpec | None:
+    """Mixture-of-experts MLPs: DeepSeek (n_routed_experts), Mixtral/MiniMax (num_local_experts),
+    Qwen-MoE (num_experts); None for a dense model."""
+    key, experts = f.one_of(("n_routed_experts", "num_local_experts", "num_experts"), "expert count",
+                            required=False, minimum=0)  # fmt: skip
+    if key is None or experts <= 1:
+        return None
+    if f.raw("mlp_only_layers"):
+        f.fail("mlp_only_layers", "dense layers listed among MoE layers are not supported")
+    top_k = f.int("num_experts_per_tok")
+    if top_k is None:
+        f.fail("num_experts_per_tok", f"missing: {f.prefix}{key} makes this a mixture-of-experts model")
+    if key == "num_local_experts":  # Mixtral, MiniMax: intermediate_size is each expert's width
+        d_ff = f.int("intermediate_size")
+        shared_ff = f.int("shared_intermediate_size", 0, minimum=0)
+        shared = 1 if shared_ff else 0
+    else:
+        d_ff = f.int("moe_intermediate_size")
+        if d_ff is None:
+            f.fail("moe_intermediate_size", f"missing: {f.prefix}{key} makes this a mixture-of-experts model")
+        if f.has("shared_expert_intermediate_size"):  # Qwen-MoE: one shared expert of this width
+            shared_ff = f.int("shared_expert_intermediate_size", minimum=0)
+            shared = 1 if shared_ff else 0
+        else:  # DeepSeek: n_shared_experts experts of the routed width
+            shared, shared_ff = f.int("n_shared_experts", 0, minimum=0), None
+    if top_k > experts:
+        f.fail("num_experts_per_tok", f"{top_k} exceeds the {experts} experts ({f.prefix}{key})")
+    return MoESpec(experts=experts, experts_per_token=top_k, d_ff=d_ff, shared_experts=shared,
+                   shared_d_ff=shared_ff or None, first_dense=f.int("first_k_dense_replace", 0, minimum=0),
+                   every=f.int("moe_layer_freq") or f.int("decoder_sparse_step") or 1)  # fmt: skip
+
+
+def _mlp(f: _Fields, model_type: str, d_model: int, moe: MoESpec | None) -> tuple[str, int | None]:
+    """(dense MLP kind, its hidden width). Falcon and GPT-2-style models use a plain 4·d GELU MLP."""
+    if model_type in FALCON_TYPES or model_type in ("gpt2", "gpt_bigcode"):
+        width = f.int("ffn_hidden_size") or f.int("n_inner") or 4 * d_model
+        return "plain", width
+    return "gated", f.int("intermediate_size") or f.int("ffn_hidden_size")
+
+
+def _token_d_ff(dense_d_ff: int | None, moe: MoESpec | None) -> int | None:
+    """The FFN width one token passes through (rows' ffn_flops): the dense MLP's, or for MoE the
+    routed experts it uses plus the shared ones."""
+    if moe is None:
+        return dense_d_ff
+    return moe.experts_per_token * moe.d_ff + moe.shared_experts * (moe.shared_d_ff or moe.d_ff)
