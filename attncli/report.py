@@ -46,8 +46,10 @@ _fixed3 = _sig3
 
 
 FORMAT = {
-    **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params"), _si),
-    **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured"), _iec),
+    **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params", "params_before"), _si),
+    **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured", "kv_bytes_per_token_before"), _iec),
+    **dict.fromkeys(("conv_err_max_abs", "conv_err_rel_l2"), lambda x: f"{x:.2e}"),
+    "conv_err_cos": lambda x: f"{x:.6f}",
     **dict.fromkeys(("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s"), _fixed3),
     **dict.fromkeys(("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2"),
                     lambda x: f"{x:.1e}"),  # fmt: skip
@@ -65,6 +67,9 @@ HEADER = {
     "gflops_per_s": "GFLOP/s", "err_rel_l2": "rel L2 err", "naive_err_rel_l2": "math rel L2",
     "err_max_abs": "max abs err", "speedup_vs_base": "speed-up", "kv_ratio_vs_base": "KV ratio",
     "flops_ratio_vs_base": "FLOP ratio", "n_layers": "layers", "gqa_n_kv_heads": "gqa KV heads",
+    "n_kv_heads": "KV heads", "kv_lora_rank": "latent r", "qk_rope_head_dim": "RoPE dims",
+    "kv_bytes_per_token_before": "KV / token before", "params_before": "params before",
+    "conv_err_rel_l2": "rel L2 vs orig", "conv_err_max_abs": "max abs vs orig", "conv_err_cos": "cosine vs orig",
 }  # fmt: skip
 
 # The columns each command shows on the terminal; files get every column.
@@ -78,9 +83,13 @@ VIEWS = {
     "compare": ["label", "mode", "seq_len", "batch", "flops", *_MEASURED,
                 "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"],
     "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "description"],
+    "convert": ["label", "layers", "n_kv_heads", "kv_lora_rank", "qk_rope_head_dim", "method", "kv_bytes_per_token_before",
+                "kv_bytes_per_token", "kv_ratio_vs_base", "params_before", "params", "conv_err_rel_l2",
+                "conv_err_max_abs", "conv_err_cos"],
 }  # fmt: skip
 
-RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads"}
+RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "n_kv_heads",
+         "kv_lora_rank", "qk_rope_head_dim"}  # fmt: skip
 
 
 def cell(column: str, value) -> str:
@@ -108,7 +117,7 @@ def table(rows: list[dict], view: str, title: str = "", caption: str = ""):
     t = Table(title=title or None, caption=caption or None, title_justify="left", caption_justify="left")
     for c in columns:
         numeric = c in RIGHT or c in FORMAT
-        t.add_column(HEADER.get(c, c), justify="right" if numeric else "left", no_wrap=c == "label")
+        t.add_column(HEADER.get(c, c), justify="right" if numeric else "left", no_wrap=c in ("label", "method"))
     for r in rows:
         t.add_row(*(cell(c, r.get(c)) for c in columns))
     return t
@@ -195,6 +204,8 @@ def write_exports(rows: list[dict], csv_path: str | None, json_path: str | None)
 def view_for(rows: list[dict]) -> str:
     """The view a command would have printed for these rows."""
     present = {k for r in rows for k, v in r.items() if v is not None}
+    if "conv_err_rel_l2" in present:
+        return "convert"
     if "speedup_vs_base" in present:
         return "compare"
     if "latency_ms_median" in present:

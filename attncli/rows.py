@@ -29,7 +29,14 @@ MEASURED_COLUMNS = (
     "backend", "device_name", "torch_version", "threads", "seed", "status",
 )  # fmt: skip
 COMPARE_COLUMNS = ("base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base")
-COLUMNS = IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + COMPARE_COLUMNS
+# Real weights (`bench`/`compare --weights`, `convert`): where the layer and its inputs came from.
+WEIGHTS_COLUMNS = ("weights", "layer", "inputs", "rope_scaling")
+# `convert`: the converted layer against the original one on the same inputs.
+CONVERT_COLUMNS = (
+    "method", "kv_dtype", "kv_bytes_per_token_before", "params_before",
+    "conv_err_max_abs", "conv_err_rel_l2", "conv_err_cos",
+)  # fmt: skip
+COLUMNS = IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + COMPARE_COLUMNS + WEIGHTS_COLUMNS + CONVERT_COLUMNS
 
 
 def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, batch: int, layers: int,

@@ -24,32 +24,43 @@ class Settings:
     min_run_time: float = 0.2  # seconds of timed runs per row
 
 
-def build_pair(spec: AttentionSpec, settings: Settings):
+def build_pair(spec: AttentionSpec, settings: Settings, source=None):
     """The module under test (settings' device and dtype) and its float64 CPU twin holding the
     very same weights: the reference casts the low-precision weights up, so the error measures
-    the kernel, not the rounding of the weights."""
+    the kernel, not the rounding of the weights. `source` (a `weights.LayerSource`) supplies a
+    checkpoint's real weights in place of the seeded random ones."""
     torch.manual_seed(settings.seed)
-    module = registry.get(spec.family).build(spec)  # float32, CPU, seeded init
+    if source is not None:
+        module = source.module(spec)  # float32, CPU, the checkpoint's weights
+    else:
+        module = registry.get(spec.family).build(spec)  # float32, CPU, seeded init
     fast = module.to(device=settings.device, dtype=getattr(torch, settings.dtype)).eval()
     ref = copy.deepcopy(fast).to(device="cpu", dtype=torch.float64)
     return fast, ref
 
 
-def inputs(shape: Shape, d_model: int, settings: Settings):
+def inputs(shape: Shape, d_model: int, settings: Settings, source=None):
     """Seeded hidden states (B, tokens, d_model): the prefill sequence, or the cached prefix and
-    the new token. Returned in the run dtype on the device, and as float64 on the CPU."""
+    the new token. Returned in the run dtype on the device, and as float64 on the CPU. With a
+    `source`, the checkpoint's inputs (its embeddings through the layer's norm, or a file)."""
     tokens = shape.seq_len + (1 if shape.mode == "decode" else 0)
-    gen = torch.Generator().manual_seed(settings.seed + 1)
-    x = torch.randn(shape.batch, tokens, d_model, generator=gen)
+    if source is not None:
+        x = source.inputs(shape, settings.seed + 1)  # float64 (B, tokens, d_model)
+    else:
+        gen = torch.Generator().manual_seed(settings.seed + 1)
+        x = torch.randn(shape.batch, tokens, d_model, generator=gen)
     x_fast = x.to(device=settings.device, dtype=getattr(torch, settings.dtype))
     return x_fast, x_fast.to(device="cpu", dtype=torch.float64)
 
 
-def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings) -> dict:
-    """One layer of `spec` doing `shape` on the settings' device: a full `bench` row."""
+def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings, source=None) -> dict:
+    """One layer of `spec` doing `shape` on the settings' device: a full `bench` row. With a
+    `source`, the layer holds a checkpoint's weights and sees its inputs (`--weights`)."""
     row = analytic_row(spec, preset, shape, layers=1, dtype=settings.dtype, device=str(settings.device))
-    fast, ref = build_pair(spec, settings)
-    x, x_ref = inputs(shape, spec.d_model, settings)
+    if source is not None:
+        row.update(source.columns(settings.seed))
+    fast, ref = build_pair(spec, settings, source)
+    x, x_ref = inputs(shape, spec.d_model, settings, source)
     L, B = shape.seq_len, shape.batch
     with torch.inference_mode():
         if shape.mode == "prefill":
@@ -57,6 +68,8 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
             y, cache = fast(x)
             y_math, _ = fast(x, math=True)
             y_ref, _ = ref(x_ref, math=True)
+            if source is not None:
+                source.record(shape, x, y, y_ref)  # --save-io
         else:
             cache = fast.allocate_cache(B, L + 1)
             fast.fill_cache(cache, x[:, :L])
