@@ -266,6 +266,7 @@ class Checkpoint:
         self.config = parse_config(self.raw_config, str(config_path))
         self.tensors = self._index(p)
         self.prefix = self._prefix()
+        self._last: tuple = (None, None)  # ((layer, dtype), tensors) of the last layer read
 
     # -- where the tensors are -------------------------------------------------------------------
 
@@ -425,15 +426,20 @@ class Checkpoint:
         return t.float() * full
 
     def layer_tensors(self, layer: int, dtype=None) -> dict:
-        """The layer's attention tensors, keyed as the attncli module names its parameters."""
+        """The layer's attention tensors, keyed as the attncli module names its parameters. The
+        last layer read is kept (MLA's two paths share one read; a model's layers are not all
+        held at once)."""
         import torch
 
-        self.check_layer(layer)
-        rels = list(attention_shapes(self.config))
-        read = self.read([self.name(layer, rel) for rel in rels])
-        return {rel: read[self.name(layer, rel)].to(dtype or torch.float32) for rel in rels}
+        key = (layer, dtype or torch.float32)
+        if self._last[0] != key:
+            self.check_layer(layer)
+            rels = list(attention_shapes(self.config))
+            read = self.read([self.name(layer, rel) for rel in rels])
+            self._last = (key, {rel: read[self.name(layer, rel)].to(key[1]) for rel in rels})
+        return self._last[1]
 
-    def module(self, spec: AttentionSpec, layer: int, dtype=None, tensors: dict | None = None):
+    def module(self, spec: AttentionSpec, layer: int, dtype=None):
         """The attncli module of `spec` holding this layer's weights (CPU, float32 unless `dtype`)."""
         import torch
 
@@ -442,8 +448,7 @@ class Checkpoint:
         module = registry.get(spec.family).build(spec)
         configure(module, self.config)
         module.to(dtype or torch.float32)  # before loading: load_state_dict copies into the parameters' dtype
-        state = tensors if tensors is not None else self.layer_tensors(layer, dtype)
-        module.load_state_dict(state, strict=True)
+        module.load_state_dict(self.layer_tensors(layer, dtype), strict=True)
         return module.eval()
 
     def hidden_states(self, layer: int, batch: int, tokens: int, seed: int):
@@ -550,7 +555,6 @@ class LayerSource:
 
     def __init__(self, ckpt: Checkpoint, layer: int, inputs: str | None = None, save_io: str | None = None):
         self.ckpt, self.layer, self.inputs_path, self.save_io = ckpt, layer, inputs, save_io
-        self._tensors = None
         self._saved = False
 
     def columns(self, seed: int) -> dict:
@@ -559,9 +563,7 @@ class LayerSource:
                 "rope_scaling": self.ckpt.config.rope.summary}  # fmt: skip
 
     def module(self, spec: AttentionSpec):
-        if self._tensors is None:  # MLA's two paths share one read
-            self._tensors = self.ckpt.layer_tensors(self.layer)
-        return self.ckpt.module(spec, self.layer, tensors=self._tensors)
+        return self.ckpt.module(spec, self.layer)
 
     def inputs(self, shape: Shape, seed: int):
         """Float64 (batch, tokens, d_model) at positions 0…tokens-1: the prefill sequence, or the
@@ -616,12 +618,10 @@ def rows_for_checkpoint(weights: str, layer_text: str, inputs: str | None, save_
         if longest > c.sliding_window:
             raise InputError(ckpt.where, f"sliding_window {c.sliding_window} is shorter than {longest} tokens: attncli "
                                          "attends to every earlier token", f"use --seq-len ≤ {c.sliding_window}")  # fmt: skip
-    work = []
-    for layer in layers:
-        source = LayerSource(ckpt, layer, inputs, save_io if layer == layers[0] else None)
-        for shape in shapes:
-            for spec in ckpt.specs(layer):
-                work.append((spec, shape, source))
+    sources = {layer: LayerSource(ckpt, layer, inputs, save_io if layer == layers[0] else None) for layer in layers}
+    # Ordered as the variant rows are (mode, seq-len, batch, then layer and path), so compare's
+    # ratios refer to the first layer's row of each shape.
+    work = [(spec, shape, sources[layer]) for shape in shapes for layer in layers for spec in ckpt.specs(layer)]
     return ckpt.preset(), work
 
 
