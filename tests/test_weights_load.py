@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-pytest.importorskip("transformers", reason="the real-weights tests build checkpoints with transformers (pip install -e '.[dev]')")
+pytest.importorskip("transformers", minversion="5",
+                    reason="the real-weights tests build checkpoints with transformers >= 5 (pip install -e '.[dev]')")
 pytest.importorskip("safetensors", reason="attncli reads checkpoints with safetensors")
 
 import torch  # noqa: E402

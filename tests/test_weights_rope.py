@@ -26,7 +26,8 @@ CASES = {"llama3.1": LLAMA31, "deepseek-v3-yarn": DEEPSEEK_V3, "qwen2.5-yarn": Q
 
 def transformers_rope(config: dict, dim: int):
     """(inv_freq, attention_factor) from transformers' implementation (float32)."""
-    transformers = pytest.importorskip("transformers", reason="the reference RoPE is transformers' (pip install -e '.[dev]')")
+    transformers = pytest.importorskip("transformers", minversion="5",
+                                       reason="the reference RoPE is transformers' >= 5 (pip install -e '.[dev]')")
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
     fields = {k: v for k, v in config.items() if k != "rope_scaling"}
