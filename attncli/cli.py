@@ -329,9 +329,9 @@ def convert_cmd(
              "and *.safetensors, or one .safetensors file beside its config.json.")],
     to: Annotated[Optional[list[str]], typer.Option("--to", show_default=False,
         help="A target, repeatable: gqa:n_kv_heads=G (mean-pool the K/V heads within groups), mqa (G = 1), or "
-             "mla:kv_lora_rank=R[,rope_dims=P] (MHA2MLA: RoPE kept on the P/2 highest-frequency pairs per head, "
-             "joint SVD of the other key rows and the values). [default: gqa at every n_kv_heads dividing the "
-             "checkpoint's]")] = None,
+             "mla:kv_lora_rank=R[,rope_dims=P] (MHA2MLA: RoPE kept on the P/2 highest-frequency pairs per head, P "
+             "defaulting to head_dim/8; joint SVD of the other key rows and the values). [default: gqa at every "
+             "n_kv_heads dividing the checkpoint's]")] = None,
     layer: Annotated[str, typer.Option("--layer", help="The layer to convert (0-based).")] = "0",
     layers: Annotated[Optional[str], typer.Option("--layers", show_default=False,
         help="Several layers, errors averaged (max abs: the largest): all, or a comma list. Replaces --layer.")] = None,
@@ -371,6 +371,7 @@ def convert_cmd(
         B, T = inputs_shape(inputs, cfg.d_model)
     else:
         B, T = positive(batch, "--batch"), positive(seq_len, "--seq-len")
+    ckpt.check_window(T)
     for i in chosen:
         ckpt.check_layer(i, "--layers" if layers is not None else "--layer")
         if not inputs:

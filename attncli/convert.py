@@ -289,6 +289,7 @@ def convert_rows(ckpt: Checkpoint, layers: list[int], targets: list[Target], *, 
     largest), KV bytes per token and parameters before and after, summed over the layers."""
     import torch
 
+    from .measure.device import device_name
     from .weights import read_inputs
 
     cfg = ckpt.config
@@ -329,7 +330,8 @@ def convert_rows(ckpt: Checkpoint, layers: list[int], targets: list[Target], *, 
             **({"kv_lora_rank": t.kv_lora_rank, "q_lora_rank": None, "qk_nope_head_dim": cfg.head_dim - t.rope_dims,
                 "qk_rope_head_dim": t.rope_dims, "v_head_dim": cfg.head_dim} if t.kind == "mla" else {}),
             "params": params(cfg, t) * n, "kv_bytes_per_token": kv_after, "kv_cache_bytes": kv_after * T * B,
-            "torch_version": torch.__version__, "threads": torch.get_num_threads(), "seed": seed,
+            "device_name": device_name(torch.device("cpu")), "torch_version": torch.__version__,
+            "threads": torch.get_num_threads(), "seed": seed,
             "status": "ok" if ok else "nan",
             "base_label": base, "kv_ratio_vs_base": kv_after / kv_before,
             "weights": str(ckpt.where), "layer": layers[0] if n == 1 else None,

@@ -38,10 +38,10 @@ INSTALL_HINT = "install it: pip install safetensors (a dependency of attncli; in
 MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit on the JSON header
 
 
-def require_safetensors() -> None:
+def require_safetensors(option: str = "--weights") -> None:
     """Exit 3 (one line, with an install hint) when the safetensors package is missing."""
     if importlib.util.find_spec("safetensors") is None:
-        raise ResourceError("--weights", "the safetensors package is not installed", INSTALL_HINT)
+        raise ResourceError(option, "the safetensors package is not installed", INSTALL_HINT)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -75,7 +75,9 @@ class ModelConfig:
 
 
 def _int(cfg: dict, key: str, where: str, default=None, required: bool = True) -> int | None:
-    value = cfg.get(key, default)
+    value = cfg.get(key)
+    if value is None:  # absent or null: transformers reads both as "use the default"
+        value = default
     if value is None:
         if required:
             raise InputError(where, f"missing field '{key}'")
@@ -252,7 +254,7 @@ class Checkpoint:
     asked; `layer_tensors` and `hidden_states` import torch."""
 
     def __init__(self, path: str, option: str = "--weights"):
-        require_safetensors()
+        require_safetensors(option)
         self.where = path
         p = Path(path).expanduser()
         if not p.exists():
@@ -355,6 +357,13 @@ class Checkpoint:
 
     def embed_name(self) -> str:
         return f"{self.prefix}embed_tokens.weight"
+
+    def check_window(self, tokens: int) -> None:
+        """attncli attends to every earlier token: refuse lengths past a sliding window."""
+        window = self.config.sliding_window
+        if window and tokens > window:
+            raise InputError(self.where, f"sliding_window {window} is shorter than {tokens} tokens: attncli attends "
+                                         "to every earlier token", f"use --seq-len ≤ {window}")  # fmt: skip
 
     def check_inputs(self, layer: int) -> None:
         """The tensors the default inputs need: the token embeddings and the layer's input norm."""
@@ -613,11 +622,7 @@ def rows_for_checkpoint(weights: str, layer_text: str, inputs: str | None, save_
             shapes.append(Shape(m, seq if m == "prefill" else seq - 1, batch))
     else:
         shapes = [Shape(m, L, b) for m in modes for L in seq_lens for b in batches]
-    if c.sliding_window:
-        longest = max(s.cache_tokens for s in shapes)
-        if longest > c.sliding_window:
-            raise InputError(ckpt.where, f"sliding_window {c.sliding_window} is shorter than {longest} tokens: attncli "
-                                         "attends to every earlier token", f"use --seq-len ≤ {c.sliding_window}")  # fmt: skip
+    ckpt.check_window(max(s.cache_tokens for s in shapes))
     sources = {layer: LayerSource(ckpt, layer, inputs, save_io if layer == layers[0] else None) for layer in layers}
     # Ordered as the variant rows are (mode, seq-len, batch, then layer and path), so compare's
     # ratios refer to the first layer's row of each shape.

@@ -90,6 +90,7 @@ def test_unsupported_rope_scaling_names_the_field(tmp_path, cli):
     (None, {"model.layers.0.self_attn.q_norm.weight": torch.ones(HD)}, (),
      "unexpected tensor 'model.layers.0.self_attn.q_norm.weight': not part of a llama attention layer"),
     (None, None, ["model.embed_tokens.weight"], "missing tensor 'model.embed_tokens.weight'; the default inputs are"),
+    ({"model_type": "mistral", "sliding_window": 3}, None, (), "sliding_window 3 is shorter than 4 tokens"),
 ])  # fmt: skip
 def test_config_and_tensor_problems(tmp_path, cli, config, change, drop, message):
     folder = checkpoint(tmp_path / "c", config=config, change=change, drop=drop)  # a null field counts as missing

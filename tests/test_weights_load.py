@@ -197,3 +197,43 @@ def test_cli_bench_layers_and_decode_rows(checkpoints, cli):
     assert all(row["family"] == "gqa" and row["n_kv_heads"] == 2 and row["head_dim"] == 16 for row in rows)
     # analytic KV bytes (2 · 2 KV heads · 16 · 4 bytes per token) equal the cache really allocated
     assert all(row["kv_cache_bytes_measured"] == row["kv_cache_bytes"] == 256 * row["cache_tokens"] for row in rows)
+
+
+def test_fp8_block_quantised_weights_are_dequantised(tmp_path, checkpoints):
+    """DeepSeek-V3's FP8 release stores float8_e4m3fn weights with one float32 scale per block
+    (`weight_scale_inv`): the loaded weight is w8 · scale of its block. The same layer written
+    with those products in float32 (computed block by block here) gives the same output."""
+    folder, _ = checkpoints["deepseek_v3-yarn"]
+    config = json.loads((folder / "config.json").read_text())
+    tensors = load_file(str(next(folder.glob("*.safetensors"))))
+    b0, b1 = 8, 6  # a block that does not divide kv_b_proj's 16 columns: the last block is cut short
+    fp8, dequantised = dict(tensors), dict(tensors)
+    for name in ("model.layers.0.self_attn.kv_b_proj.weight", "model.layers.0.self_attn.o_proj.weight"):
+        w = tensors[name]
+        rows, cols = w.shape
+        scale = torch.empty(-(-rows // b0), -(-cols // b1))
+        q = torch.empty(rows, cols, dtype=torch.float8_e4m3fn)
+        deq = torch.empty(rows, cols)
+        for i in range(scale.shape[0]):
+            for j in range(scale.shape[1]):
+                block = w[i * b0 : (i + 1) * b0, j * b1 : (j + 1) * b1]
+                scale[i, j] = block.abs().max() / 448  # e4m3's largest finite value
+                q_block = (block / scale[i, j]).to(torch.float8_e4m3fn)
+                q[i * b0 : (i + 1) * b0, j * b1 : (j + 1) * b1] = q_block
+                deq[i * b0 : (i + 1) * b0, j * b1 : (j + 1) * b1] = q_block.float() * scale[i, j]
+        fp8[name], fp8[name + "_scale_inv"], dequantised[name] = q, scale, deq
+    for sub, data, extra in (("fp8", fp8, {"quantization_config": {"quant_method": "fp8", "weight_block_size": [b0, b1]}}),
+                             ("deq", dequantised, {})):  # fmt: skip
+        (tmp_path / sub).mkdir()
+        save_file(data, str(tmp_path / sub / "model.safetensors"))
+        (tmp_path / sub / "config.json").write_text(json.dumps({**config, **extra}))
+    x = torch.randn(1, 6, hf_tiny.HIDDEN, generator=torch.Generator().manual_seed(2))
+    outputs = []
+    for sub in ("fp8", "deq"):
+        ckpt = Checkpoint(str(tmp_path / sub))
+        with torch.no_grad():
+            outputs.append(ckpt.module(ckpt.specs(0)[0], 0)(x)[0])
+    assert torch.equal(outputs[0], outputs[1])
+    with torch.no_grad():
+        original = Checkpoint(str(folder)).module(Checkpoint(str(folder)).specs(0)[0], 0)(x)[0]
+    assert 0 < rel(outputs[0], original) < 0.2  # FP8 rounding changed the weights, but only a little

@@ -59,8 +59,9 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
     row = analytic_row(spec, preset, shape, layers=1, dtype=settings.dtype, device=str(settings.device))
     if source is not None:
         row.update(source.columns(settings.seed))
-    fast, ref = build_pair(spec, settings, source)
-    x, x_ref = inputs(shape, spec.d_model, settings, source)
+    real = {"source": source} if source is not None else {}  # fakes and wrappers keep the three-argument calls
+    fast, ref = build_pair(spec, settings, **real)
+    x, x_ref = inputs(shape, spec.d_model, settings, **real)
     L, B = shape.seq_len, shape.batch
     with torch.inference_mode():
         if shape.mode == "prefill":
