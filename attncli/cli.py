@@ -74,10 +74,11 @@ Weights = Annotated[Optional[str], typer.Option("--weights", metavar="DIR_OR_FIL
          "GQA and DeepSeek-V2/V3 MLA; nothing is downloaded.")]  # fmt: skip
 LayerIndex = Annotated[str, typer.Option("--layer",
     help="With --weights: the layer to load (0-based), a comma list, or all.")]  # fmt: skip
+INPUTS_HELP = ("hidden states to feed the layer (tensor hidden_states of shape (batch, seq, d_model), positions "
+               "0..seq-1); the rows take batch and seq-len from it. Default: the checkpoint's token embeddings of "
+               "seeded random token ids through the layer's input RMSNorm.")  # fmt: skip
 Inputs = Annotated[Optional[str], typer.Option("--inputs", metavar="FILE.safetensors", show_default=False,
-    help="With --weights: hidden states to feed the layer (tensor hidden_states [batch, seq, d_model], positions "
-         "0..seq-1); the rows take batch and seq-len from it. [default: the checkpoint's token embeddings of seeded "
-         "random token ids through the layer's input RMSNorm]")]  # fmt: skip
+    help=f"With --weights: {INPUTS_HELP}")]  # fmt: skip
 SaveIO = Annotated[Optional[str], typer.Option("--save-io", metavar="FILE.safetensors", show_default=False,
     help="With --weights: write the first prefill row's attention input and output as safetensors (input, output in "
          "the run dtype, output_float64: the reference).")]  # fmt: skip
@@ -216,7 +217,8 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         for option, value in (("--layer", real.get("layer", "0") != "0"), ("--inputs", real.get("inputs")),
                               ("--save-io", real.get("save_io"))):  # fmt: skip
             if value:
-                raise InputError(option, "needs --weights DIR", "it picks a layer, inputs or outputs of a real checkpoint")
+                raise InputError(option, "needs --weights DIR",
+                                 "it picks a layer, inputs or outputs of a real checkpoint")  # fmt: skip
         p = presets.load_preset(preset)
         specs = _variants(variants, default, p, paths=True)
         jobs = [(s, Shape(m, L, b), None) for m in modes for L in seq_lens for b in batches for s in specs]
@@ -337,11 +339,13 @@ def convert_cmd(
         help="Several layers, errors averaged (max abs: the largest): all, or a comma list. Replaces --layer.")] = None,
     seq_len: Annotated[str, typer.Option("--seq-len", "-s", help="Tokens of input (positions 0..seq-len-1, causal).")] = "128",
     batch: Annotated[str, typer.Option("--batch", "-b", help="Sequences of input.")] = "1",
-    inputs: Inputs = None,
+    inputs: Annotated[Optional[str], typer.Option("--inputs", metavar="FILE.safetensors", show_default=False,
+        help=INPUTS_HELP[0].upper() + INPUTS_HELP[1:])] = None,
     dtype: Annotated[str, typer.Option("--dtype", "-d", help="Compute dtype of both layers: float64 or float32.")] = "float64",
     kv_dtype: Annotated[str, typer.Option("--kv-dtype",
         help=f"Storage dtype for the KV bytes columns: {', '.join(DTYPE_BYTES)}, or auto (the checkpoint's).")] = "auto",
-    seed: Seed = 0, threads: Threads = None, csv: Csv = None, json: Json = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the input token ids (same seed, same numbers).")] = 0,
+    threads: Threads = None, csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Convert a real MHA/GQA layer to fewer KV heads (mean-pooling) or to a latent (MHA2MLA) and
     measure the output error against the original layer, next to the KV bytes and parameters saved.
@@ -357,10 +361,12 @@ def convert_cmd(
     ckpt = Checkpoint(weights, option="DIR")
     convert.check_source(ckpt)
     cfg = ckpt.config
-    chosen = parse_layers(layers if layers is not None else layer, cfg.n_layers, "--layers" if layers is not None else "--layer")
+    layer_option = "--layers" if layers is not None else "--layer"
+    chosen = parse_layers(layers if layers is not None else layer, cfg.n_layers, layer_option)
     targets = [convert.parse_target(t, cfg) for t in to] if to else convert.default_targets(cfg)
     if not targets:
-        raise InputError("--to", f"no target given, and {cfg.model_type} has 1 KV head already", "e.g. --to mla:kv_lora_rank=16")
+        raise InputError("--to", f"no target given, and {cfg.model_type} has 1 KV head already",
+                         "e.g. --to mla:kv_lora_rank=16")  # fmt: skip
     run_dtype = parse_dtype(dtype)
     if run_dtype not in ("float64", "float32"):
         raise InputError("--dtype", f"{run_dtype} is not float64 or float32", "the SVD and the error need one of them")
@@ -373,7 +379,7 @@ def convert_cmd(
         B, T = positive(batch, "--batch"), positive(seq_len, "--seq-len")
     ckpt.check_window(T)
     for i in chosen:
-        ckpt.check_layer(i, "--layers" if layers is not None else "--layer")
+        ckpt.check_layer(i, layer_option)
         if not inputs:
             ckpt.check_inputs(i)
     n_threads = None if threads is None else positive(threads, "--threads")

@@ -30,6 +30,7 @@ through the plain-math path, in float64 by default: max |y − y_orig|, the rela
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from . import cost, presets
@@ -171,7 +172,9 @@ def rope_element_indices(pairs: list[int], head_dim: int, interleave: bool) -> l
     return sorted(e for i in pairs for e in (i, i + head_dim // 2))
 
 
+@functools.lru_cache(maxsize=None)
 def _latent_module_class():
+    """The converted layer's module class, defined here so that importing this module needs no torch."""
     import torch
     from torch import nn
 
@@ -322,7 +325,8 @@ def convert_rows(ckpt: Checkpoint, layers: list[int], targets: list[Target], *, 
         ok = all(e is not None for e in errs)
         kv_after = kv_elements(cfg, t) * bytes_per * n
         row = {
-            "label": f"{base}-{_suffix(t)}", "family": "mla" if t.kind == "mla" else "mqa" if t.n_kv_heads == 1 else "gqa",
+            "label": f"{base}-{_suffix(t)}",
+            "family": "mla" if t.kind == "mla" else "mqa" if t.n_kv_heads == 1 else "gqa",
             "preset": ckpt.preset().name, "mode": "prefill", "seq_len": T, "batch": B, "layers": n, "cache_tokens": T,
             "dtype": dtype, "device": "cpu", "d_model": cfg.d_model, "n_heads": cfg.n_heads,
             "n_kv_heads": t.n_kv_heads if t.kind == "gqa" else cfg.n_kv_heads, "head_dim": cfg.head_dim,

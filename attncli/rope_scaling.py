@@ -93,8 +93,8 @@ def parse(config: dict, dim: int, where: str, interleave: bool = False) -> RopeS
         if kind in ("llama3", "yarn"):
             # transformers gives a top-level original_max_position_embeddings priority over the
             # one inside the scaling fields, and falls back on max_position_embeddings.
-            original = config.get("original_max_position_embeddings") or params.get("original_max_position_embeddings") \
-                or config.get("max_position_embeddings")  # fmt: skip
+            key = "original_max_position_embeddings"
+            original = config.get(key) or params.get(key) or config.get("max_position_embeddings")
             params["original_max_position_embeddings"] = original
             _number(params, "original_max_position_embeddings", where, name)
         if kind == "llama3":

@@ -34,7 +34,8 @@ CONFIG_NAME = "config.json"
 INDEX_NAME = "model.safetensors.index.json"
 GQA_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe")
 MLA_TYPES = ("deepseek_v2", "deepseek_v3")
-INSTALL_HINT = "install it: pip install safetensors (a dependency of attncli; in a checkout: .venv/bin/pip install -e .)"
+INSTALL_HINT = ("install it: pip install safetensors (a dependency of attncli; "
+                "in a checkout: .venv/bin/pip install -e .)")
 MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit on the JSON header
 
 
@@ -125,7 +126,9 @@ def parse_config(cfg: dict, where: str) -> ModelConfig:
             raise InputError(where, f"qk_rope_head_dim: {rope_dim} must be even")
         interleave = cfg.get("rope_interleave", True)  # DeepSeek's own code always interleaves
         rope = rope_scaling.parse(cfg, rope_dim, where, interleave=bool(interleave))
-        biases = ("q_a_proj",) * (rq is not None) + ("kv_a_proj_with_mqa", "o_proj") if cfg.get("attention_bias") else ()
+        biases = ()
+        if cfg.get("attention_bias"):  # transformers' DeepSeek: q_a (with a low-rank query), kv_a and o
+            biases = ("q_a_proj",) * (rq is not None) + ("kv_a_proj_with_mqa", "o_proj")
         return ModelConfig(family="mla", head_dim=nope + rope_dim, n_kv_heads=None, biases=biases, rope=rope,
                            softmax_scale_factor=rope_scaling.softmax_scale_factor(rope), kv_lora_rank=r,
                            q_lora_rank=rq, qk_nope_head_dim=nope, qk_rope_head_dim=rope_dim, v_head_dim=dv,
@@ -165,9 +168,10 @@ def attention_shapes(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], str]]
         for name, (n, why) in rows.items():
             out[f"{name}.weight"] = ((n, d), f"{why}, hidden_size {d}")
         out["o_proj.weight"] = ((d, h * hd), f"hidden_size {d}, num_attention_heads {h} × head_dim {hd}")
-        widths = {**{k: v for k, v in rows.items()}, "o_proj": (d, f"hidden_size {d}")}
+        widths = {**rows, "o_proj": (d, f"hidden_size {d}")}
     else:
-        r, rq, nope, rope, dv = cfg.kv_lora_rank, cfg.q_lora_rank, cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim
+        r, rq, dv = cfg.kv_lora_rank, cfg.q_lora_rank, cfg.v_head_dim
+        nope, rope = cfg.qk_nope_head_dim, cfg.qk_rope_head_dim
         qk = (h * (nope + rope), f"num_attention_heads {h} × (qk_nope_head_dim {nope} + qk_rope_head_dim {rope})")
         if rq is None:
             out["q_proj.weight"] = ((qk[0], d), f"{qk[1]}, hidden_size {d}")
@@ -175,7 +179,8 @@ def attention_shapes(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], str]]
             out["q_a_proj.weight"] = ((rq, d), f"q_lora_rank {rq}, hidden_size {d}")
             out["q_a_layernorm.weight"] = ((rq,), f"q_lora_rank {rq}")
             out["q_b_proj.weight"] = ((qk[0], rq), f"{qk[1]}, q_lora_rank {rq}")
-        out["kv_a_proj_with_mqa.weight"] = ((r + rope, d), f"kv_lora_rank {r} + qk_rope_head_dim {rope}, hidden_size {d}")
+        out["kv_a_proj_with_mqa.weight"] = ((r + rope, d),
+                                            f"kv_lora_rank {r} + qk_rope_head_dim {rope}, hidden_size {d}")  # fmt: skip
         out["kv_a_layernorm.weight"] = ((r,), f"kv_lora_rank {r}")
         out["kv_b_proj.weight"] = ((h * (nope + dv), r),
                                    f"num_attention_heads {h} × (qk_nope_head_dim {nope} + v_head_dim {dv}), kv_lora_rank {r}")  # fmt: skip
@@ -262,7 +267,8 @@ class Checkpoint:
         folder = p if p.is_dir() else p.parent
         config_path = folder / CONFIG_NAME
         if not config_path.is_file():
-            raise InputError(path, f"no {CONFIG_NAME} in {folder}", "attncli reads the layer's shape from config.json beside the weights")
+            raise InputError(path, f"no {CONFIG_NAME} in {folder}",
+                             "attncli reads the layer's shape from config.json beside the weights")  # fmt: skip
         self.folder, self.config_path = folder, config_path
         self.raw_config = _read_json(config_path)
         self.config = parse_config(self.raw_config, str(config_path))
@@ -294,7 +300,8 @@ class Checkpoint:
             return tensors
         files = sorted(p.glob("*.safetensors"))
         if not files:
-            raise InputError(str(p), "holds no .safetensors file", "attncli reads safetensors checkpoints (save_pretrained writes them)")
+            raise InputError(str(p), "holds no .safetensors file",
+                             "attncli reads safetensors checkpoints (save_pretrained writes them)")  # fmt: skip
         for file in files:
             tensors.update(read_header(file))
         return tensors
@@ -313,10 +320,6 @@ class Checkpoint:
     def name(self, layer: int, rel: str) -> str:
         return f"{self.prefix}layers.{layer}.self_attn.{rel}"
 
-    @property
-    def label(self) -> str:
-        return self.config.model_type
-
     def check_layer(self, layer: int, option: str = "--layer") -> None:
         """Every tensor the layer needs is present with the shape the config implies, and none is
         left over (a tensor attncli would ignore means a layer it does not understand)."""
@@ -330,8 +333,8 @@ class Checkpoint:
             if info is None:
                 raise InputError(self.where, f"missing tensor '{full}'")
             if info.shape != shape:
-                raise InputError(self.where, f"tensor '{full}' has shape {_shape_text(info.shape)} but config.json implies "
-                                             f"{_shape_text(shape)} ({why})")  # fmt: skip
+                raise InputError(self.where, f"tensor '{full}' has shape {_shape_text(info.shape)} but config.json "
+                                             f"implies {_shape_text(shape)} ({why})")  # fmt: skip
         own = self.name(layer, "")
         for full in self.tensors:
             if full.startswith(own):
@@ -367,12 +370,12 @@ class Checkpoint:
 
     def check_inputs(self, layer: int) -> None:
         """The tensors the default inputs need: the token embeddings and the layer's input norm."""
-        hint = "the default inputs are the checkpoint's embeddings through the layer's input norm; or give --inputs FILE"
+        hint = "the default inputs are the checkpoint's embeddings through the layer's input norm; or give --inputs"
         d = self.config.d_model
         info = self._checked(self.embed_name(), None, "", hint)
         if len(info.shape) != 2 or info.shape[1] != d:
-            raise InputError(self.where, f"tensor '{self.embed_name()}' has shape {_shape_text(info.shape)} but config.json "
-                                         f"implies [vocab, {d}] (hidden_size {d})")  # fmt: skip
+            raise InputError(self.where, f"tensor '{self.embed_name()}' has shape {_shape_text(info.shape)} but "
+                                         f"config.json implies [vocab, {d}] (hidden_size {d})")  # fmt: skip
         self._checked(self.norm_name(layer), (d,), f"hidden_size {d}", hint)
 
     # -- specs -----------------------------------------------------------------------------------
@@ -416,7 +419,8 @@ class Checkpoint:
                     for name in group:
                         raw[name] = f.get_tensor(name)
             except Exception as e:  # noqa: BLE001 - a corrupt or truncated file: one line naming it
-                raise InputError(str(file), f"cannot be read by safetensors ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+                why = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise InputError(str(file), f"cannot be read by safetensors ({why})") from None
         return {name: self._dequantised(name, raw) for name in names}
 
     def _dequantised(self, name: str, raw: dict):
@@ -519,9 +523,11 @@ def parse_layers(text: str, n_layers: int, option: str = "--layer") -> list[int]
         try:
             value = int(item.strip())
         except ValueError:
-            raise InputError(option, f"'{item.strip()}' is not a layer index", "a number from 0, a comma list, or all") from None
+            raise InputError(option, f"'{item.strip()}' is not a layer index",
+                             "a number from 0, a comma list, or all") from None  # fmt: skip
         if not 0 <= value < n_layers:
-            raise InputError(option, f"layer {value} is out of range: the checkpoint has {n_layers} layers (0–{n_layers - 1})")
+            raise InputError(option, f"layer {value} is out of range: "
+                                     f"the checkpoint has {n_layers} layers (0–{n_layers - 1})")  # fmt: skip
         out.append(value)
     return list(dict.fromkeys(out))
 
@@ -618,7 +624,8 @@ def rows_for_checkpoint(weights: str, layer_text: str, inputs: str | None, save_
         shapes = []
         for m in modes:
             if m == "decode" and seq < 2:
-                raise InputError("--inputs", f"decode needs at least 2 tokens (a cached prefix and a new one); {inputs} has {seq}")
+                raise InputError("--inputs", "decode needs at least 2 tokens (a cached prefix and a new one); "
+                                             f"{inputs} has {seq}")  # fmt: skip
             shapes.append(Shape(m, seq if m == "prefill" else seq - 1, batch))
     else:
         shapes = [Shape(m, L, b) for m in modes for L in seq_lens for b in batches]
