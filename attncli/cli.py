@@ -102,6 +102,20 @@ IncludeWeights = Annotated[bool, typer.Option("--include-weights",
     help="Count the model's parameters (from the config: dense and MoE) at --weight-dtype, split over --tp, "
          "against --budget.")]  # fmt: skip
 WeightDtype = Annotated[str, typer.Option("--weight-dtype", help="Storage dtype of the weights for --include-weights.")]
+Weights = Annotated[Optional[str], typer.Option("--weights", metavar="DIR_OR_FILE", show_default=False,
+    help="Measure a real layer instead of VARIANTs: a local Hugging Face checkpoint (a folder with config.json and "
+         "*.safetensors, sharded or not, or one .safetensors file beside its config.json). Llama/Mistral/Qwen2-style "
+         "GQA and DeepSeek-V2/V3 MLA; nothing is downloaded.")]  # fmt: skip
+LayerIndex = Annotated[str, typer.Option("--layer",
+    help="With --weights: the layer to load (0-based), a comma list, or all.")]  # fmt: skip
+INPUTS_HELP = ("hidden states to feed the layer (tensor hidden_states of shape (batch, seq, d_model), positions "
+               "0..seq-1); the rows take batch and seq-len from it. Default: the checkpoint's token embeddings of "
+               "seeded random token ids through the layer's input RMSNorm.")  # fmt: skip
+Inputs = Annotated[Optional[str], typer.Option("--inputs", metavar="FILE.safetensors", show_default=False,
+    help=f"With --weights: {INPUTS_HELP}")]  # fmt: skip
+SaveIO = Annotated[Optional[str], typer.Option("--save-io", metavar="FILE.safetensors", show_default=False,
+    help="With --weights: write the first prefill row's attention input and output as safetensors (input, output in "
+         "the run dtype, output_float64: the reference).")]  # fmt: skip
 
 
 def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool = False):
@@ -316,21 +330,34 @@ def _with_peak(settings):
 
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
              csv, json, layers=None, per_layer=False, hf_config=None, backend="auto", compile_=False,
-             verify_flops=False):  # fmt: skip
+             verify_flops=False, real: Optional[dict] = None):  # fmt: skip
     report.check_outputs(csv, json)
-    p = _preset(preset, hf_config)
-    specs = _variants(_model_variants(p, variants, default, view), [], p, paths=True)
+    real = real or {}
+    seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     from .spec import HybridSpec
 
-    # One layer, as bench always measured; a stack has no single layer to stand for it, so with a
-    # stack among the variants every row is a model of the preset's n_layers (unless --layers).
-    n_layers = _layers(layers, p, default=p.n_layers if any(isinstance(s, HybridSpec) for s in specs) else 1)
-    seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
+    if real.get("weights"):
+        if hf_config:
+            raise InputError("--hf-config", "cannot be combined with --weights", "the checkpoint's config.json gives the shape")
+        p, jobs = _weights_jobs(variants, preset, seq_len, batch, seq_lens, batches, modes, real)
+        n_layers = _layers(layers, p, default=1)
+    else:
+        for option, value in (("--layer", real.get("layer", "0") != "0"), ("--inputs", real.get("inputs")),
+                              ("--save-io", real.get("save_io"))):  # fmt: skip
+            if value:
+                raise InputError(option, "needs --weights DIR",
+                                 "it picks a layer, inputs or outputs of a real checkpoint")  # fmt: skip
+        p = _preset(preset, hf_config)
+        specs = _variants(_model_variants(p, variants, default, view), [], p, paths=True)
+        # One layer, as bench always measured; a stack has no single layer to stand for it, so with a
+        # stack among the variants every row is a model of the preset's n_layers (unless --layers).
+        n_layers = _layers(layers, p, default=p.n_layers if any(isinstance(s, HybridSpec) for s in specs) else 1)
+        jobs = [(s, Shape(m, L, b), None) for m in modes for L in seq_lens for b in batches for s in specs]
     dtype, threads = _check_run_options(device, dtype, threads, min_time)
     from .measure.backend import check_backend_name
 
     backend = check_backend_name(backend)
-    work = [(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
+    work = [(s, shape) for s, shape, _ in jobs]
     # Each distinct layer kind is measured alone, so the pre-flight checks the kinds.
     kinds = [(k, shape) for s, shape in work for k in (s.layers if isinstance(s, HybridSpec) else (s,))]
     _preflight(kinds, device, dtype, force)
@@ -345,9 +372,12 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     interrupted = False
     with _progress(len(work)) as advance:
         try:
-            for spec, shape in work:
+            for spec, shape, source in jobs:
                 advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
-                done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure_or_oom))
+                if source is not None:  # a checkpoint's own layer, with its weights and inputs
+                    done.append(measure_or_oom(spec, p, shape, settings, source=source))
+                else:
+                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure_or_oom))
         except KeyboardInterrupt:
             interrupted = True
     if view == "compare":
@@ -366,6 +396,20 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     if interrupted:
         typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows; the finished rows are shown and written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _weights_jobs(variants, preset, seq_len, batch, seq_lens, batches, modes, real):
+    """`--weights`: the checkpoint's own layer(s), as (spec, shape, source) jobs."""
+    from .weights import rows_for_checkpoint
+
+    if variants:
+        raise InputError("--weights", "measures the checkpoint's own layer: drop the VARIANT arguments",
+                         "attncli convert DIR --to ... measures converted variants of it")  # fmt: skip
+    if preset:
+        raise InputError("--preset", "cannot be combined with --weights", "the checkpoint's config.json gives the shape")
+    shape_given = seq_len != "1024" or batch != "1"  # the options' defaults
+    return rows_for_checkpoint(real["weights"], real.get("layer", "0"), real.get("inputs"), real.get("save_io"),
+                               modes, seq_lens, batches, shape_given)  # fmt: skip
 
 
 class _progress:
@@ -405,16 +449,18 @@ def bench(
     threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None,
     per_layer: PerLayer = False, backend: Backend = "auto", compile: Compile = False,
     verify_flops: VerifyFlops = False, csv: Csv = None, json: Json = None,
+    weights: Weights = None, layer: LayerIndex = "0", inputs: Inputs = None, save_io: SaveIO = None,
 ):  # fmt: skip
     """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
 
     The error is against a float64 plain-math reference on the CPU with the same weights and
     inputs; the plain-math path in the run dtype is reported beside it. With --layers N (or a
     hybrid, or a model whose layers differ), each distinct layer kind is measured once and the model
-    totals count × that layer."""
+    totals count × that layer. --weights measures a checkpoint's own layer with its real weights."""
+    real = {"weights": weights, "layer": layer, "inputs": inputs, "save_io": save_io}
     _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench",
              csv, json, layers, per_layer, hf_config, backend=backend, compile_=compile,
-             verify_flops=verify_flops)  # fmt: skip
+             verify_flops=verify_flops, real=real)  # fmt: skip
 
 
 @app.command("compare")
@@ -425,13 +471,89 @@ def compare(
     threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None,
     per_layer: PerLayer = False, backend: Backend = "auto", compile: Compile = False,
     verify_flops: VerifyFlops = False, csv: Csv = None, json: Json = None,
+    weights: Weights = None, layer: LayerIndex = "0", inputs: Inputs = None, save_io: SaveIO = None,
 ):  # fmt: skip
     """Bench every variant on identical shapes and seeds, with ratios against the first.
 
-    speed-up = the first variant's latency / this one's; KV ratio and FLOP ratio = this one's / the first's."""
+    speed-up = the first variant's latency / this one's; KV ratio and FLOP ratio = this one's / the first's.
+    --weights compares a checkpoint's own layers (--layer 0,5) or MLA paths, with real weights."""
+    real = {"weights": weights, "layer": layer, "inputs": inputs, "save_io": save_io}
     _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force,
              "compare", csv, json, layers, per_layer, hf_config, backend=backend, compile_=compile,
-             verify_flops=verify_flops)  # fmt: skip
+             verify_flops=verify_flops, real=real)  # fmt: skip
+
+
+@app.command("convert")
+def convert_cmd(
+    weights: Annotated[str, typer.Argument(metavar="DIR", show_default=False,
+        help="A local Hugging Face checkpoint with MHA/GQA layers (Llama/Mistral/Qwen2): a folder with config.json "
+             "and *.safetensors, or one .safetensors file beside its config.json.")],
+    to: Annotated[Optional[list[str]], typer.Option("--to", show_default=False,
+        help="A target, repeatable: gqa:n_kv_heads=G (mean-pool the K/V heads within groups), mqa (G = 1), or "
+             "mla:kv_lora_rank=R[,rope_dims=P] (MHA2MLA: RoPE kept on the P/2 highest-frequency pairs per head, P "
+             "defaulting to head_dim/8; joint SVD of the other key rows and the values). [default: gqa at every "
+             "n_kv_heads dividing the checkpoint's]")] = None,
+    layer: Annotated[str, typer.Option("--layer", help="The layer to convert (0-based).")] = "0",
+    layers: Annotated[Optional[str], typer.Option("--layers", show_default=False,
+        help="Several layers, errors averaged (max abs: the largest): all, or a comma list. Replaces --layer.")] = None,
+    seq_len: Annotated[str, typer.Option("--seq-len", "-s", help="Tokens of input (positions 0..seq-len-1, causal).")] = "128",
+    batch: Annotated[str, typer.Option("--batch", "-b", help="Sequences of input.")] = "1",
+    inputs: Annotated[Optional[str], typer.Option("--inputs", metavar="FILE.safetensors", show_default=False,
+        help=INPUTS_HELP[0].upper() + INPUTS_HELP[1:])] = None,
+    dtype: Annotated[str, typer.Option("--dtype", "-d", help="Compute dtype of both layers: float64 or float32.")] = "float64",
+    kv_dtype: Annotated[str, typer.Option("--kv-dtype",
+        help=f"Storage dtype for the KV bytes columns: {', '.join(DTYPE_BYTES)}, or auto (the checkpoint's).")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the input token ids (same seed, same numbers).")] = 0,
+    threads: Threads = None, csv: Csv = None, json: Json = None,
+):  # fmt: skip
+    """Convert a real MHA/GQA layer to fewer KV heads (mean-pooling) or to a latent (MHA2MLA) and
+    measure the output error against the original layer, next to the KV bytes and parameters saved.
+
+    Both layers run the plain-math path on the same inputs (the checkpoint's embeddings of seeded
+    random tokens through the layer's input norm, or --inputs). No fine-tuning: the figures are
+    those of the converted weights as they are."""
+    from . import convert
+    from .options import parse_positive_int as positive
+    from .weights import Checkpoint, inputs_shape, parse_layers
+
+    report.check_outputs(csv, json)
+    ckpt = Checkpoint(weights, option="DIR")
+    convert.check_source(ckpt)
+    cfg = ckpt.config
+    layer_option = "--layers" if layers is not None else "--layer"
+    chosen = parse_layers(layers if layers is not None else layer, cfg.n_layers, layer_option)
+    targets = [convert.parse_target(t, cfg) for t in to] if to else convert.default_targets(cfg)
+    if not targets:
+        raise InputError("--to", f"no target given, and {cfg.model_type} has 1 KV head already",
+                         "e.g. --to mla:kv_lora_rank=16")  # fmt: skip
+    run_dtype = parse_dtype(dtype)
+    if run_dtype not in ("float64", "float32"):
+        raise InputError("--dtype", f"{run_dtype} is not float64 or float32", "the SVD and the error need one of them")
+    store = cfg.torch_dtype or "bfloat16" if kv_dtype.strip().lower() == "auto" else parse_dtype(kv_dtype, "--kv-dtype")
+    if inputs:
+        if seq_len != "128" or batch != "1":
+            raise InputError("--inputs", "the file fixes batch and seq-len", "drop -s/--seq-len and -b/--batch")
+        B, T = inputs_shape(inputs, cfg.d_model)
+    else:
+        B, T = positive(batch, "--batch"), positive(seq_len, "--seq-len")
+    ckpt.check_window(T)
+    for i in chosen:
+        ckpt.check_layer(i, layer_option)
+        if not inputs:
+            ckpt.check_inputs(i)
+    n_threads = None if threads is None else positive(threads, "--threads")
+    import torch
+
+    if n_threads:
+        torch.set_num_threads(n_threads)
+    with _progress(len(chosen)) as advance:
+        out = convert.convert_rows(ckpt, chosen, targets, batch=B, seq_len=T, seed=seed, dtype=run_dtype,
+                                   kv_dtype=store, inputs=inputs, advance=advance)  # fmt: skip
+    over = f"mean over {len(chosen)} layers (max abs: the largest)" if len(chosen) > 1 else f"layer {chosen[0]}"
+    caption = (f"error: converted vs original layer on the same inputs ({B}×{T} tokens), plain-math path in {run_dtype}, "
+               f"{over}; KV bytes per token at {store}; no fine-tuning")  # fmt: skip
+    report.emit(out, "convert", title=f"convert · {ckpt.preset().name} · {out[0]['base_label']}", caption=caption,
+                csv_path=csv, json_path=json)  # fmt: skip
 
 
 @app.command("sweep")

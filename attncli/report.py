@@ -46,12 +46,14 @@ _fixed3 = _sig3
 
 
 FORMAT = {
-    **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params"), _si),
+    **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params", "params_before"), _si),
     "memory_proj_flops": _si,
     **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured", "kv_scale_bytes",
-                     "linear_state_bytes", "weight_bytes", "budget_bytes"), _iec),
+                     "linear_state_bytes", "weight_bytes", "budget_bytes", "kv_bytes_per_token_before"), _iec),
     "model_params": _si,
     **dict.fromkeys(("max_seq_len", "max_batch", "window"), lambda x: f"{x:,}"),
+    **dict.fromkeys(("conv_err_max_abs", "conv_err_rel_l2"), lambda x: f"{x:.2e}"),
+    "conv_err_cos": lambda x: f"{x:.6f}",
     **dict.fromkeys(("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s"), _fixed3),
     **dict.fromkeys(("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2"),
                     lambda x: f"{x:.1e}"),  # fmt: skip
@@ -74,6 +76,9 @@ HEADER = {
     "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
     "linear_state_bytes": "linear state", "model_params": "params", "weight_bytes": "weights / GPU",
     "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
+    "n_kv_heads": "KV heads", "kv_lora_rank": "latent r", "qk_rope_head_dim": "RoPE dims",
+    "kv_bytes_per_token_before": "KV / token before", "params_before": "params before",
+    "conv_err_rel_l2": "rel L2 vs orig", "conv_err_max_abs": "max abs vs orig", "conv_err_cos": "cosine vs orig",
 }  # fmt: skip
 
 # Measurement columns (issue 6): the FLOP cross-check, the roofline, dtype grading, `peak`.
@@ -126,10 +131,14 @@ VIEWS = {
     "peak": ["device_name", "dtype", "threads", "torch_version", "peak_gflops", "peak_gbps", "ridge_flops_per_byte",
              "matmul_n", "copy_bytes", "measured_at", "peak_source", "noisy"],
     "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "model", "description"],
+    "convert": ["label", "layers", "n_kv_heads", "kv_lora_rank", "qk_rope_head_dim", "method", "kv_bytes_per_token_before",
+                "kv_bytes_per_token", "kv_ratio_vs_base", "params_before", "params", "conv_err_rel_l2",
+                "conv_err_max_abs", "conv_err_cos"],
 }  # fmt: skip
 
 RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads",
-         "cache_tokens", "threads", "matmul_n", "tp", "kv_heads_per_gpu"}  # fmt: skip
+         "cache_tokens", "threads", "matmul_n", "tp", "kv_heads_per_gpu", "n_kv_heads", "kv_lora_rank",
+         "qk_rope_head_dim"}  # fmt: skip
 
 
 def cell(column: str, value) -> str:
@@ -175,7 +184,7 @@ def table(rows: list[dict], view: str, title: str = "", caption: str = "", width
     t = Table(title=title or None, caption=caption or None, title_justify="left", caption_justify="left")
     for i, c in enumerate(columns):
         numeric = c in RIGHT or c in FORMAT or c in DERIVED
-        t.add_column(headers[i], justify="right" if numeric else "left", no_wrap=c in ("label", "layer_kind"),
+        t.add_column(headers[i], justify="right" if numeric else "left", no_wrap=c in ("label", "layer_kind", "method"),
                      width=compact[i] if squeeze else None)  # fmt: skip
     for line in cells:
         t.add_row(*line)
@@ -265,6 +274,8 @@ def view_for(rows: list[dict]) -> str:
     present = {k for r in rows for k, v in r.items() if v is not None}
     if "peak_gflops" in present and "label" not in present:
         return "peak"
+    if "conv_err_rel_l2" in present:
+        return "convert"
     if "speedup_vs_base" in present:
         return "compare"
     if "latency_ms_median" in present:

@@ -49,8 +49,15 @@ SERVING_COLUMNS = (
     "kv_heads_from", "layer_kind", "tp", "kv_heads_per_gpu", "kv_scales", "kv_scale_bytes",
     "linear_state_bytes", "model_params", "weight_bytes", "budget_bytes", "fits", "max_seq_len", "max_batch",
 )  # fmt: skip
+# Real weights (`bench`/`compare --weights`, `convert`): where the layer and its inputs came from.
+WEIGHTS_COLUMNS = ("weights", "layer", "inputs", "rope_scaling")
+# `convert`: the converted layer against the original one on the same inputs.
+CONVERT_COLUMNS = (
+    "method", "kv_dtype", "kv_bytes_per_token_before", "params_before",
+    "conv_err_max_abs", "conv_err_rel_l2", "conv_err_cos",
+)  # fmt: skip
 COLUMNS = (IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + QUALITY_COLUMNS + ROOFLINE_COLUMNS + PEAK_COLUMNS
-           + COMPARE_COLUMNS + SERVING_COLUMNS)  # fmt: skip
+           + COMPARE_COLUMNS + SERVING_COLUMNS + WEIGHTS_COLUMNS + CONVERT_COLUMNS)  # fmt: skip
 
 
 def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, batch: int, layers: int,

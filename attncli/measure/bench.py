@@ -35,23 +35,31 @@ class Settings:
     peak_source: str | None = None  # where the peaks came from (cache, measured), for the row
 
 
-def build_pair(spec: AttentionSpec, settings: Settings):
+def build_pair(spec: AttentionSpec, settings: Settings, source=None):
     """The module under test (settings' device and dtype) and its float64 CPU twin holding the
     very same weights: the reference casts the low-precision weights up, so the error measures
-    the kernel, not the rounding of the weights."""
+    the kernel, not the rounding of the weights. `source` (a `weights.LayerSource`) supplies a
+    checkpoint's real weights in place of the seeded random ones."""
     torch.manual_seed(settings.seed)
-    module = registry.get(spec.family).build(spec)  # float32, CPU, seeded init
+    if source is not None:
+        module = source.module(spec)  # float32, CPU, the checkpoint's weights
+    else:
+        module = registry.get(spec.family).build(spec)  # float32, CPU, seeded init
     fast = module.to(device=settings.device, dtype=getattr(torch, settings.dtype)).eval()
     ref = copy.deepcopy(fast).to(device="cpu", dtype=torch.float64)
     return fast, ref
 
 
-def inputs(shape: Shape, d_model: int, settings: Settings):
+def inputs(shape: Shape, d_model: int, settings: Settings, source=None):
     """Seeded hidden states (B, tokens, d_model): the prefill sequence, or the cached prefix and
-    the new token. Returned in the run dtype on the device, and as float64 on the CPU."""
+    the new token. Returned in the run dtype on the device, and as float64 on the CPU. With a
+    `source`, the checkpoint's inputs (its embeddings through the layer's norm, or a file)."""
     tokens = shape.seq_len + (1 if shape.mode == "decode" else 0)
-    gen = torch.Generator().manual_seed(settings.seed + 1)
-    x = torch.randn(shape.batch, tokens, d_model, generator=gen)
+    if source is not None:
+        x = source.inputs(shape, settings.seed + 1)  # float64 (B, tokens, d_model)
+    else:
+        gen = torch.Generator().manual_seed(settings.seed + 1)
+        x = torch.randn(shape.batch, tokens, d_model, generator=gen)
     x_fast = x.to(device=settings.device, dtype=getattr(torch, settings.dtype))
     return x_fast, x_fast.to(device="cpu", dtype=torch.float64)
 
@@ -71,18 +79,22 @@ def _compiled(run, arg, settings: Settings, label: str):
     return fn
 
 
-def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings) -> dict:
+def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings, source=None) -> dict:
     """One layer of `spec` doing `shape` on the settings' device: a full `bench` row. A stack
-    (hybrid) has no single layer: it gives the row of one period of its pattern (measure/stack.py)."""
+    (hybrid) has no single layer: it gives the row of one period of its pattern (measure/stack.py).
+    With a `source`, the layer holds a checkpoint's weights and sees its inputs (`--weights`)."""
     if isinstance(spec, HybridSpec):
         from .stack import measure_model
 
         return measure_model(spec, preset, shape, settings, layers=len(spec.layers))[-1]
     row = analytic_row(spec, preset, shape, layers=1, dtype=settings.dtype, device=str(settings.device))
     row.update(byte_columns(spec, shape, settings.dtype, layers=1))
+    if source is not None:
+        row.update(source.columns(settings.seed))
     label = f"{spec.label}+compile" if settings.compile else spec.label
-    fast, ref = build_pair(spec, settings)
-    x, x_ref = inputs(shape, spec.d_model, settings)
+    real = {"source": source} if source is not None else {}  # fakes and wrappers keep the three-argument calls
+    fast, ref = build_pair(spec, settings, **real)
+    x, x_ref = inputs(shape, spec.d_model, settings, **real)
     L, B = shape.seq_len, shape.batch
     if getattr(fast, "memory_len", 0):  # cross-attention: a seeded encoder memory (variants/__init__.py)
         memory, memory_ref = inputs(Shape("prefill", fast.memory_len, B), spec.d_model,
@@ -139,6 +151,8 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
             counted = counter.get_total_flops()
         if shape.mode == "prefill":
             y_ref, _ = ref(x_ref, math=True)
+            if source is not None:
+                source.record(shape, x, y, y_ref)  # --save-io
         else:
             ref_cache = ref.allocate_cache(B, L + 1)
             ref.fill_cache(ref_cache, x_ref[:, :L])

@@ -31,12 +31,21 @@ class Cache(dict):
 
 
 class Rope:
-    """Rotary position embedding (Su et al. 2021), half-split rotation as in GPT-NeoX and Llama:
-    x·cos(mθ) + rotate_half(x)·sin(mθ), θ_i = theta^(-2i/dim). Tables are computed in float64 on
-    the CPU, then cast, so every dtype rotates by the same angles."""
+    """Rotary position embedding (Su et al. 2021): x·cos(mθ_i) + rotate(x)·sin(mθ_i) at position m.
 
-    def __init__(self, dim: int, theta: float):
+    Layouts: half-split, as GPT-NeoX and Llama (pair i is elements i and i + dim/2), or
+    `interleave`, as DeepSeek's checkpoints (pair i is elements 2i and 2i + 1). Frequencies are
+    θ_i = theta^(-2i/dim) unless `inv_freq` gives them (a checkpoint's scaled RoPE, see
+    `attncli.rope_scaling`); `attention_factor` multiplies cos and sin (YaRN). Tables are
+    computed in float64 on the CPU, then cast, so every dtype rotates by the same angles."""
+
+    def __init__(self, dim: int, theta: float, inv_freq=None, attention_factor: float = 1.0, interleave: bool = False):
         self.dim, self.theta = dim, theta
+        self.attention_factor, self.interleave = float(attention_factor), interleave
+        if inv_freq is None:
+            self.inv_freq = theta ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (dim/2,)
+        else:
+            self.inv_freq = torch.as_tensor(inv_freq, dtype=torch.float64).reshape(dim // 2)  # (dim/2,)
         self._tables: dict = {}  # (device, dtype) -> (cos, sin), each (positions, dim)
 
     def tables(self, start: int, length: int, device, dtype):
@@ -44,16 +53,22 @@ class Rope:
         cos, sin = self._tables.get(key, (None, None))
         if cos is None or cos.shape[0] < start + length:
             n = 1 << max(0, (start + length - 1).bit_length())  # room to grow without recomputing
-            inv_freq = self.theta ** (-torch.arange(0, self.dim, 2, dtype=torch.float64) / self.dim)
-            angles = torch.outer(torch.arange(n, dtype=torch.float64), inv_freq)  # (n, dim/2)
-            angles = torch.cat([angles, angles], dim=-1)  # (n, dim)
-            cos, sin = angles.cos().to(device, dtype), angles.sin().to(device, dtype)
+            angles = torch.outer(torch.arange(n, dtype=torch.float64), self.inv_freq)  # (n, dim/2)
+            if self.interleave:
+                angles = angles.repeat_interleave(2, dim=-1)  # (n, dim): θ_0 θ_0 θ_1 θ_1 …
+            else:
+                angles = torch.cat([angles, angles], dim=-1)  # (n, dim): θ_0 … θ_{dim/2-1} θ_0 …
+            f = self.attention_factor
+            cos, sin = (angles.cos() * f).to(device, dtype), (angles.sin() * f).to(device, dtype)
             self._tables[key] = (cos, sin)
         return cos[start : start + length], sin[start : start + length]
 
     def __call__(self, x: torch.Tensor, start: int) -> torch.Tensor:
         # x: (B, H, T, dim)
         cos, sin = self.tables(start, x.shape[-2], x.device, x.dtype)  # (T, dim) each
+        if self.interleave:  # DeepSeek's rope_interleave: pairs (x0, x1), (x2, x3), ...
+            rotated = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)  # (B, H, T, dim): pairs (-x1, x0)
+            return x * cos + rotated * sin
         half = self.dim // 2
         # x·cos + rotate_half(x)·sin without materialising rotate_half(x): one full product, then
         # two half-width multiply-adds in place (2 passes over x instead of 5; same values).

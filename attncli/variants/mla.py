@@ -15,8 +15,9 @@ where W_UK and W_UV are the two halves of kv_b_proj. Two paths compute the same 
   use. W_UK and W_UV are views of kv_b_proj's weight, so both paths hold the very same parameters.
 
 Module names follow DeepSeek's Hugging Face checkpoints (q_proj or q_a_proj/q_a_layernorm/q_b_proj,
-kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj, o_proj); no biases. RoPE is the half-split rotation
-of `common.Rope` (DeepSeek's checkpoints interleave; the two differ by a fixed permutation).
+kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj, o_proj); no biases. RoPE is `common.Rope`, half-split;
+a checkpoint loaded with `--weights` (`attncli.weights`) sets its interleaved layout, scaled
+frequencies, biases and YaRN softmax scale on the built module.
 """
 
 from __future__ import annotations

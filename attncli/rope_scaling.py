@@ -1,0 +1,175 @@
+"""RoPE frequencies as Hugging Face checkpoints define them: `rope_theta` and the `rope_scaling`
+types that Llama-, Qwen2- and DeepSeek-style configs ship. Pure Python (the `math` module, float64),
+so a config can be checked before torch is imported.
+
+Both spellings of a config are read: the older top-level `rope_theta` + `rope_scaling` (with
+`type` or `rope_type`), and transformers >= 5's `rope_parameters` (with `rope_type` and
+`rope_theta` inside). Supported types and their formulas, per frequency pair i = 0 … dim/2 − 1:
+
+- `default`: inv_i = θ^(−2i/dim) (Su et al. 2021, RoFormer §3.4.2).
+- `linear`: inv_i / factor (position interpolation, Chen et al. 2023, arXiv:2306.15595 §2.3).
+- `llama3`: wavelengths λ_i = 2π / inv_i shorter than L/high_freq_factor keep inv_i, longer than
+  L/low_freq_factor become inv_i / factor, and those in between blend the two with
+  s = (L/λ_i − low_freq_factor) / (high_freq_factor − low_freq_factor):
+  (1 − s)·inv_i/factor + s·inv_i, L = original_max_position_embeddings (Meta's Llama 3.1
+  reference `apply_scaling`; transformers' `_compute_llama3_parameters`).
+- `yarn`: NTK-by-parts (Peng et al. 2023, arXiv:2309.00071 §3.2): the ramp
+  γ_i = clamp((i − lo)/(hi − lo), 0, 1) between the dimensions lo, hi where the pre-training
+  length L turns beta_fast and beta_slow times, d(n) = dim·ln(L/(2πn)) / (2 ln θ) (floor/ceil
+  unless `truncate: false`), gives inv_i = γ_i·inv_i/factor + (1 − γ_i)·inv_i; cos and sin are
+  multiplied by the attention factor (§3.4): `attention_factor` if given, else
+  m(factor, mscale)/m(factor, mscale_all_dim) when both are set (DeepSeek), else m(factor),
+  with m(s, k) = 0.1·k·ln s + 1 for s > 1 and 1 otherwise. DeepSeek's attention also multiplies
+  its softmax scale by m(factor, mscale_all_dim)² (`softmax_scale_factor`; DeepSeek-V2's
+  modeling code and transformers' `yarn_apply_mscale`).
+
+Any other type (`dynamic`, `longrope`, …) is an `InputError` naming the field: never a silent
+default.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .errors import InputError
+
+SUPPORTED = ("default", "linear", "llama3", "yarn")
+
+
+@dataclass(frozen=True)
+class RopeSettings:
+    """How one checkpoint rotates queries and keys."""
+
+    type: str  # one of SUPPORTED
+    theta: float  # base θ
+    dim: int  # rotated elements per head (even)
+    interleave: bool = False  # True: pairs (2i, 2i+1), DeepSeek; False: pairs (i, i + dim/2), Llama
+    params: dict = field(default_factory=dict, compare=False)  # the scaling fields that the type reads
+
+    @property
+    def summary(self) -> str:
+        """A short description for rows: `yarn×40`, `llama3×8`, `default`."""
+        return "default" if self.type == "default" else f"{self.type}×{self.params['factor']:g}"
+
+
+def _number(params: dict, key: str, where: str, field_name: str, default=None, positive: bool = True) -> float:
+    value = params.get(key, default)
+    if value is None:
+        raise InputError(where, f"{field_name}.{key}: missing (needed by rope type '{params.get('_type')}')")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(where, f"{field_name}.{key}: {value!r} is not a number")
+    if positive and not value > 0:
+        raise InputError(where, f"{field_name}.{key}: {value} must be positive")
+    return float(value)
+
+
+def parse(config: dict, dim: int, where: str, interleave: bool = False) -> RopeSettings:
+    """The RoPE settings of a config.json mapping, for heads rotating `dim` elements."""
+    if "rope_parameters" in config and config["rope_parameters"] is not None:
+        name, raw = "rope_parameters", config["rope_parameters"]
+    else:
+        name, raw = "rope_scaling", config.get("rope_scaling") or {}
+    if not isinstance(raw, dict):
+        raise InputError(where, f"{name}: {raw!r} is not a mapping")
+    if raw and all(isinstance(v, dict) or v is None for v in raw.values()):
+        raise InputError(where, f"{name}: per-layer-type RoPE ({', '.join(raw)}) is not supported")
+    type_key = "rope_type" if "rope_type" in raw else "type" if "type" in raw else "rope_type"
+    kind = raw.get(type_key) or "default"
+    if kind not in SUPPORTED:
+        raise InputError(where, f"{name}.{type_key}: unsupported rope_scaling type '{kind}'",
+                         f"supported: {', '.join(SUPPORTED)}")  # fmt: skip
+    theta_where = f"{name}.rope_theta" if "rope_theta" in raw else "rope_theta"
+    theta = raw.get("rope_theta", config.get("rope_theta", 10000.0))
+    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not theta > 1:
+        raise InputError(where, f"{theta_where}: {theta!r} must be a number above 1")
+    partial = raw.get("partial_rotary_factor", config.get("partial_rotary_factor", 1.0))
+    if partial not in (1, 1.0, None):
+        raise InputError(where, f"partial_rotary_factor: {partial!r} is not supported", "attncli rotates whole heads")
+    params = {k: v for k, v in raw.items() if k not in (type_key, "rope_theta", "partial_rotary_factor")}
+    params["_type"] = kind
+    if kind != "default":
+        _number(params, "factor", where, name)
+        if kind in ("llama3", "yarn"):
+            # transformers gives a top-level original_max_position_embeddings priority over the
+            # one inside the scaling fields, and falls back on max_position_embeddings.
+            key = "original_max_position_embeddings"
+            original = config.get(key) or params.get(key) or config.get("max_position_embeddings")
+            params["original_max_position_embeddings"] = original
+            _number(params, "original_max_position_embeddings", where, name)
+        if kind == "llama3":
+            low = _number(params, "low_freq_factor", where, name)
+            high = _number(params, "high_freq_factor", where, name)
+            if not high > low:
+                raise InputError(where, f"{name}.high_freq_factor: {high:g} must exceed low_freq_factor {low:g}")
+        if kind == "yarn":
+            for key in ("beta_fast", "beta_slow", "mscale", "mscale_all_dim", "attention_factor"):
+                if params.get(key) is not None:
+                    _number(params, key, where, name, positive=key.startswith("beta") or key == "attention_factor")
+    return RopeSettings(type=kind, theta=float(theta), dim=dim, interleave=interleave, params=params)
+
+
+def _mscale(scale: float, k: float = 1.0) -> float:
+    """YaRN's attention temperature m(s, k) = 0.1·k·ln s + 1 (Peng et al. 2023 §3.4; DeepSeek's k)."""
+    return 1.0 if scale <= 1 else 0.1 * k * math.log(scale) + 1.0
+
+
+def inv_freq(rope: RopeSettings) -> list[float]:
+    """Angular frequency per rotated pair, radians per position: dim/2 values, float64."""
+    dim, theta, p = rope.dim, rope.theta, rope.params
+    base = [theta ** (-2 * i / dim) for i in range(dim // 2)]  # RoFormer's θ_i
+    if rope.type == "default":
+        return base
+    factor = float(p["factor"])
+    if rope.type == "linear":
+        return [f / factor for f in base]
+    L = float(p["original_max_position_embeddings"])
+    if rope.type == "llama3":
+        low_f, high_f = float(p["low_freq_factor"]), float(p["high_freq_factor"])
+        out = []
+        for f in base:
+            wavelen = 2 * math.pi / f
+            if wavelen < L / high_f:  # high frequencies: unchanged
+                out.append(f)
+            elif wavelen > L / low_f:  # low frequencies: interpolated by the factor
+                out.append(f / factor)
+            else:  # a smooth blend in between
+                s = (L / wavelen - low_f) / (high_f - low_f)
+                out.append((1 - s) * f / factor + s * f)
+        return out
+    # yarn (NTK-by-parts)
+    beta_fast, beta_slow = float(p.get("beta_fast") or 32), float(p.get("beta_slow") or 1)
+
+    def dim_of(rotations: float) -> float:  # the dimension whose wavelength fits `rotations` times into L
+        return dim * math.log(L / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+    lo, hi = dim_of(beta_fast), dim_of(beta_slow)
+    if p.get("truncate", True):
+        lo, hi = math.floor(lo), math.ceil(hi)
+    lo, hi = max(lo, 0), min(hi, dim - 1)
+    if lo == hi:
+        hi += 0.001  # as transformers: avoid a zero-width ramp
+    out = []
+    for i, f in enumerate(base):
+        ramp = min(1.0, max(0.0, (i - lo) / (hi - lo)))  # 0: extrapolate (keep f), 1: interpolate (f / factor)
+        out.append(ramp * f / factor + (1 - ramp) * f)
+    return out
+
+
+def attention_factor(rope: RopeSettings) -> float:
+    """The factor that multiplies cos and sin (YaRN's temperature; 1 for the other types)."""
+    if rope.type != "yarn":
+        return 1.0
+    p = rope.params
+    if p.get("attention_factor") is not None:
+        return float(p["attention_factor"])
+    factor = float(p["factor"])
+    if p.get("mscale") and p.get("mscale_all_dim"):
+        return _mscale(factor, float(p["mscale"])) / _mscale(factor, float(p["mscale_all_dim"]))
+    return _mscale(factor)
+
+
+def softmax_scale_factor(rope: RopeSettings) -> float:
+    """DeepSeek's extra softmax-scale multiplier under YaRN: m(factor, mscale_all_dim)²."""
+    k = rope.params.get("mscale_all_dim") if rope.type != "default" else None
+    return _mscale(float(rope.params["factor"]), float(k)) ** 2 if k else 1.0

@@ -1,0 +1,647 @@
+"""Real weights: one attention layer of a local Hugging Face checkpoint, and the inputs it sees.
+
+A checkpoint is a folder with `config.json` and `*.safetensors` (one file, or shards listed by
+`model.safetensors.index.json`), or one `.safetensors` file with `config.json` beside it. Nothing
+is downloaded. Families read (tensor names as in transformers' modeling files):
+
+- GQA (`llama`, `mistral`, `mixtral`, `qwen2`, `qwen2_moe`): `self_attn.{q,k,v,o}_proj.weight`;
+  biases on q/k/v/o when Llama's `attention_bias` is true, on q/k/v always for Qwen2;
+  half-split RoPE.
+- MLA (`deepseek_v2`, `deepseek_v3`): `self_attn.q_proj` or `q_a_proj`/`q_a_layernorm`/`q_b_proj`,
+  `kv_a_proj_with_mqa`, `kv_a_layernorm`, `kv_b_proj`, `o_proj`; biases on q_a/kv_a/o under
+  `attention_bias`; interleaved RoPE unless `rope_interleave: false`; DeepSeek's YaRN softmax
+  scale; FP8 block-quantised weights (`weight_scale_inv`, DeepSeek-V3's release) are dequantised.
+
+This module is pure Python at import: config.json and the safetensors headers (an 8-byte length
+and a JSON table of names, dtypes and shapes) are read without torch, so a missing tensor, a
+shape that disagrees with the config or an unsupported `rope_scaling` fails with exit 2 before
+torch loads. Tensors themselves are read with the `safetensors` package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import rope_scaling
+from .errors import InputError, ResourceError
+from .spec import DTYPE_BYTES, AttentionSpec, GQASpec, MLASpec, PresetSpec, Shape
+
+CONFIG_NAME = "config.json"
+INDEX_NAME = "model.safetensors.index.json"
+GQA_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe")
+MLA_TYPES = ("deepseek_v2", "deepseek_v3")
+INSTALL_HINT = ("install it: pip install safetensors (a dependency of attncli; "
+                "in a checkout: .venv/bin/pip install -e .)")
+MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit on the JSON header
+
+
+def require_safetensors(option: str = "--weights") -> None:
+    """Exit 3 (one line, with an install hint) when the safetensors package is missing."""
+    if importlib.util.find_spec("safetensors") is None:
+        raise ResourceError(option, "the safetensors package is not installed", INSTALL_HINT)
+
+
+# ------------------------------------------------------------------------------------------------
+# config.json
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What loading one attention layer needs from config.json, under attncli's field names."""
+
+    model_type: str
+    family: str  # gqa (MHA/GQA/MQA) or mla
+    d_model: int  # hidden_size
+    n_heads: int  # num_attention_heads
+    n_layers: int  # num_hidden_layers
+    head_dim: int  # GQA: head_dim (default hidden_size / num_attention_heads); MLA: nope + rope
+    n_kv_heads: int | None  # GQA: num_key_value_heads
+    rms_norm_eps: float  # the input RMSNorm's epsilon
+    biases: tuple[str, ...]  # projections that carry a bias
+    rope: rope_scaling.RopeSettings
+    softmax_scale_factor: float = 1.0  # multiplies 1/sqrt(qk width) (DeepSeek under YaRN)
+    d_ff: int | None = None  # intermediate_size (for the FFN-share column)
+    kv_lora_rank: int | None = None
+    q_lora_rank: int | None = None
+    qk_nope_head_dim: int | None = None
+    qk_rope_head_dim: int | None = None
+    v_head_dim: int | None = None
+    sliding_window: int | None = None  # tokens, when every layer attends to a window
+    torch_dtype: str | None = None  # the dtype the weights were saved in (config's torch_dtype / dtype)
+    fp8_block: tuple[int, int] | None = None  # FP8 block-quantised weights: the block (rows, cols)
+
+
+def _int(cfg: dict, key: str, where: str, default=None, required: bool = True) -> int | None:
+    value = cfg.get(key)
+    if value is None:  # absent or null: transformers reads both as "use the default"
+        value = default
+    if value is None:
+        if required:
+            raise InputError(where, f"missing field '{key}'")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(where, f"{key}: {value!r} is not an integer")
+    if value <= 0:
+        raise InputError(where, f"{key}: {value} must be positive")
+    return value
+
+
+def parse_config(cfg: dict, where: str) -> ModelConfig:
+    """Validate a config.json mapping and name the field at fault."""
+    if not isinstance(cfg, dict):
+        raise InputError(where, "is not a JSON object")
+    model_type = cfg.get("model_type")
+    if model_type not in GQA_TYPES + MLA_TYPES:
+        shown = f"'{model_type}'" if model_type is not None else "missing"
+        raise InputError(where, f"model_type: {shown} is not supported",
+                         f"supported: {', '.join(GQA_TYPES + MLA_TYPES)}")  # fmt: skip
+    d, h = _int(cfg, "hidden_size", where), _int(cfg, "num_attention_heads", where)
+    n_layers = _int(cfg, "num_hidden_layers", where)
+    eps = cfg.get("rms_norm_eps", 1e-6)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
+        raise InputError(where, f"rms_norm_eps: {eps!r} is not a non-negative number")
+    torch_dtype = cfg.get("torch_dtype") or cfg.get("dtype")
+    torch_dtype = torch_dtype if torch_dtype in DTYPE_BYTES else None
+    quant = cfg.get("quantization_config")
+    fp8_block = None
+    if quant:
+        method = quant.get("quant_method") if isinstance(quant, dict) else quant
+        if method != "fp8":
+            raise InputError(where, f"quantization_config.quant_method: '{method}' is not supported",
+                             "attncli reads unquantised or FP8 block-quantised (DeepSeek-V3) weights")  # fmt: skip
+        block = quant.get("weight_block_size") or [128, 128]
+        fp8_block = (int(block[0]), int(block[1]))
+    common = dict(model_type=model_type, d_model=d, n_heads=h, n_layers=n_layers, rms_norm_eps=float(eps),
+                  d_ff=_int(cfg, "intermediate_size", where, required=False), torch_dtype=torch_dtype,
+                  fp8_block=fp8_block)  # fmt: skip
+    if model_type in MLA_TYPES:
+        r, nope = _int(cfg, "kv_lora_rank", where), _int(cfg, "qk_nope_head_dim", where)
+        rope_dim, dv = _int(cfg, "qk_rope_head_dim", where), _int(cfg, "v_head_dim", where)
+        rq = _int(cfg, "q_lora_rank", where, required=False)
+        if rope_dim % 2:
+            raise InputError(where, f"qk_rope_head_dim: {rope_dim} must be even")
+        interleave = cfg.get("rope_interleave", True)  # DeepSeek's own code always interleaves
+        rope = rope_scaling.parse(cfg, rope_dim, where, interleave=bool(interleave))
+        biases = ()
+        if cfg.get("attention_bias"):  # transformers' DeepSeek: q_a (with a low-rank query), kv_a and o
+            biases = ("q_a_proj",) * (rq is not None) + ("kv_a_proj_with_mqa", "o_proj")
+        return ModelConfig(family="mla", head_dim=nope + rope_dim, n_kv_heads=None, biases=biases, rope=rope,
+                           softmax_scale_factor=rope_scaling.softmax_scale_factor(rope), kv_lora_rank=r,
+                           q_lora_rank=rq, qk_nope_head_dim=nope, qk_rope_head_dim=rope_dim, v_head_dim=dv,
+                           **common)  # fmt: skip
+    g = _int(cfg, "num_key_value_heads", where, default=h)
+    hd = _int(cfg, "head_dim", where, default=None, required=False)
+    if hd is None:
+        if d % h:
+            raise InputError(where, f"num_attention_heads: {h} does not divide hidden_size {d}", "set head_dim")
+        hd = d // h
+    if h % g:
+        raise InputError(where, f"num_key_value_heads: {g} does not divide num_attention_heads {h}")
+    if hd % 2:
+        raise InputError(where, f"head_dim: {hd} must be even for RoPE")
+    if model_type.startswith("qwen2"):
+        biases = ("q_proj", "k_proj", "v_proj")  # Qwen2 always biases q, k, v (not o)
+    else:
+        biases = ("q_proj", "k_proj", "v_proj", "o_proj") if cfg.get("attention_bias") else ()
+    window = cfg.get("sliding_window")
+    if model_type.startswith("qwen2") and not cfg.get("use_sliding_window"):
+        window = None
+    rope = rope_scaling.parse(cfg, hd, where)
+    return ModelConfig(family="gqa", head_dim=hd, n_kv_heads=g, biases=biases, rope=rope,
+                       sliding_window=window if isinstance(window, int) and window > 0 else None, **common)  # fmt: skip
+
+
+def attention_shapes(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The tensors of one attention layer (names relative to `self_attn.`, as the modules
+    name their parameters) → (shape, the config fields that imply it)."""
+    d, h = cfg.d_model, cfg.n_heads
+    out: dict[str, tuple[tuple[int, ...], str]] = {}
+    if cfg.family == "gqa":
+        g, hd = cfg.n_kv_heads, cfg.head_dim
+        q = (h * hd, f"num_attention_heads {h} × head_dim {hd}")
+        kv = (g * hd, f"num_key_value_heads {g} × head_dim {hd}")
+        rows = {"q_proj": q, "k_proj": kv, "v_proj": kv}
+        for name, (n, why) in rows.items():
+            out[f"{name}.weight"] = ((n, d), f"{why}, hidden_size {d}")
+        out["o_proj.weight"] = ((d, h * hd), f"hidden_size {d}, num_attention_heads {h} × head_dim {hd}")
+        widths = {**rows, "o_proj": (d, f"hidden_size {d}")}
+    else:
+        r, rq, dv = cfg.kv_lora_rank, cfg.q_lora_rank, cfg.v_head_dim
+        nope, rope = cfg.qk_nope_head_dim, cfg.qk_rope_head_dim
+        qk = (h * (nope + rope), f"num_attention_heads {h} × (qk_nope_head_dim {nope} + qk_rope_head_dim {rope})")
+        if rq is None:
+            out["q_proj.weight"] = ((qk[0], d), f"{qk[1]}, hidden_size {d}")
+        else:
+            out["q_a_proj.weight"] = ((rq, d), f"q_lora_rank {rq}, hidden_size {d}")
+            out["q_a_layernorm.weight"] = ((rq,), f"q_lora_rank {rq}")
+            out["q_b_proj.weight"] = ((qk[0], rq), f"{qk[1]}, q_lora_rank {rq}")
+        out["kv_a_proj_with_mqa.weight"] = ((r + rope, d),
+                                            f"kv_lora_rank {r} + qk_rope_head_dim {rope}, hidden_size {d}")  # fmt: skip
+        out["kv_a_layernorm.weight"] = ((r,), f"kv_lora_rank {r}")
+        out["kv_b_proj.weight"] = ((h * (nope + dv), r),
+                                   f"num_attention_heads {h} × (qk_nope_head_dim {nope} + v_head_dim {dv}), kv_lora_rank {r}")  # fmt: skip
+        out["o_proj.weight"] = ((d, h * dv), f"hidden_size {d}, num_attention_heads {h} × v_head_dim {dv}")
+        widths = {"q_a_proj": (rq, f"q_lora_rank {rq}"),
+                  "kv_a_proj_with_mqa": (r + rope, f"kv_lora_rank {r} + qk_rope_head_dim {rope}"),
+                  "o_proj": (d, f"hidden_size {d}")}  # fmt: skip
+    for name in cfg.biases:
+        n, why = widths[name]
+        out[f"{name}.bias"] = ((n,), why)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# safetensors files, read without torch
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    file: Path
+    dtype: str  # safetensors' name: F32, BF16, F8_E4M3, ...
+    shape: tuple[int, ...]
+
+
+def read_header(path: Path, where: str | None = None) -> dict[str, TensorInfo]:
+    """Names, dtypes and shapes of the tensors in one .safetensors file (its JSON header)."""
+    where = where or str(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            size = path.stat().st_size
+            if n <= 0 or n > MAX_HEADER_BYTES or n > size - 8:
+                raise InputError(where, "is not a safetensors file (no valid header)")
+            table = json.loads(f.read(n).decode("utf-8"))
+    except FileNotFoundError:
+        raise InputError(where, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(where, "is a folder, not a .safetensors file") from None
+    except PermissionError:
+        raise InputError(where, "cannot be read (permission denied)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(where, "is not a safetensors file (its header is not JSON)") from None
+    if not isinstance(table, dict):
+        raise InputError(where, "is not a safetensors file (its header is not a table)")
+    out = {}
+    for name, info in table.items():
+        if name == "__metadata__":
+            continue
+        try:
+            out[name] = TensorInfo(path, str(info["dtype"]), tuple(int(s) for s in info["shape"]))
+        except (TypeError, KeyError, ValueError):
+            raise InputError(where, f"tensor '{name}' has a malformed header entry") from None
+    return out
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(str(path), f"is not valid JSON ({e.__class__.__name__})") from None
+    except OSError as e:
+        raise InputError(str(path), f"cannot be read ({e.strerror or e})") from None
+
+
+def _shape_text(shape) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+# ------------------------------------------------------------------------------------------------
+# a checkpoint
+
+
+class Checkpoint:
+    """A local checkpoint: its config, and where every tensor lives. Reads no tensor data until
+    asked; `layer_tensors` and `hidden_states` import torch."""
+
+    def __init__(self, path: str, option: str = "--weights"):
+        require_safetensors(option)
+        self.where = path
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise InputError(option, f"'{path}' does not exist", "give a folder with config.json and *.safetensors")
+        folder = p if p.is_dir() else p.parent
+        config_path = folder / CONFIG_NAME
+        if not config_path.is_file():
+            raise InputError(path, f"no {CONFIG_NAME} in {folder}",
+                             "attncli reads the layer's shape from config.json beside the weights")  # fmt: skip
+        self.folder, self.config_path = folder, config_path
+        self.raw_config = _read_json(config_path)
+        self.config = parse_config(self.raw_config, str(config_path))
+        self.tensors = self._index(p)
+        self.prefix = self._prefix()
+        self._last: tuple = (None, None)  # ((layer, dtype), tensors) of the last layer read
+
+    # -- where the tensors are -------------------------------------------------------------------
+
+    def _index(self, p: Path) -> dict[str, TensorInfo]:
+        if p.is_file():
+            return read_header(p)
+        index = p / INDEX_NAME
+        tensors: dict[str, TensorInfo] = {}
+        if index.is_file():
+            weight_map = _read_json(index).get("weight_map")
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise InputError(str(index), "has no 'weight_map' of tensor name → file")
+            headers = {}
+            for name, file in weight_map.items():
+                shard = p / str(file)
+                if shard not in headers:
+                    if not shard.is_file():
+                        raise InputError(str(index), f"names shard '{file}' (for '{name}'), which is not in {p}")
+                    headers[shard] = read_header(shard)
+                if name not in headers[shard]:
+                    raise InputError(str(shard), f"missing tensor '{name}' (listed in {INDEX_NAME})")
+                tensors[name] = headers[shard][name]
+            return tensors
+        files = sorted(p.glob("*.safetensors"))
+        if not files:
+            raise InputError(str(p), "holds no .safetensors file",
+                             "attncli reads safetensors checkpoints (save_pretrained writes them)")  # fmt: skip
+        for file in files:
+            tensors.update(read_header(file))
+        return tensors
+
+    def _prefix(self) -> str:
+        """What comes before `layers.N.self_attn.` (`model.` for *ForCausalLM, '' for a bare model)."""
+        found: dict[str, int] = {}
+        for name in self.tensors:
+            m = re.match(r"^(.*?)layers\.\d+\.self_attn\.", name)
+            if m:
+                found[m.group(1)] = found.get(m.group(1), 0) + 1
+        if not found:
+            raise InputError(self.where, "holds no attention layer (no tensor named '…layers.N.self_attn.…')")
+        return max(found, key=found.get)
+
+    def name(self, layer: int, rel: str) -> str:
+        return f"{self.prefix}layers.{layer}.self_attn.{rel}"
+
+    def check_layer(self, layer: int, option: str = "--layer") -> None:
+        """Every tensor the layer needs is present with the shape the config implies, and none is
+        left over (a tensor attncli would ignore means a layer it does not understand)."""
+        n = self.config.n_layers
+        if not 0 <= layer < n:
+            raise InputError(option, f"layer {layer} is out of range: the checkpoint has {n} layers (0–{n - 1})")
+        expected = attention_shapes(self.config)
+        for rel, (shape, why) in expected.items():
+            full = self.name(layer, rel)
+            info = self.tensors.get(full)
+            if info is None:
+                raise InputError(self.where, f"missing tensor '{full}'")
+            if info.shape != shape:
+                raise InputError(self.where, f"tensor '{full}' has shape {_shape_text(info.shape)} but config.json "
+                                             f"implies {_shape_text(shape)} ({why})")  # fmt: skip
+        own = self.name(layer, "")
+        for full in self.tensors:
+            if full.startswith(own):
+                rel = full[len(own) :]
+                if rel in expected or rel.endswith("rotary_emb.inv_freq"):  # old Llama files saved the RoPE buffer
+                    continue
+                if rel.endswith("_scale_inv") and rel[: -len("_scale_inv")] in expected and self.config.fp8_block:
+                    continue
+                raise InputError(self.where, f"unexpected tensor '{full}': not part of a {self.config.model_type} "
+                                             "attention layer as attncli reads it")  # fmt: skip
+
+    def _checked(self, name: str, shape: tuple[int, ...] | None, why: str, hint: str | None = None) -> TensorInfo:
+        info = self.tensors.get(name)
+        if info is None:
+            raise InputError(self.where, f"missing tensor '{name}'", hint)
+        if shape is not None and info.shape != shape:
+            raise InputError(self.where, f"tensor '{name}' has shape {_shape_text(info.shape)} but config.json implies "
+                                         f"{_shape_text(shape)} ({why})")  # fmt: skip
+        return info
+
+    def norm_name(self, layer: int) -> str:
+        return f"{self.prefix}layers.{layer}.input_layernorm.weight"
+
+    def embed_name(self) -> str:
+        return f"{self.prefix}embed_tokens.weight"
+
+    def check_window(self, tokens: int) -> None:
+        """attncli attends to every earlier token: refuse lengths past a sliding window."""
+        window = self.config.sliding_window
+        if window and tokens > window:
+            raise InputError(self.where, f"sliding_window {window} is shorter than {tokens} tokens: attncli attends "
+                                         "to every earlier token", f"use --seq-len ≤ {window}")  # fmt: skip
+
+    def check_inputs(self, layer: int) -> None:
+        """The tensors the default inputs need: the token embeddings and the layer's input norm."""
+        hint = "the default inputs are the checkpoint's embeddings through the layer's input norm; or give --inputs"
+        d = self.config.d_model
+        info = self._checked(self.embed_name(), None, "", hint)
+        if len(info.shape) != 2 or info.shape[1] != d:
+            raise InputError(self.where, f"tensor '{self.embed_name()}' has shape {_shape_text(info.shape)} but "
+                                         f"config.json implies [vocab, {d}] (hidden_size {d})")  # fmt: skip
+        self._checked(self.norm_name(layer), (d,), f"hidden_size {d}", hint)
+
+    # -- specs -----------------------------------------------------------------------------------
+
+    def specs(self, layer: int) -> list[AttentionSpec]:
+        """The layer as attncli specs: one for MHA/GQA/MQA; MLA's naive and absorbed paths."""
+        c = self.config
+        label = f"{c.model_type}-L{layer}"
+        if c.family == "gqa":
+            family = "mha" if c.n_kv_heads == c.n_heads else "mqa" if c.n_kv_heads == 1 else "gqa"
+            return [GQASpec(family=family, d_model=c.d_model, n_heads=c.n_heads, head_dim=c.head_dim,
+                            n_kv_heads=c.n_kv_heads, rope_theta=c.rope.theta, label=label)]  # fmt: skip
+        return [MLASpec(family="mla", d_model=c.d_model, n_heads=c.n_heads, kv_lora_rank=c.kv_lora_rank,
+                        q_lora_rank=c.q_lora_rank, qk_nope_head_dim=c.qk_nope_head_dim,
+                        qk_rope_head_dim=c.qk_rope_head_dim, v_head_dim=c.v_head_dim, absorb=absorb,
+                        rope_theta=c.rope.theta, label=f"{label}-{'absorb' if absorb else 'naive'}")
+                for absorb in (False, True)]  # fmt: skip
+
+    def preset(self) -> PresetSpec:
+        c = self.config
+        return PresetSpec(name=self.folder.name or c.model_type, d_model=c.d_model, n_heads=c.n_heads,
+                          head_dim=c.head_dim, n_layers=c.n_layers, d_ff=c.d_ff,
+                          description=f"{c.model_type} checkpoint", source=str(self.where))  # fmt: skip
+
+    # -- tensors (torch) -------------------------------------------------------------------------
+
+    def read(self, names: list[str]) -> dict:
+        """Tensors by full name, as stored (FP8 block-quantised weights dequantised to float32)."""
+        from safetensors import safe_open
+
+        by_file: dict[Path, list[str]] = {}
+        for name in names:
+            by_file.setdefault(self.tensors[name].file, []).append(name)
+            scale = f"{name}_scale_inv"
+            if self.config.fp8_block and self.tensors[name].dtype.startswith("F8") and scale in self.tensors:
+                by_file.setdefault(self.tensors[scale].file, []).append(scale)
+        raw = {}
+        for file, group in by_file.items():
+            try:
+                with safe_open(str(file), framework="pt") as f:
+                    for name in group:
+                        raw[name] = f.get_tensor(name)
+            except Exception as e:  # noqa: BLE001 - a corrupt or truncated file: one line naming it
+                why = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise InputError(str(file), f"cannot be read by safetensors ({why})") from None
+        return {name: self._dequantised(name, raw) for name in names}
+
+    def _dequantised(self, name: str, raw: dict):
+        import torch
+
+        t = raw[name]
+        scale = raw.get(f"{name}_scale_inv")
+        if scale is None:
+            if t.dtype in (getattr(torch, "float8_e4m3fn", None), getattr(torch, "float8_e5m2", None)):
+                raise InputError(self.where, f"tensor '{name}' is FP8 without '{name}_scale_inv'")
+            return t
+        # DeepSeek-V3's FP8 release: one float32 scale per (b0 × b1) block of the weight (its `weight_dequant`)
+        b0, b1 = self.config.fp8_block
+        rows, cols = t.shape
+        full = scale.float().repeat_interleave(b0, dim=0)[:rows].repeat_interleave(b1, dim=1)[:, :cols]  # (rows, cols)
+        return t.float() * full
+
+    def layer_tensors(self, layer: int, dtype=None) -> dict:
+        """The layer's attention tensors, keyed as the attncli module names its parameters. The
+        last layer read is kept (MLA's two paths share one read; a model's layers are not all
+        held at once)."""
+        import torch
+
+        key = (layer, dtype or torch.float32)
+        if self._last[0] != key:
+            self.check_layer(layer)
+            rels = list(attention_shapes(self.config))
+            read = self.read([self.name(layer, rel) for rel in rels])
+            self._last = (key, {rel: read[self.name(layer, rel)].to(key[1]) for rel in rels})
+        return self._last[1]
+
+    def module(self, spec: AttentionSpec, layer: int, dtype=None):
+        """The attncli module of `spec` holding this layer's weights (CPU, float32 unless `dtype`)."""
+        import torch
+
+        from . import registry
+
+        module = registry.get(spec.family).build(spec)
+        configure(module, self.config)
+        module.to(dtype or torch.float32)  # before loading: load_state_dict copies into the parameters' dtype
+        module.load_state_dict(self.layer_tensors(layer, dtype), strict=True)
+        return module.eval()
+
+    def hidden_states(self, layer: int, batch: int, tokens: int, seed: int):
+        """Default inputs, float64 (batch, tokens, d_model): the token embeddings of seeded random
+        ids passed through the layer's input RMSNorm (Zhang & Sennrich 2019, as Llama and
+        DeepSeek: x / sqrt(mean(x²) + eps) · w)."""
+        import torch
+
+        self.check_inputs(layer)
+        embed = self.tensors[self.embed_name()]
+        gen = torch.Generator().manual_seed(seed)
+        ids = torch.randint(embed.shape[0], (batch, tokens), generator=gen)  # (B, T)
+        rows = self._embedding_rows(ids.unique().tolist())  # {id: (d,)}
+        x = torch.stack([rows[i] for i in ids.flatten().tolist()]).view(batch, tokens, -1)  # (B, T, d)
+        w = self.read([self.norm_name(layer)])[self.norm_name(layer)].to(torch.float64)  # (d,)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.config.rms_norm_eps) * w  # (B, T, d)
+
+    def _embedding_rows(self, ids: list[int]) -> dict:
+        """Rows of the embedding table, read one slice at a time (the table can be gigabytes)."""
+        import torch
+        from safetensors import safe_open
+
+        name = self.embed_name()
+        with safe_open(str(self.tensors[name].file), framework="pt") as f:
+            table = f.get_slice(name)
+            return {i: table[i : i + 1][0].to(torch.float64) for i in ids}  # each (d,)
+
+
+def configure(module, cfg: ModelConfig) -> None:
+    """Give a freshly built attncli module the checkpoint's conventions: bias parameters, the
+    RoPE layout and frequencies, and DeepSeek's softmax scale."""
+    import torch
+    from torch import nn
+
+    from .variants.common import Rope
+
+    for name in cfg.biases:
+        linear = getattr(module, name)
+        linear.bias = nn.Parameter(torch.zeros(linear.out_features))  # filled by load_state_dict
+    if getattr(module, "rope", None) is not None:
+        r = cfg.rope
+        module.rope = Rope(r.dim, r.theta, inv_freq=rope_scaling.inv_freq(r),
+                           attention_factor=rope_scaling.attention_factor(r), interleave=r.interleave)  # fmt: skip
+    if cfg.family == "mla":
+        module.scale = module.scale * cfg.softmax_scale_factor
+
+
+# ------------------------------------------------------------------------------------------------
+# --layer, --inputs, --save-io
+
+
+def parse_layers(text: str, n_layers: int, option: str = "--layer") -> list[int]:
+    """`0`, `0,3,5`, or `all` → layer indices, each checked against the checkpoint."""
+    key = str(text).strip().lower()
+    if key == "all":
+        return list(range(n_layers))
+    out = []
+    for item in key.split(","):
+        try:
+            value = int(item.strip())
+        except ValueError:
+            raise InputError(option, f"'{item.strip()}' is not a layer index",
+                             "a number from 0, a comma list, or all") from None  # fmt: skip
+        if not 0 <= value < n_layers:
+            raise InputError(option, f"layer {value} is out of range: "
+                                     f"the checkpoint has {n_layers} layers (0–{n_layers - 1})")  # fmt: skip
+        out.append(value)
+    return list(dict.fromkeys(out))
+
+
+def inputs_shape(path: str, d_model: int, option: str = "--inputs") -> tuple[int, int]:
+    """(batch, seq) of a hidden-states file, checked without torch."""
+    require_safetensors()
+    tensors = read_header(Path(path), where=path)
+    info = tensors.get("hidden_states")
+    if info is None:
+        listed = ", ".join(sorted(tensors)[:8]) or "none"
+        raise InputError(option, f"{path} has no tensor 'hidden_states' (tensors: {listed})")
+    if len(info.shape) != 3 or info.shape[2] != d_model or 0 in info.shape:
+        raise InputError(option, f"tensor 'hidden_states' in {path} has shape {_shape_text(info.shape)}; "
+                                 f"expected [batch, seq, {d_model}] (hidden_size {d_model})")  # fmt: skip
+    return info.shape[0], info.shape[1]
+
+
+def read_inputs(path: str):
+    """The `hidden_states` tensor of a file, float64 (batch, seq, d_model)."""
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as f:
+        return f.get_tensor("hidden_states").to(torch.float64)
+
+
+def check_output_path(path: str, option: str = "--save-io") -> None:
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise InputError(option, f"folder '{target.parent}' does not exist")
+    if target.is_dir():
+        raise InputError(option, f"'{path}' is a folder")
+
+
+class LayerSource:
+    """One layer of a checkpoint as the thing a measured row runs: its module, its inputs, and
+    the columns that say where they came from. `bench.measure_row` uses it in place of a seeded
+    random module and random inputs."""
+
+    def __init__(self, ckpt: Checkpoint, layer: int, inputs: str | None = None, save_io: str | None = None):
+        self.ckpt, self.layer, self.inputs_path, self.save_io = ckpt, layer, inputs, save_io
+        self._saved = False
+
+    def columns(self, seed: int) -> dict:
+        return {"weights": str(self.ckpt.where), "layer": self.layer,
+                "inputs": self.inputs_path or f"embeddings (seed {seed + 1})",
+                "rope_scaling": self.ckpt.config.rope.summary}  # fmt: skip
+
+    def module(self, spec: AttentionSpec):
+        return self.ckpt.module(spec, self.layer)
+
+    def inputs(self, shape: Shape, seed: int):
+        """Float64 (batch, tokens, d_model) at positions 0…tokens-1: the prefill sequence, or the
+        cached prefix and the new token."""
+        tokens = shape.seq_len + (1 if shape.mode == "decode" else 0)
+        if self.inputs_path:
+            x = read_inputs(self.inputs_path)
+            return x[: shape.batch, :tokens]
+        return self.ckpt.hidden_states(self.layer, shape.batch, tokens, seed)
+
+    def record(self, shape: Shape, x, y, y_ref) -> None:
+        """--save-io: the first prefill row's input and outputs (run dtype, and the float64 reference)."""
+        if not self.save_io or self._saved or shape.mode != "prefill":
+            return
+        from safetensors.torch import save_file
+
+        meta = {"weights": str(self.ckpt.where), "layer": str(self.layer), "positions": f"0..{shape.seq_len - 1}",
+                "causal": "true", "dtype": str(y.dtype).replace("torch.", "")}  # fmt: skip
+        tensors = {"input": x, "output": y, "output_float64": y_ref}
+        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, self.save_io, metadata=meta)
+        self._saved = True
+
+
+def rows_for_checkpoint(weights: str, layer_text: str, inputs: str | None, save_io: str | None, modes: list[str],
+                        seq_lens: list[int], batches: list[int], shape_given: bool):  # fmt: skip
+    """(preset, [(spec, shape, source)]) for `bench`/`compare --weights`; everything checked
+    before torch is imported."""
+    ckpt = Checkpoint(weights)
+    c = ckpt.config
+    layers = parse_layers(layer_text, c.n_layers)
+    for layer in layers:
+        ckpt.check_layer(layer)
+        if not inputs:
+            ckpt.check_inputs(layer)
+    if save_io:
+        check_output_path(save_io)
+        if "prefill" not in modes:
+            raise InputError("--save-io", "writes a prefill row's input and output", "add --mode prefill")
+    if inputs:
+        if shape_given:
+            raise InputError("--inputs", "the file fixes batch and seq-len", "drop -s/--seq-len and -b/--batch")
+        batch, seq = inputs_shape(inputs, c.d_model)
+        shapes = []
+        for m in modes:
+            if m == "decode" and seq < 2:
+                raise InputError("--inputs", "decode needs at least 2 tokens (a cached prefix and a new one); "
+                                             f"{inputs} has {seq}")  # fmt: skip
+            shapes.append(Shape(m, seq if m == "prefill" else seq - 1, batch))
+    else:
+        shapes = [Shape(m, L, b) for m in modes for L in seq_lens for b in batches]
+    ckpt.check_window(max(s.cache_tokens for s in shapes))
+    sources = {layer: LayerSource(ckpt, layer, inputs, save_io if layer == layers[0] else None) for layer in layers}
+    # Ordered as the variant rows are (mode, seq-len, batch, then layer and path), so compare's
+    # ratios refer to the first layer's row of each shape.
+    work = [(spec, shape, sources[layer]) for shape in shapes for layer in layers for spec in ckpt.specs(layer)]
+    return ckpt.preset(), work
+
+
+def fmt_layers(layers: list[int]) -> str:
+    """`L3`, `L0..31` (a contiguous run), or `L0,2,5`."""
+    if len(layers) == 1:
+        return f"L{layers[0]}"
+    if layers == list(range(layers[0], layers[-1] + 1)):
+        return f"L{layers[0]}..{layers[-1]}"
+    return "L" + ",".join(map(str, layers))
+
