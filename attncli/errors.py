@@ -65,3 +65,16 @@ def did_you_mean(name: str, choices) -> str:
     best = closest(name, choices)
     listed = ", ".join(choices)
     return f"did you mean '{best}'? (choices: {listed})" if best else f"choices: {listed}"
+
+
+def read_text(path, where: str | None = None) -> str:
+    """A text file's contents, or an InputError naming the file: unreadable, not UTF-8."""
+    where = str(path) if where is None else where
+    try:
+        return open(path, "rb").read().decode("utf-8")
+    except PermissionError:
+        raise InputError(where, "cannot be read (permission denied)") from None
+    except UnicodeDecodeError:
+        raise InputError(where, "is not a UTF-8 text file") from None
+    except OSError as e:
+        raise InputError(where, f"cannot be read ({e.strerror or e})") from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, read_text
 from .spec import LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
 
 CONFIG_NAME = "config.json"
@@ -66,14 +66,7 @@ def read_config(path: str | Path) -> tuple[dict, str]:
     """(the parsed mapping, the file's name for messages)."""
     p = config_path(path)
     where = str(p)
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except PermissionError:
-        raise InputError(where, "cannot be read (permission denied)") from None
-    except UnicodeDecodeError:
-        raise InputError(where, "is not a UTF-8 text file") from None
-    except OSError as e:
-        raise InputError(where, f"cannot be read ({e.strerror or e})") from None
+    text = read_text(p, where)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

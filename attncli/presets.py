@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from . import registry
-from .errors import InputError, closest, did_you_mean
+from .errors import InputError, closest, did_you_mean, read_text
 from .spec import AttentionSpec, HybridSpec, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
 
 DEFAULT_PRESET = "small"
@@ -46,15 +46,7 @@ def read_yaml_mapping(path: Path) -> dict:
         raise InputError(where, "no such file")
     if path.is_dir():
         raise InputError(where, "is a folder, not a YAML file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except PermissionError:
-        raise InputError(where, "cannot be read (permission denied)") from None
-    except UnicodeDecodeError:
-        raise InputError(where, "is not a UTF-8 text file") from None
-    except OSError as e:
-        raise InputError(where, f"cannot be read ({e.strerror or e})") from None
-    return parse_yaml_mapping(text, where)
+    return parse_yaml_mapping(read_text(path, where), where)
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:
