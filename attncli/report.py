@@ -159,7 +159,8 @@ def console(stderr: bool = False):
 
     stream = sys.stderr if stderr else sys.stdout
     is_tty = stream.isatty()
-    width = None if is_tty else int(os.environ.get("COLUMNS", "0") or 0) or 200
+    # A pipe or file gets the whole table (no terminal to fit); COLUMNS still wins when set.
+    width = None if is_tty else int(os.environ.get("COLUMNS", "0") or 0) or 320
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
 
 
@@ -185,7 +186,7 @@ def table(rows: list[dict], view: str, title: str = "", caption: str = "", width
     for i, c in enumerate(columns):
         numeric = c in RIGHT or c in FORMAT or c in DERIVED
         t.add_column(headers[i], justify="right" if numeric else "left", no_wrap=c in ("label", "layer_kind", "method"),
-                     width=compact[i] if squeeze else None)  # fmt: skip
+                     width=compact[i] if squeeze else None, overflow="fold")  # fold, never cut a figure  # fmt: skip
     for line in cells:
         t.add_row(*line)
     return t
