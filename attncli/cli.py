@@ -39,25 +39,25 @@ app = typer.Typer(
 
 VARIANT_HELP = (
     "Variants: a family (mha, mqa, gqa, mla, swa, cross, linear, hybrid), a family with overrides "
-    "(gqa:n_kv_heads=2,causal=false; nested values in brackets: hybrid:softmax=[gqa:n_kv_heads=2,window=512]), "
+    "(gqa:n_kv_heads=2,causal=false; nested values in brackets: hybrid:softmax=\\[gqa:n_kv_heads=2,window=512]), "
     "or a YAML file path (my.yaml, optionally my.yaml:n_kv_heads=4). flops, bench and compare show mla's "
     "naive and absorbed paths as two rows unless absorb=true|false picks one."
 )
 Preset = Annotated[Optional[str], typer.Option("--preset", "-p", show_default=False,
-    help="Size or model preset (see `attncli presets`) or a preset YAML path. [default: small]")]  # fmt: skip
+    help="Size or model preset (see `attncli presets`) or a preset YAML path. \\[default: small]")]  # fmt: skip
 SeqLen = Annotated[str, typer.Option("--seq-len", "-s",
     help="Sequence length in tokens: 1024, a list 1024,4096, or a doubling range 128:4096. "
          "Prefill processes this many tokens; decode adds one token to a cache of this many.")]  # fmt: skip
 Batch = Annotated[str, typer.Option("--batch", "-b", help="Sequences per batch: a number or a comma list.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", show_default=False,
     help="Attention layers in the model: totals multiply by it (a hybrid repeats its pattern to fill them). "
-         "[default: the preset's n_layers]")]  # fmt: skip
+         "\\[default: the preset's n_layers]")]  # fmt: skip
 PerLayer = Annotated[bool, typer.Option("--per-layer",
     help="Also one row per distinct layer kind of a stack (hybrid) or a model (e.g. 21 sliding + 21 full), "
          "with its count in `layers`.")]  # fmt: skip
 BenchLayers = Annotated[Optional[str], typer.Option("--layers", show_default=False,
     help="Layers in the measured model: each distinct layer kind is measured once as one layer and the "
-         "model totals count × that layer (column latency_basis). [default: 1; the preset's n_layers "
+         "model totals count × that layer (column latency_basis). \\[default: 1; the preset's n_layers "
          "when a stack (hybrid) is among the variants]")]  # fmt: skip
 Mode = Annotated[str, typer.Option("--mode", "-m",
     help="prefill (a whole sequence), decode (one new token against the cache), or both.")]  # fmt: skip
@@ -73,7 +73,7 @@ RunDtype = Annotated[str, typer.Option("--dtype", "-d",
     help=f"Compute dtype: {', '.join(COMPUTE_DTYPES)}, or auto (float32 on cpu, bfloat16 on cuda, float16 on mps).")]  # fmt: skip
 Seed = Annotated[int, typer.Option("--seed", help="Seed for weights and inputs (same seed, same numbers).")]
 Threads = Annotated[Optional[str], typer.Option("--threads", show_default=False,
-    help="CPU threads for torch. [default: torch's own choice]")]  # fmt: skip
+    help="CPU threads for torch. \\[default: torch's own choice]")]  # fmt: skip
 MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
 Force = Annotated[bool, typer.Option("--force",
@@ -177,7 +177,7 @@ def _model_variants(p, variants: Optional[list[str]], fallback: list[str], comma
 
 @app.command("kv-memory")
 def kv_memory(
-    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa; a model's own attention]", show_default=False)] = None,
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha mqa gqa; a model's own attention]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
     layers: Layers = None, dtype: KvDtype = "bfloat16", tp: Tp = "1", kv_scales: KvScales = None,
     budget: Budget = None, include_weights: IncludeWeights = False, weight_dtype: WeightDtype = "bfloat16",
@@ -221,7 +221,7 @@ def kv_memory(
 
 @app.command("flops")
 def flops(
-    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha mqa gqa]", show_default=False)] = None,
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha mqa gqa]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
     layers: Layers = None, mode: Mode = "prefill", dtype: KvDtype = "bfloat16", per_layer: PerLayer = False,
     csv: Csv = None, json: Json = None,
@@ -443,7 +443,7 @@ class _progress:
 
 @app.command("bench")
 def bench(
-    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha]", show_default=False)] = None,
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
     mode: Mode = "prefill", device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0,
     threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None,
@@ -465,7 +465,7 @@ def bench(
 
 @app.command("compare")
 def compare(
-    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha gqa]", show_default=False)] = None,
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha gqa]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
     mode: Mode = "prefill", device: Device = "auto", dtype: RunDtype = "auto", seed: Seed = 0,
     threads: Threads = None, min_time: MinTime = 0.2, force: Force = False, layers: BenchLayers = None,
@@ -490,8 +490,8 @@ def convert_cmd(
              "and *.safetensors, or one .safetensors file beside its config.json.")],
     to: Annotated[Optional[list[str]], typer.Option("--to", show_default=False,
         help="A target, repeatable: gqa:n_kv_heads=G (mean-pool the K/V heads within groups), mqa (G = 1), or "
-             "mla:kv_lora_rank=R[,rope_dims=P] (MHA2MLA: RoPE kept on the P/2 highest-frequency pairs per head, P "
-             "defaulting to head_dim/8; joint SVD of the other key rows and the values). [default: gqa at every "
+             "mla:kv_lora_rank=R\\[,rope_dims=P] (MHA2MLA: RoPE kept on the P/2 highest-frequency pairs per head, P "
+             "defaulting to head_dim/8; joint SVD of the other key rows and the values). \\[default: gqa at every "
              "n_kv_heads dividing the checkpoint's]")] = None,
     layer: Annotated[str, typer.Option("--layer", help="The layer to convert (0-based).")] = "0",
     layers: Annotated[Optional[str], typer.Option("--layers", show_default=False,
@@ -558,7 +558,7 @@ def convert_cmd(
 
 @app.command("sweep")
 def sweep_cmd(
-    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " [default: mha gqa]", show_default=False)] = None,
+    variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha gqa]", show_default=False)] = None,
     preset: Preset = None,
     seq_len: Annotated[str, typer.Option("--seq-len", "-s", help="Sequence lengths in tokens: a doubling range 128:32768, or a comma list.")] = "128:32768",
     batch: Batch = "1",
