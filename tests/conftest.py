@@ -35,3 +35,12 @@ def run_process(*args, timeout=120):
     p = subprocess.run([sys.executable, "-m", "attncli", *map(str, args)], capture_output=True, text=True,
                        timeout=timeout)  # fmt: skip
     return SimpleNamespace(code=p.returncode, out=p.stdout, err=p.stderr)
+
+
+def counted(fn) -> int:
+    """FLOPs torch's FlopCounterMode counts while fn runs (the independent check of cost.py)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()

@@ -2,12 +2,11 @@
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from attncli import presets
 from attncli.rows import analytic_row
 from attncli.spec import Shape
-from conftest import TINY
+from conftest import TINY, counted
 
 SMALL = presets.load_preset("small")
 
@@ -67,12 +66,6 @@ def test_elementwise_softmax_and_rope_by_hand():
     nope = flops_of("gqa:n_kv_heads=2,position=none", Shape("prefill", n))
     assert nope["elementwise_flops"] == 5 * pairs * h
     assert nope["flops"] == row["flops"]  # RoPE is not matmul work
-
-
-def counted(fn) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
 
 
 @pytest.mark.parametrize("variant", ["mha", "mqa", "gqa", "gqa:n_kv_heads=4", "mha:position=none"])

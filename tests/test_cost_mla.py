@@ -3,13 +3,12 @@ implementation, the parameters and cache bytes a module really holds, and DeepSe
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from attncli import presets, registry
 from attncli.measure.bench import Settings, measure_row
 from attncli.rows import analytic_row, kv_row
 from attncli.spec import DTYPE_BYTES, Shape
-from conftest import TINY
+from conftest import TINY, counted
 
 SIZES = ["micro", "small", "medium", "large"]
 # TINY (d_model 32, 4 heads of 8) has no MLA defaults, so the family's fallback rules apply at
@@ -23,12 +22,6 @@ def with_(variant: str, extra: str) -> str:
 
 def flops_of(variant, shape, preset=TINY):
     return analytic_row(presets.parse_variant(variant, preset), preset, shape, 1, "float64")
-
-
-def counted(fn) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
 
 
 def build(variant, preset=TINY):

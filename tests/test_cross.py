@@ -2,13 +2,12 @@
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from attncli import presets
 from attncli.measure.bench import Settings, measure_row
 from attncli.rows import analytic_row, kv_row
 from attncli.spec import DTYPE_BYTES, Shape
-from conftest import TINY
+from conftest import TINY, counted
 
 SMALL = presets.load_preset("small")
 
@@ -20,11 +19,6 @@ def build(variant="cross:memory_len=7", batch=2):
     m.set_memory(torch.randn(batch, spec.memory_len, TINY.d_model, dtype=torch.float64))
     return spec, m
 
-
-def counted(fn) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
 
 
 def test_acceptance_4_cache_bytes_constant_while_decoding():

@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from attncli import presets
 from attncli.measure.bench import Settings, measure_row
@@ -14,7 +13,7 @@ from attncli.rows import analytic_row, analytic_rows, kv_row, layer_kinds
 from attncli.spec import Shape
 from attncli.variants import common
 from attncli.variants.hybrid import HybridStack
-from conftest import TINY
+from conftest import TINY, counted
 
 SMALL = presets.load_preset("small")
 
@@ -106,11 +105,6 @@ def test_model_row_is_the_sum_of_the_per_layer_rows(mode):
                                               "float16")[key] for v, n in (("linear", 7), ("swa:window=100", 3)))  # fmt: skip
     assert total["layers"] == 10 and total["stack"] == "7×linear + 3×swa-w100"
 
-
-def counted(fn) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
 
 
 def stack(variant, n_layers):

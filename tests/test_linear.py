@@ -3,14 +3,13 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 from attncli import cost, presets
 from attncli.measure.bench import Settings, measure_row
 from attncli.rows import analytic_row, kv_row
 from attncli.spec import DTYPE_BYTES, Shape
 from attncli.variants import common
-from conftest import TINY
+from conftest import TINY, counted
 
 SMALL = presets.load_preset("small")
 
@@ -20,11 +19,6 @@ def build(variant="linear:chunk_size=8", preset=TINY):
     torch.manual_seed(0)
     return spec, presets.registry.get("linear").build(spec).double()
 
-
-def counted(fn) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
 
 
 def test_parallel_form_equals_the_definition_by_hand():

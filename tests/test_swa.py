@@ -2,14 +2,13 @@
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from attncli import cost, presets
 from attncli.measure.bench import Settings, measure_row
 from attncli.rows import analytic_row, kv_row
 from attncli.spec import DTYPE_BYTES, Shape
 from attncli.variants import common
-from conftest import TINY
+from conftest import TINY, counted
 
 SMALL = presets.load_preset("small")
 CPU32 = Settings(device=torch.device("cpu"), dtype="float32", min_run_time=0)
@@ -20,11 +19,6 @@ def build(variant, preset=TINY):
     torch.manual_seed(0)
     return spec, presets.registry.get(spec.family).build(spec).double()
 
-
-def counted(fn) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
 
 
 @pytest.mark.parametrize("seq_len,expected", [(1024, 524_288), (128, 262_144)])

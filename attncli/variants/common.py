@@ -180,3 +180,13 @@ def masked_sdpa(q, k, v, causal: bool, q_offset: int = 0, *, window: int | None 
         out[:, :, i:j] = F.scaled_dot_product_attention(q[:, :, i:j], k[:, :, lo:hi], v[:, :, lo:hi],
                                                         attn_mask=mask, **shared)  # (B, h, j-i, dv)
     return out
+
+
+def add_projections(module, spec) -> None:
+    """The four projections of an attention layer with `n_kv_heads` KV heads, no biases, named as
+    in Hugging Face checkpoints (q_proj, k_proj, v_proj, o_proj): MHA/GQA/MQA and cross-attention."""
+    h, g, hd, d = spec.n_heads, spec.n_kv_heads, spec.head_dim, spec.d_model
+    module.q_proj = torch.nn.Linear(d, h * hd, bias=False)
+    module.k_proj = torch.nn.Linear(d, g * hd, bias=False)
+    module.v_proj = torch.nn.Linear(d, g * hd, bias=False)
+    module.o_proj = torch.nn.Linear(h * hd, d, bias=False)

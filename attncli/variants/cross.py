@@ -13,19 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import CrossSpec
-from .common import Cache, math_attention
+from .common import Cache, add_projections, math_attention
 
 
 class CrossAttention(nn.Module):
     def __init__(self, spec: CrossSpec):
         super().__init__()
         self.spec = spec
-        h, g, hd, d = spec.n_heads, spec.n_kv_heads, spec.head_dim, spec.d_model
-        # Names as in Hugging Face Whisper/T5 decoders' cross-attention; no biases.
-        self.q_proj = nn.Linear(d, h * hd, bias=False)
-        self.k_proj = nn.Linear(d, g * hd, bias=False)
-        self.v_proj = nn.Linear(d, g * hd, bias=False)
-        self.o_proj = nn.Linear(h * hd, d, bias=False)
+        add_projections(self, spec)  # q/k/v/o_proj, as Hugging Face's Whisper/T5 cross-attention, no biases
         self.memory_len = spec.memory_len
         self.memory: torch.Tensor | None = None  # (B, M, d_model), set by set_memory
 

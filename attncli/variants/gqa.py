@@ -12,19 +12,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import GQASpec
-from .common import Cache, Rope, alibi_slopes, masked_sdpa, math_attention
+from .common import Cache, add_projections, Rope, alibi_slopes, masked_sdpa, math_attention
 
 
 class GQAAttention(nn.Module):
     def __init__(self, spec: GQASpec):
         super().__init__()
         self.spec = spec
-        h, g, hd, d = spec.n_heads, spec.n_kv_heads, spec.head_dim, spec.d_model
-        # Names as in Hugging Face Llama checkpoints; no biases (counted nowhere).
-        self.q_proj = nn.Linear(d, h * hd, bias=False)
-        self.k_proj = nn.Linear(d, g * hd, bias=False)
-        self.v_proj = nn.Linear(d, g * hd, bias=False)
-        self.o_proj = nn.Linear(h * hd, d, bias=False)
+        h, hd = spec.n_heads, spec.head_dim
+        add_projections(self, spec)  # q/k/v/o_proj, as Hugging Face's Llama checkpoints, no biases
         self.rope = Rope(hd, spec.rope_theta) if spec.position == "rope" else None
         self.window = spec.window
         slopes = torch.tensor(alibi_slopes(h)) if spec.position == "alibi" else None
