@@ -44,3 +44,24 @@ def counted(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
+
+
+TORCH_PROBE = """
+import contextlib, io, json, sys
+from attncli.cli import main
+codes = []
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    for args in json.loads(sys.argv[1]):
+        codes.append(main(args))
+print(json.dumps([any(m == "torch" or m.startswith("torch.") for m in sys.modules), codes]))
+"""
+
+
+def torch_imported_by(*commands):
+    """Run attncli commands (argument lists) in one fresh interpreter, as the CLI's `main` runs
+    them; returns (whether torch got imported, their exit codes)."""
+    p = subprocess.run([sys.executable, "-c", TORCH_PROBE, json.dumps([list(map(str, c)) for c in commands])],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    imported, codes = json.loads(p.stdout.strip().splitlines()[-1])
+    return imported, codes

@@ -1,13 +1,11 @@
 """The five commands end to end: the rows they print and export, and what they import."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from conftest import run_process
+from conftest import run_process, torch_imported_by
 
 
 def test_contract_figures(cli):
@@ -126,15 +124,8 @@ ANALYTIC = [["kv-memory", "mha", "-s", "1024"], ["flops", "gqa", "--mode", "both
 
 @pytest.mark.parametrize("args", ANALYTIC, ids=" ".join)
 def test_analytic_commands_never_import_torch(args):
-    code = (
-        "import sys\n"
-        "from attncli.cli import main\n"
-        f"code = main({args!r})\n"
-        "heavy = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
-        "print('TORCH' if heavy else 'CLEAN', file=sys.stderr)\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert p.stderr.strip().splitlines()[-1] == "CLEAN"
+    imported, _ = torch_imported_by(args)
+    assert not imported
 
 
 def test_module_entry_point_and_version():

@@ -1,13 +1,12 @@
 """`mla` on the command line: both paths as rows, one row when a path is chosen, errors, no torch."""
 
-import subprocess
-import sys
 
 import pytest
 
 from attncli import presets
 from attncli.rows import analytic_row
 from attncli.spec import Shape
+from conftest import torch_imported_by
 
 
 def test_flops_shows_both_paths_in_both_modes(cli):
@@ -66,11 +65,8 @@ def test_odd_rope_width_is_fine_without_rotation(cli):
 
 
 def test_analytic_mla_commands_do_not_import_torch():
-    code = ("import sys; from attncli.cli import main; "
-            "main(['flops', 'mla', '--mode', 'both', '--json', '-']); main(['kv-memory', 'mla', '--json', '-']); "
-            "sys.exit(3 if 'torch' in sys.modules else 0)")  # fmt: skip
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
+    imported, codes = torch_imported_by(["flops", "mla", "--mode", "both", "--json", "-"], ["kv-memory", "mla", "--json", "-"])
+    assert codes == [0, 0] and not imported
 
 
 def test_compare_shows_mla_paths_beside_mha_and_gqa(cli):
