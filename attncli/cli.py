@@ -363,7 +363,8 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     _preflight(kinds, device, dtype, force)
     settings = _with_peak(_settings(device, dtype, seed, threads, min_time, backend=backend, compile=compile_,
                                     verify_flops=verify_flops))  # fmt: skip
-    _preflight(kinds, device, dtype, force, settings)
+    if device.strip().lower() != "cpu":  # an explicit cpu was checked above, before torch
+        _preflight(kinds, device, dtype, force, settings)
     from .measure.oom import measure_or_oom
     from .measure.stack import measure_model
 
