@@ -1,7 +1,7 @@
 """Rows: one flat dict per (variant, shape, mode), one schema for every command. Pure Python.
 
 Analytic columns come from `cost.py` through the registry; `measure/` adds the measured columns;
-`report.py` prints and exports the same dicts. The README documents every column with its unit.
+`report.py` prints and exports the same dicts. docs/columns.md documents every column with its unit.
 """
 
 from __future__ import annotations

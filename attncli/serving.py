@@ -1,7 +1,7 @@
 """A model's KV cache as a server holds it: layer kinds, tensor parallelism, quantised storage and
 memory budgets. Pure Python, exact integers.
 
-Conventions (README, "Real models and serving budgets"):
+Conventions (docs/real-models.md):
 - Layers: `full` layers cache every token, `sliding` layers at most `window` tokens, `linear`
   layers a constant recurrent state per sequence (their `state_elements`).
 - Tensor parallelism of degree t (vLLM's rules): a GPU holds max(1, n_kv_heads / t) KV heads, so
