@@ -8,12 +8,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import views
+from . import output, views
 from .errors import InputError, closest
 from .rows import COLUMNS
 
@@ -349,7 +348,7 @@ def print_table(t, stderr: bool = False) -> None:
     out.print(t)
 
 
-def to_markdown(rows: list[dict], view: str, display: Display | None = None, notes=()) -> str:
+def to_markdown(rows: list[dict], view: str, display: Display | None = None, notes=(), title: str | None = None) -> str:
     """The view as a GitHub-flavoured markdown table: its title in bold, the columns the table
     shows (none dropped for width), its caption below."""
     lay = layout(rows, view, None, display)
@@ -357,7 +356,8 @@ def to_markdown(rows: list[dict], view: str, display: Display | None = None, not
     def esc(text: str) -> str:
         return text.replace("\\", "\\\\").replace("|", "\\|")
 
-    lines = [f"**{esc(title_for(rows, view, lay.constants))}**", ""]
+    title = title_for(rows, view, lay.constants) if title is None else title
+    lines = [f"**{esc(title)}**", ""]
     lines.append("| " + " | ".join(esc(h) for h in lay.headers) + " |")
     lines.append("|" + "|".join(" ---: " if _numeric(c) else " :--- " for c in lay.columns) + "|")
     lines += ["| " + " | ".join(esc(x) for x in line) + " |" for line in lay.cells]
@@ -396,64 +396,53 @@ def to_json(rows: list[dict]) -> str:
 
 
 def write_atomic(path: str, text: str, option: str) -> None:
-    """Write text to path via a temporary file in the same folder and a rename, so an existing
-    file is replaced whole or not at all."""
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise InputError(option, f"folder '{folder}' does not exist")
-    if target.is_dir():
-        raise InputError(option, f"'{path}' is a folder")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write text to path through the one writer (output.write: links followed, FIFOs and devices
+    written through, regular files replaced atomically with their mode kept)."""
+    output.write(path, text, option)
 
 
-def check_outputs(csv_path: str | None, json_path: str | None, markdown_path: str | None = None) -> None:
-    """Fail before any work when two outputs claim stdout."""
-    markdown_path = DISPLAY.get().markdown if markdown_path is None else markdown_path
-    claims = [o for o, p in (("--csv", csv_path), ("--json", json_path), ("--markdown", markdown_path)) if p == "-"]
-    if len(claims) > 1:
-        raise InputError("/".join(claims), "only one of them can write to stdout ('-')")
+def check_outputs(csv_path: str | None, json_path: str | None, **more: str | None) -> None:
+    """Fail before any work when an export cannot be written (output.check): both on stdout, a
+    missing or unwritable folder, two exports on one file. --markdown (DISPLAY) is among them."""
+    output.check({"--csv": csv_path, "--json": json_path, **markdown_output(), **more})
+
+
+def markdown_output() -> dict:
+    """The --markdown export of the running command, for output.check."""
+    path = DISPLAY.get().markdown
+    return {"--markdown": path} if path else {}
 
 
 def emit(rows: list[dict], view: str, *, title: str | None = None, caption: str | None = None,
          notes: list[str] | tuple[str, ...] = (), csv_path: str | None = None, json_path: str | None = None,
-         table_to_stderr: bool = False) -> None:  # fmt: skip
-    """Print the table (on stderr when a file goes to stdout) and write the requested files.
-    title/caption None: built from the rows (title_for, caption_for); `notes`: caption lines the
-    rows cannot tell (the command's own context), added after the rows' notes."""
+         table_to_stderr: bool = False, more=()) -> None:  # fmt: skip
+    """Write the requested files, then print the table (on stderr when a file goes to stdout).
+    The files come first, each on its own, so a failure to print (or to write one of them) loses
+    no measurement; an export error is raised after the table. `more`: further exports as
+    (option, path, render) for output.write_all (a plot). title/caption None: built from the rows
+    (title_for, caption_for); `notes`: caption lines the rows cannot tell (the command's own
+    context), added after the rows' notes. --markdown (DISPLAY) writes the same view."""
     markdown_path = DISPLAY.get().markdown
+    exports = list(more)
+    if markdown_path:
+        exports.append(("--markdown", markdown_path, lambda: to_markdown(rows, view, notes=notes)))
+    errors = export_errors(rows, csv_path, json_path) + output.write_all(exports)
     to_stdout = table_to_stderr or "-" in (csv_path, json_path, markdown_path)
     caption = caption_for(rows, view) if caption is None else caption
     caption = "\n".join(filter(None, [caption, *notes]))
     print_table(table(rows, view, title, caption, terminal_width(sys.stderr if to_stdout else sys.stdout)),
                 stderr=to_stdout)  # fmt: skip
-    write_exports(rows, csv_path, json_path)
-    if markdown_path:
-        text = to_markdown(rows, view, notes=notes)
-        if markdown_path == "-":
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            write_atomic(markdown_path, text, "--markdown")
+    output.raise_first(errors)
+
+
+def export_errors(rows: list[dict], csv_path: str | None, json_path: str | None) -> list:
+    """Write the rows as CSV and/or JSON (output.write_all: each on its own); the errors."""
+    return output.write_all([("--csv", csv_path, lambda: to_csv(rows)), ("--json", json_path, lambda: to_json(rows))])
 
 
 def write_exports(rows: list[dict], csv_path: str | None, json_path: str | None) -> None:
     """Write the rows as CSV and/or JSON: atomically to a file, or to stdout for '-'."""
-    for path, render, option in ((csv_path, to_csv, "--csv"), (json_path, to_json, "--json")):
-        if path == "-":
-            sys.stdout.write(render(rows))
-            sys.stdout.flush()
-        elif path:
-            write_atomic(path, render(rows), option)
+    output.raise_first(export_errors(rows, csv_path, json_path))
 
 
 # ------------------------------------------------------------------------------------------------
