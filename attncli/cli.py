@@ -87,7 +87,7 @@ Compile = Annotated[bool, typer.Option("--compile",
          "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
 VerifyFlops = Annotated[bool, typer.Option("--verify-flops",
     help="Also count FLOPs with torch's FlopCounterMode on the plain-math path and check them against "
-         "the analytic count of that path (which scores the full n×n matrix even when causal).")]  # fmt: skip
+         "the analytic count of that path (its query blocks score their whole key band, masked; docs/measuring.md).")]  # fmt: skip
 HfConfig = Annotated[Optional[str], typer.Option("--hf-config", metavar="PATH", show_default=False,
     help="A Hugging Face config.json (or the folder holding it), read without transformers: the model's shape, "
          "attention (KV heads, MLA) and layer kinds replace --preset; its own attention is the default variant.")]  # fmt: skip
