@@ -163,6 +163,15 @@ def group_names(rows: list[dict], key: Callable[[dict], object]) -> dict:
     return {v: which(rows, lambda r, v=v: key(r) == v) for v in values}
 
 
+@note("flops", "bench", "compare", "kv-memory")
+def _short_stack(rows: list[dict]) -> str | None:
+    """A stack on a model shorter than its pattern's period is not what its label names."""
+    lines = [f"{row_name(r, rows)} on {r['layers']} layers is {r['stack']}: fewer layers than one period of its "
+             f"pattern, so no {r['stack_missing']} layer (--layers or hybrid:softmax_every=N changes that)"
+             for r in rows if r.get("stack_missing")]  # fmt: skip
+    return "; ".join(dict.fromkeys(lines)) or None
+
+
 # --- measured rows (bench, compare; sweep --measure) ---------------------------------------------
 
 
