@@ -100,6 +100,12 @@ HEADER.update({
     "torch_version": "torch", "latency_spread": "p25–p75 ms",
 })  # fmt: skip
 
+# Tensor-parallel rows (measure/tp.py).
+FORMAT.update({**dict.fromkeys(("kv_cache_bytes_per_rank", "allreduce_bytes"), _iec), "allreduce_ms": _fixed3,
+               "tp_err_rel_l2": lambda x: f"{x:.1e}"})  # fmt: skip
+HEADER.update({"kv_cache_bytes_per_rank": "KV / rank", "allreduce_ms": "all-reduce ms",
+               "allreduce_bytes": "all-reduce bytes", "tp_err_rel_l2": "rel L2 vs TP 1"})  # fmt: skip
+
 # Booleans shown as words; a column whose every value is its `HIDDEN_WHEN` value (or None) is left out.
 BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", "")}
 HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False}
@@ -117,7 +123,8 @@ SHOWN_WITH = {"naive_err_max_abs": "healthy"}
 # frac_of_peak, frac_of_bw, GB/s and the byte counts are in the files.
 _MEASURED = ["flops_math_path", "flops_counted", "flops_match",
              "latency_ms_median", "latency_spread", "noisy", "gflops_per_s", "bound", "frac_of_roofline",
-             "kv_cache_bytes", "kv_cache_bytes_measured", "err_rel_l2", "naive_err_rel_l2", "err_max_abs",
+             "kv_cache_bytes", "kv_cache_bytes_measured", "tp", "kv_cache_bytes_per_rank", "allreduce_ms",
+             "allreduce_bytes", "err_rel_l2", "naive_err_rel_l2", "err_max_abs",
              "naive_err_max_abs", "healthy", "status"]  # fmt: skip
 VIEWS = {
     "flops": ["label", "mode", "seq_len", "batch", "layers", "stack", "layer_of", "proj_flops", "attn_flops", "flops",

@@ -56,8 +56,14 @@ CONVERT_COLUMNS = (
     "method", "kv_dtype", "kv_bytes_per_token_before", "params_before",
     "conv_err_max_abs", "conv_err_rel_l2", "conv_err_cos",
 )  # fmt: skip
+# Tensor-parallel measurement (`bench`/`compare`/`sweep --measure --tp T`, measure/tp.py); `tp` and
+# `kv_heads_per_gpu` are the serving columns of the same names.
+TP_COLUMNS = (
+    "tp_backend", "tp_launcher", "tp_slowest_rank", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes",
+    "tp_err_rel_l2",
+)  # fmt: skip
 COLUMNS = (IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + QUALITY_COLUMNS + ROOFLINE_COLUMNS + PEAK_COLUMNS
-           + COMPARE_COLUMNS + SERVING_COLUMNS + WEIGHTS_COLUMNS + CONVERT_COLUMNS)  # fmt: skip
+           + COMPARE_COLUMNS + SERVING_COLUMNS + WEIGHTS_COLUMNS + CONVERT_COLUMNS + TP_COLUMNS)  # fmt: skip
 
 
 def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, batch: int, layers: int,
