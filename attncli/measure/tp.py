@@ -29,7 +29,6 @@ import copy
 import dataclasses
 import math
 import os
-import queue as queue_mod
 import signal
 import sys
 import time
@@ -42,6 +41,7 @@ GRACE_S = 1.0  # after a first failure, how long to wait for the other ranks' re
 # The ranks' own collectives time out after `timeout` and report it, which names the silent rank;
 # the parent's watchdog waits this much longer, for a rank stuck outside any collective.
 WATCHDOG_SLACK_S = 5.0
+STARTUP_S = 120.0  # the least time the ranks get to start (import torch), whatever the timeout
 LOOPBACK = "127.0.0.1"
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TORCHELASTIC_RUN_ID")  # set by torchrun for each worker
 
@@ -464,14 +464,17 @@ def _die_with_parent() -> None:
 
 def _rank_main(rank: int, world: int, port: int, settings, timeout: float, threads: int | None, inbox, outbox,
                parent: int) -> None:  # fmt: skip
-    """A spawned rank: join through the parent's store, then run jobs until told to stop."""
-    _die_with_parent()
-    if os.getppid() != parent:  # the parent ended before prctl took effect
+    """A spawned rank: join through the parent's store, then run jobs until told to stop. `inbox`
+    and `outbox` are this rank's own pipe ends (no lock shared with another rank, so a rank that
+    is killed or stopped mid-message cannot block the others' reports)."""
+    _die_with_parent()  # the fork server's child: it ends with attncli, and this rank with it
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:  # attncli ended before prctl took effect: nothing to do
         return
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # keep gloo's and NCCL's sockets on the loopback interface
     os.environ["NCCL_SOCKET_IFNAME"] = "lo"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends the ranks
-    ctx = None
     try:
         import datetime
 
@@ -480,30 +483,32 @@ def _rank_main(rank: int, world: int, port: int, settings, timeout: float, threa
 
         if threads:
             torch.set_num_threads(threads)
+        outbox.send(("started", None))  # torch imported: the parent waits for every rank to get here,
+        if inbox.recv() is None:  # so the rendezvous below is not timed against a slow start
+            return
         store = dist.TCPStore(LOOPBACK, port, world + 1, False, timeout=datetime.timedelta(seconds=timeout))
         ctx = _join(rank, world, settings.device, timeout, "spawn", store=store)
-        outbox.put(("ready", rank, None))
+        outbox.send(("ready", None))
         while True:
-            job = inbox.get()
+            job = inbox.recv()
             if job is None:
                 break
-            row = measure_on_rank(ctx, *job, beat=lambda phase: outbox.put(("beat", rank, phase)))
-            outbox.put(("done", rank, row if rank == 0 else None))
+            row = measure_on_rank(ctx, *job, beat=lambda phase: outbox.send(("beat", phase)))
+            outbox.send(("done", row if rank == 0 else None))
         ctx.close()
-        outbox.put(("closed", rank, None))
     except BaseException as e:  # noqa: BLE001 - every failure becomes one line for the parent
         code = e.exit_code if isinstance(e, AttncliError) else None
         text = e.message if isinstance(e, AttncliError) else _first_line(e)
-        outbox.put(("error", rank, (text, code)))
-        outbox.close()
-        outbox.join_thread()
+        with contextlib.suppress(Exception):
+            outbox.send(("error", (text, code)))
         os._exit(1)  # no clean-up that could block on a broken group
-    outbox.close()
-    outbox.join_thread()
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
+    """`Type: first line`, without the C++ source location torch's backends prefix (`[…/x.cc:78] `)."""
+    import re
+
+    text = re.sub(r"\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", str(e)).strip()
     first = text.splitlines()[0] if text else ""
     return f"{type(e).__name__}: {first}"[:300] if first else type(e).__name__
 
@@ -515,6 +520,22 @@ def _exit_text(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exited with code {code}"
+
+
+# Modules the fork server imports once, so that each rank it forks starts without importing torch.
+PRELOAD = ["torch", "torch.distributed", "attncli.measure.bench", "attncli.variants.sharding"]
+
+
+def _context(mp):
+    """torch.multiprocessing's fork server where the platform has one (Linux, macOS), else spawn.
+    The fork server is a fresh interpreter that imports torch once and forks every rank from
+    there: no rank inherits this process's threads or CUDA state (the reason for spawn), and T
+    ranks do not each pay torch's import. It ends with this process."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
 
 
 class SpawnGroup:
@@ -533,6 +554,7 @@ class SpawnGroup:
 
         self.world, self.timeout, self.on_message = world, timeout, on_message
         self.procs: list = []
+        self._pids: list[int] = []
         if settings.device.type == "cuda":
             import torch
 
@@ -547,16 +569,26 @@ class SpawnGroup:
                                    wait_for_workers=False, master_listen_fd=listener.detach())  # fmt: skip
         if threads is None and settings.device.type == "cpu":
             threads = max(1, (os.cpu_count() or 1) // world)  # the cores shared out, as torchrun's OMP_NUM_THREADS
-        ctx = mp.get_context("spawn")
-        self.outbox = ctx.Queue()
-        self.inboxes = [ctx.Queue() for _ in range(world)]
+        ctx = _context(mp)
+        self.inboxes, self.outboxes, ends = [], [], []
         try:
             for rank in range(world):
+                from_rank, to_parent = ctx.Pipe(duplex=False)
+                from_parent, to_rank = ctx.Pipe(duplex=False)
+                self.inboxes.append(to_rank)
+                self.outboxes.append(from_rank)
+                ends += [to_parent, from_parent]
                 p = ctx.Process(target=_rank_main, name=f"attncli-tp-rank{rank}", daemon=True,
-                                args=(rank, world, port, settings, timeout, threads, self.inboxes[rank], self.outbox,
+                                args=(rank, world, port, settings, timeout, threads, from_parent, to_parent,
                                       os.getpid()))  # fmt: skip
                 p.start()
                 self.procs.append(p)
+                self._pids.append(p.pid)
+            for end in ends:  # the ranks hold these now: a rank's end of the pipe closes when it dies
+                end.close()
+            self._wait("started", max(timeout, STARTUP_S))  # importing torch T times on a busy machine is slow
+            for inbox in self.inboxes:
+                inbox.send("join")
             self._wait("ready")
         except BaseException:
             self.close(force=True)
@@ -564,60 +596,80 @@ class SpawnGroup:
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
+        return list(self._pids)
 
     def measure(self, spec, preset, shape, settings) -> dict:
-        for inbox in self.inboxes:
-            inbox.put((spec, preset, shape, settings))
         try:
+            for inbox in self.inboxes:
+                with contextlib.suppress(OSError):  # a rank that died: _wait names it
+                    inbox.send((spec, preset, shape, settings))
             return self._wait("done")[0]
         except BaseException:
             self.close(force=True)
             raise
 
-    def _wait(self, kind: str) -> dict:
-        """Every rank's `kind` message (payload by rank), or a RankError naming the rank at fault."""
+    def _receive(self, timeout: float):
+        """(kind, rank, payload) of each message the ranks sent within `timeout` seconds; a rank
+        whose pipe closed gives ("closed", rank, None) once."""
+        from multiprocessing.connection import wait
+
+        open_ends = {conn: r for r, conn in enumerate(self.outboxes) if conn is not None}
+        for conn in wait(list(open_ends), timeout=timeout):
+            r = open_ends[conn]
+            try:
+                kind, payload = conn.recv()
+            except (EOFError, OSError):
+                self.outboxes[r] = None
+                self.procs[r].join(timeout=1.0)  # its exit code, for the message
+                yield "closed", r, None
+                continue
+            yield kind, r, payload
+
+    def _wait(self, kind: str, silence: float | None = None) -> dict:
+        """Every rank's `kind` message (payload by rank), or a RankError naming the rank at fault
+        when a rank fails or every rank is silent for `silence` seconds (default: the timeout)."""
+        silence = self.timeout if silence is None else silence
         got: dict = {}
         errors: dict = {}
         last = time.monotonic()
         first_failure = None
         while len(got) < self.world:
-            try:
-                msg_kind, rank, payload = self.outbox.get(timeout=0.1)
-            except queue_mod.Empty:
-                msg_kind = None
-            now = time.monotonic()
-            if msg_kind is not None:
-                last = now
+            for msg_kind, rank, payload in self._receive(0.1):
+                last = time.monotonic()
                 if self.on_message is not None:
                     self.on_message(self, msg_kind, rank, payload)
                 if msg_kind == "error":
                     errors[rank] = payload
                 elif msg_kind == kind:
                     got[rank] = payload
-            dead = {r: p.exitcode for r, p in enumerate(self.procs) if p.exitcode is not None and r not in got}
+            now = time.monotonic()
+            dead = [r for r, p in enumerate(self.procs) if p.exitcode is not None and r not in got]
             if (errors or dead) and first_failure is None:
                 first_failure = now
-            if first_failure is not None and (now - first_failure >= GRACE_S or len(errors) + len(dead) >= self.world):
-                self._fail(errors, dead, got, silent_for=None)
-            if first_failure is None and now - last >= self.timeout + WATCHDOG_SLACK_S:
-                self._fail(errors, dead, got, silent_for=now - last)
+            if first_failure is not None and (now - first_failure >= GRACE_S or len(set(errors) | set(dead)) >= self.world):
+                self._fail(errors, got, silent_for=None)
+            if first_failure is None and now - last >= silence + WATCHDOG_SLACK_S:
+                self._fail(errors, got, silent_for=now - last)
         return got
 
-    def _fail(self, errors: dict, dead: dict, got: dict, silent_for: float | None):
-        """End every rank, then raise one line naming the rank at fault: one that died without a
-        word, else one that went silent while the others reported errors (or timed out), else the
-        first error reported."""
+    def _fail(self, errors: dict, got: dict, silent_for: float | None):
+        """End every rank, then raise one line naming the rank at fault: one killed by a signal or
+        that exited without a word, else one that went silent while the others reported errors
+        (or timed out), else the first error reported."""
+        for msg_kind, rank, payload in self._receive(0.2):  # what is still in the pipes
+            if msg_kind == "error":
+                errors[rank] = payload
+        dead = {r: p.exitcode for r, p in enumerate(self.procs) if p.exitcode is not None and r not in got}
         self.close(force=True)
         where = f"--tp {self.world}"
-        died = sorted(r for r in dead if r not in errors)
+        died = sorted((r for r in dead if r not in errors), key=lambda r: (dead[r] >= 0, r))  # signals first
         if died:
             r = died[0]
-            raise RankError(where, f"rank {r} (pid {self.procs[r].pid}) {_exit_text(dead[r])}")
+            raise RankError(where, f"rank {r} (pid {self._pids[r]}) {_exit_text(dead[r])}")
         silent = sorted(r for r in range(self.world) if r not in errors and r not in got)
         if silent and (errors or silent_for is not None):
             names = ", ".join(map(str, silent))
-            waited = f"{silent_for:.0f} s" if silent_for is not None else f"the {self.timeout:.0f} s timeout"
+            waited = f"{silent_for:.0f} s" if silent_for is not None else f"the {self.timeout:g} s timeout"
             also = f" ({'; '.join(f'rank {r}: {errors[r][0]}' for r in sorted(errors))})" if errors else ""
             raise RankError(where, f"rank{'s' if len(silent) > 1 else ''} {names} hung: no progress for {waited}{also}",
                             "raise --tp-timeout if the work is that slow")  # fmt: skip
@@ -629,19 +681,20 @@ class SpawnGroup:
         """Stop the ranks (asked nicely unless `force`), and make sure none is left."""
         if not force:
             for inbox in self.inboxes:
-                with contextlib.suppress(Exception):
-                    inbox.put(None)
+                with contextlib.suppress(OSError):
+                    inbox.send(None)
             deadline = time.monotonic() + 10.0
             for p in self.procs:
                 p.join(timeout=max(0.0, deadline - time.monotonic()))
         for p in self.procs:
             if p.exitcode is None:
-                p.kill()  # SIGKILL: a rank blocked in a collective does not answer SIGTERM promptly
+                p.kill()  # SIGKILL: a rank blocked in a collective (or stopped) does not answer SIGTERM
         for p in self.procs:
             p.join(timeout=5.0)
-        for q in (self.outbox, *self.inboxes):
-            q.cancel_join_thread()
-            q.close()
+        for conn in (*self.inboxes, *self.outboxes):
+            if conn is not None:
+                conn.close()
+        self.inboxes, self.outboxes = [], []
         self.procs = [p for p in self.procs if p.exitcode is None]
 
 
