@@ -144,20 +144,6 @@ class Groups:
         self.tp, self.group = None, None
 
 
-def title(tp: int | None) -> str:
-    return f" · TP {tp}" if tp else ""
-
-
-def caption(rows: list[dict]) -> str:
-    """How the TP rows were measured, for the table caption ('' without TP rows)."""
-    first = next((r for r in rows if r.get("tp_backend")), None)
-    if first is None:
-        return ""
-    return (f" · TP {first['tp']}: {first['tp_launcher']} ranks over {first['tp_backend']}; latency = the slowest "
-            "rank's median over barrier-aligned rounds; all-reduce timed alone on the output's shape; KV / rank "
-            "measured from each rank's cache tensors; error: the all-reduced output vs the unsharded float64 layer")  # fmt: skip
-
-
 @contextlib.contextmanager
 def group_or_none(tp: int | None, settings, timeout: float, threads: int | None = None):
     """open_group for a TP run, None otherwise (the command measures unsharded)."""
