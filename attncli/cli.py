@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 _EXIT = tuple({typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)})
 _ABORT = tuple({KeyboardInterrupt, typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
 
-from . import __version__, presets, report, rows
+from . import __version__, output, presets, report, rows, signals
 from .errors import (EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, AttncliError,
                      InputError, ResourceError)  # fmt: skip
 from .options import parse_bytes, parse_int_list, parse_modes, parse_positive_int
@@ -86,7 +86,7 @@ Compile = Annotated[bool, typer.Option("--compile",
          "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
 VerifyFlops = Annotated[bool, typer.Option("--verify-flops",
     help="Also count FLOPs with torch's FlopCounterMode on the plain-math path and check them against "
-         "the analytic count of that path (which scores the full n×n matrix even when causal).")]  # fmt: skip
+         "the analytic count of that path (its query blocks score their whole key band, masked; docs/measuring.md).")]  # fmt: skip
 HfConfig = Annotated[Optional[str], typer.Option("--hf-config", metavar="PATH", show_default=False,
     help="A Hugging Face config.json (or the folder holding it), read without transformers: the model's shape, "
          "attention (KV heads, MLA) and layer kinds replace --preset; its own attention is the default variant.")]  # fmt: skip
@@ -149,6 +149,15 @@ def _defaults(p, fallback: list[str]) -> list[str]:
     return [p.model.attention] if p.model is not None else fallback
 
 
+def _check_outputs(outputs: dict, preset=None, hf_config=None, variants=None, weights=None, inputs=None,
+                   report=None) -> None:  # fmt: skip
+    """Every output path checked before any work (output.check), against each other and the inputs."""
+    named = [("the --preset file", preset), ("the --hf-config file", hf_config), ("the checkpoint", weights),
+             ("the --inputs file", inputs), ("the report being read", report)]  # fmt: skip
+    named += [("a VARIANT file", v) for v in variants or []]
+    output.check(outputs, named)
+
+
 STACK_FAMILIES = {"swa", "linear", "hybrid"}  # what prices sliding-window and linear layers
 
 
@@ -189,7 +198,7 @@ def kv_memory(
     KV heads over GPUs; fp8/int8 add their scales; --budget finds what fits."""
     from . import serving
 
-    report.check_outputs(csv, json)
+    _check_outputs({"--csv": csv, "--json": json}, preset=preset, hf_config=hf_config, variants=variants)
     p = _preset(preset, hf_config)
     specs = _variants(variants, _defaults(p, ["mha", "mqa", "gqa"]), p)
     seq_lens, batches = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch")
@@ -231,7 +240,7 @@ def flops(
     One multiply-add = 2 FLOPs; a causal prefill of n tokens scores n(n+1)/2 query–key pairs
     (Σ min(i+1, W) with a window W); decode scores one new token against the cache and itself
     (seq-len + 1 keys, at most W). Position encodings count as elementwise FLOPs."""
-    report.check_outputs(csv, json)
+    _check_outputs({"--csv": csv, "--json": json}, preset=preset, hf_config=hf_config, variants=variants)
     p = _preset(preset, hf_config)
     specs = _variants(_model_variants(p, variants, ["mha", "mqa", "gqa"], "flops"), [], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
@@ -331,8 +340,9 @@ def _with_peak(settings):
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
              csv, json, layers=None, per_layer=False, hf_config=None, backend="auto", compile_=False,
              verify_flops=False, real: Optional[dict] = None):  # fmt: skip
-    report.check_outputs(csv, json)
     real = real or {}
+    _check_outputs({"--csv": csv, "--json": json, "--save-io": real.get("save_io")}, preset=preset,
+                   hf_config=hf_config, variants=variants, weights=real.get("weights"), inputs=real.get("inputs"))  # fmt: skip
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     from .spec import HybridSpec
 
@@ -379,8 +389,9 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
                     done.append(measure_or_oom(spec, p, shape, settings, source=source))
                 else:
                     done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure_or_oom))
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, signals.Interrupted):
             interrupted = True
+    signals.ignore_further()  # from here a signal is recorded, not raised: the rows get written first
     if view == "compare":
         rows.add_ratios(done)
     if done:
@@ -394,9 +405,10 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         bad = ", ".join(f"{r['label']} {r['mode']} s={r['seq_len']}" for r in done if r.get("flops_match") is False)
         _fail(f"--verify-flops: FlopCounterMode disagrees with the analytic count for {bad}")
         raise typer.Exit(EXIT_CHECK_FAILED)
-    if interrupted:
-        typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows; the finished rows are shown and written", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if interrupted or signals.received() is not None:
+        kept = "; the finished rows are shown and written" if done else ""
+        typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows ({signals.describe()}){kept}", err=True)
+        raise typer.Exit(signals.exit_code(EXIT_INTERRUPTED))
 
 
 def _weights_jobs(variants, preset, seq_len, batch, seq_lens, batches, modes, real):
@@ -517,7 +529,7 @@ def convert_cmd(
     from .options import parse_positive_int as positive
     from .weights import Checkpoint, inputs_shape, parse_layers
 
-    report.check_outputs(csv, json)
+    _check_outputs({"--csv": csv, "--json": json}, weights=weights, inputs=inputs)
     ckpt = Checkpoint(weights, option="DIR")
     convert.check_source(ckpt)
     cfg = ckpt.config
@@ -582,9 +594,9 @@ def sweep_cmd(
     Rows are appended to --csv as they finish, so Ctrl-C (exit 130) keeps every finished row and
     --resume completes the file later; the table printed at the end is what `attncli report` prints."""
     from . import sweep
-    from .plot import check_plot_path, plot_rows
+    from .plot import check_plot_path, render
 
-    report.check_outputs(csv, json)
+    _check_outputs({"--csv": csv, "--json": json, "--plot": plot}, preset=preset, variants=variants)
     if resume and (not csv or csv == "-"):
         raise InputError("--resume", "needs --csv PATH, the file to continue")
     if resume and overwrite:
@@ -599,11 +611,34 @@ def sweep_cmd(
         if layers is not None:
             raise InputError("--layers", "a measured sweep measures one layer", "drop --layers or --measure")
         dt, threads = _check_run_options(device, dtype, threads, min_time)
-        n_layers, settings = 1, None
+        n_layers = 1
     else:
         n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
     analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
     columns = sweep.header(analytic_keys, measured=measure)
+    target = sweep.CsvTarget(csv)  # locked from here: a second sweep on this file exits 3
+    try:
+        all_rows, todo, count, interrupted = _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed,
+                                                    threads, min_time, force, resume, overwrite)  # fmt: skip
+    finally:
+        target.close()  # the lock goes; a file this sweep created and never wrote to goes too
+    exports = [("--plot", plot, lambda: render(all_rows, plot)[0])] if plot and all_rows else []
+    if all_rows:
+        view = report.view_for(all_rows)
+        report.emit(all_rows, view, title=report.title_for(all_rows, view), caption=report.caption_for(all_rows),
+                    json_path=json, table_to_stderr=csv == "-", more=exports)  # fmt: skip
+    if interrupted or signals.received() is not None:
+        kept = f"; {csv} holds every finished row (--resume continues)" if csv and target.regular else ""
+        typer.echo(f"attncli: interrupted after {count} of {len(todo)} rows ({signals.describe()}){kept}", err=True)
+        raise typer.Exit(signals.exit_code(EXIT_INTERRUPTED))
+
+
+def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, threads, min_time, force, resume,
+           overwrite):  # fmt: skip
+    """Run the sweep's combinations into its (locked) CSV: (rows to show, planned, written, interrupted)."""
+    from . import sweep
+
+    settings = None
     if measure:
         settings = _with_peak(_settings(device, dt, seed, threads, min_time))
         dt = settings.dtype
@@ -628,27 +663,20 @@ def sweep_cmd(
         row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
     identity = {"preset": p.name, "dtype": dt, "layers": None if measure else n_layers,
                 "device": str(settings.device) if measure else None, "seed": seed if measure else None}  # fmt: skip
-    todo = sweep.plan(combos, csv, columns, identity, resume=resume, overwrite=overwrite)
-    appender = sweep.Appender(csv, columns, stdout=sys.stdout, append=resume)
+    new_rows: list[dict] = []
+    todo = sweep.plan(combos, target, columns, identity, resume=resume, overwrite=overwrite)
+    appender = sweep.Appender(target, columns, stdout=sys.stdout, append=resume)
     interrupted = False
     try:
         with _progress(len(todo)) as advance:
-            new_rows = sweep.run(todo, row_of, appender, advance)
-    except KeyboardInterrupt:
+            sweep.run(todo, row_of, appender, advance, out=new_rows)
+    except (KeyboardInterrupt, signals.Interrupted):
         interrupted = True
     finally:
+        signals.ignore_further()  # the rows are on disk; what follows only shows and exports them
         appender.close()
-    all_rows = report.read_rows(csv) if csv and csv != "-" else (new_rows if not interrupted else [])
-    if all_rows:
-        view = report.view_for(all_rows)
-        report.emit(all_rows, view, title=report.title_for(all_rows, view), caption=report.caption_for(all_rows),
-                    json_path=json, table_to_stderr=csv == "-")  # fmt: skip
-    if interrupted:
-        kept = f"; {csv} holds every finished row (--resume continues)" if csv and csv != "-" else ""
-        typer.echo(f"attncli: interrupted after {appender.count} of {len(todo)} rows{kept}", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if plot:
-        plot_rows(all_rows, plot)
+    all_rows = report.read_rows(target.path) if target.regular else new_rows
+    return all_rows, todo, appender.count, interrupted
 
 
 @app.command("report")
@@ -661,9 +689,9 @@ def report_cmd(
     csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Re-render a saved CSV as a table (and a plot) without running anything."""
-    from .plot import check_plot_path, plot_rows
+    from .plot import check_plot_path, render
 
-    report.check_outputs(csv, json)
+    _check_outputs({"--csv": csv, "--json": json, "--plot": plot}, report=file)
     if plot:
         check_plot_path(plot)
     saved = report.read_rows(file)
@@ -678,16 +706,17 @@ def report_cmd(
             raise InputError("--group-by", f"no column '{k}' in {file}", did_you_mean(k, present))
     view = report.view_for(saved)
     caption = report.caption_for(saved)
-    if keys:
+    exports = [("--plot", plot, lambda: render(saved, plot, keys or None)[0])] if plot else []
+    if keys:  # the files first (output.write_all), then the tables
+        errors = report.export_errors(saved, csv, json) + output.write_all(exports)
         for value, group in report.group_rows(saved, keys).items():
             where = ", ".join(f"{k}={v}" for k, v in zip(keys, value))
             title = f"{report.title_for(group, view)} · {where}"
             report.console(stderr="-" in (csv, json)).print(report.table(group, view, title, caption))
-        report.write_exports(saved, csv, json)
+        output.raise_first(errors)
     else:
-        report.emit(saved, view, title=report.title_for(saved, view), caption=caption, csv_path=csv, json_path=json)
-    if plot:
-        plot_rows(saved, plot, keys or None)
+        report.emit(saved, view, title=report.title_for(saved, view), caption=caption, csv_path=csv, json_path=json,
+                    more=exports)  # fmt: skip
 
 
 @app.command("peak")
@@ -754,9 +783,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    signals.install()  # SIGINT, SIGTERM, SIGHUP: finished rows written, one line, 128 + signal
+    try:
+        return _main(args, debug)
+    finally:
+        signals.restore()
+
+
+def _main(args: list[str], debug: bool) -> int:
     try:
         result = app(args=args, prog_name="attncli", standalone_mode=False)
         return result if isinstance(result, int) else 0
+    except signals.Interrupted as e:  # before any row was finished (start-up, loading, the pre-flight)
+        signals.ignore_further()
+        _fail(f"interrupted by {signals.signal_name(e.signum)}")
+        return e.exit_code
     except AttncliError as e:
         _fail(e.message, debug)
         return e.exit_code
@@ -769,7 +810,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return e.exit_code
     except _ABORT:
         _fail("interrupted")
-        return EXIT_INTERRUPTED
+        return signals.exit_code(EXIT_INTERRUPTED)
     except BrokenPipeError:
         return 0
     except MemoryError:

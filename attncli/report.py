@@ -8,9 +8,9 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+from . import output
 from .errors import InputError
 from .rows import COLUMNS
 
@@ -222,48 +222,37 @@ def to_json(rows: list[dict]) -> str:
 
 
 def write_atomic(path: str, text: str, option: str) -> None:
-    """Write text to path via a temporary file in the same folder and a rename, so an existing
-    file is replaced whole or not at all."""
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise InputError(option, f"folder '{folder}' does not exist")
-    if target.is_dir():
-        raise InputError(option, f"'{path}' is a folder")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write text to path through the one writer (output.write: links followed, FIFOs and devices
+    written through, regular files replaced atomically with their mode kept)."""
+    output.write(path, text, option)
 
 
-def check_outputs(csv_path: str | None, json_path: str | None) -> None:
-    """Fail before any work when both exports claim stdout."""
-    if csv_path == "-" and json_path == "-":
-        raise InputError("--csv/--json", "only one of them can write to stdout ('-')")
+def check_outputs(csv_path: str | None, json_path: str | None, **more: str | None) -> None:
+    """Fail before any work when an export cannot be written (output.check): both on stdout, a
+    missing or unwritable folder, two exports on one file."""
+    output.check({"--csv": csv_path, "--json": json_path, **more})
 
 
 def emit(rows: list[dict], view: str, *, title: str = "", caption: str = "", csv_path: str | None = None,
-         json_path: str | None = None, table_to_stderr: bool = False) -> None:  # fmt: skip
-    """Print the table (on stderr when a file goes to stdout) and write the requested files."""
+         json_path: str | None = None, table_to_stderr: bool = False, more=()) -> None:  # fmt: skip
+    """Write the requested files, then print the table (on stderr when a file goes to stdout).
+    The files come first, each on its own, so a failure to print (or to write one of them) loses
+    no measurement; an export error is raised after the table. `more`: further exports as
+    (option, path, render) for output.write_all (a plot, markdown)."""
+    errors = export_errors(rows, csv_path, json_path) + output.write_all(list(more))
     to_stdout = table_to_stderr or "-" in (csv_path, json_path)
     console(stderr=to_stdout).print(table(rows, view, title, caption))
-    write_exports(rows, csv_path, json_path)
+    output.raise_first(errors)
+
+
+def export_errors(rows: list[dict], csv_path: str | None, json_path: str | None) -> list:
+    """Write the rows as CSV and/or JSON (output.write_all: each on its own); the errors."""
+    return output.write_all([("--csv", csv_path, lambda: to_csv(rows)), ("--json", json_path, lambda: to_json(rows))])
 
 
 def write_exports(rows: list[dict], csv_path: str | None, json_path: str | None) -> None:
     """Write the rows as CSV and/or JSON: atomically to a file, or to stdout for '-'."""
-    for path, render, option in ((csv_path, to_csv, "--csv"), (json_path, to_json, "--json")):
-        if path == "-":
-            sys.stdout.write(render(rows))
-            sys.stdout.flush()
-        elif path:
-            write_atomic(path, render(rows), option)
+    output.raise_first(export_errors(rows, csv_path, json_path))
 
 
 # ------------------------------------------------------------------------------------------------
