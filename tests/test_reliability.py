@@ -35,7 +35,6 @@ def peak():  # VmHWM: this process's resident high-water mark (ru_maxrss would c
     return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 from attncli.measure.bench import Settings, measure_row
 from attncli.spec import Shape
-from conftest import examples
 p = presets.load_preset(sys.argv[1]); spec = presets.parse_variant(sys.argv[2], p)
 shape = Shape(sys.argv[3], int(sys.argv[4]), batch=int(sys.argv[5]))
 torch.zeros(1) @ torch.zeros(1)
