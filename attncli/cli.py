@@ -7,6 +7,7 @@ inside the measuring commands, so `kv-memory`, `flops`, `presets` and `--help` s
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Annotated, Optional
 
@@ -118,6 +119,38 @@ SaveIO = Annotated[Optional[str], typer.Option("--save-io", metavar="FILE.safete
          "the run dtype, output_float64: the reference).")]  # fmt: skip
 
 
+Columns = Annotated[Optional[str], typer.Option("--columns", metavar="NAMES", show_default=False,
+    help="The table's columns, by their schema names (docs/columns.md): a comma list, or all. \\[default: the "
+         "command's view, lowest-priority columns dropped to fit the terminal and named in the caption]")]  # fmt: skip
+Wide = Annotated[bool, typer.Option("--wide", help="Show every column (as --columns all), however wide the table.")]
+Markdown = Annotated[Optional[str], typer.Option("--markdown", metavar="PATH", show_default=False,
+    help="Also write the table as GitHub-flavoured markdown to PATH ('-' for stdout; the table then goes to stderr).")]  # fmt: skip
+
+
+def _view_options(command):
+    """Give a command --columns, --wide and --markdown, declared once here: the wrapper checks them
+    before the command runs (a bad name exits 2 before any work) and hands them to report.emit."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(command, eval_str=True)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+             for name, kind, default in (("columns", Columns, None), ("wide", Wide, False), ("markdown", Markdown, None))]  # fmt: skip
+
+    @functools.wraps(command)
+    def wrapper(*args, columns=None, wide=False, markdown=None, **kwargs):
+        display = dataclasses.replace(report.parse_columns(columns, wide), markdown=markdown)
+        token = report.DISPLAY.set(display)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            report.DISPLAY.reset(token)
+
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
+    wrapper.__annotations__ = {**command.__annotations__, "columns": Columns, "wide": Wide, "markdown": Markdown}
+    return wrapper
+
+
 def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool = False):
     """Specs of the VARIANT arguments; with `paths`, a family with several computation paths
     (mla: naive and absorbed) gives one spec per path unless the argument picks one."""
@@ -155,7 +188,9 @@ def _check_outputs(outputs: dict, preset=None, hf_config=None, variants=None, we
     named = [("the --preset file", preset), ("the --hf-config file", hf_config), ("the checkpoint", weights),
              ("the --inputs file", inputs), ("the report being read", report)]  # fmt: skip
     named += [("a VARIANT file", v) for v in variants or []]
-    output.check(outputs, named)
+    from .report import markdown_output  # (`report` here is the CSV being read)
+
+    output.check({**outputs, **markdown_output()}, named)
 
 
 STACK_FAMILIES = {"swa", "linear", "hybrid"}  # what prices sliding-window and linear layers
@@ -185,6 +220,7 @@ def _model_variants(p, variants: Optional[list[str]], fallback: list[str], comma
 
 
 @app.command("kv-memory")
+@_view_options
 def kv_memory(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha mqa gqa; a model's own attention]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -212,23 +248,15 @@ def kv_memory(
     out = [r for L in seq_lens for b in batches for s in specs
            for r in rows.serving_rows(s, p, L, b, n_layers, plan, per_layer,
                                       kv_heads_from=p.model.kv_heads_from if s == own else None)]  # fmt: skip
-    title = f"KV cache · preset {p.name} · {dt}" + (f" · TP {plan.tp}, per GPU" if plan.tp > 1 else "")
-    if plan.budget is not None:
-        title += f" · budget {budget.strip()} per GPU"
-        title += f" incl. {weight_dtype} weights" if include_weights else ""
-    notes = [plan.storage.describe()]
-    sources = sorted({r["kv_heads_from"] for r in out if r.get("kv_heads_from")})
-    if sources:
-        notes.append(f"KV heads from {p.path if hf_config else p.name}: {'; '.join(sources)}")
-    if any(r.get("max_seq_len") is None and r.get("budget_bytes") is not None for r in out):
-        notes.append("no max seq len where the cache stops growing (every layer windowed or linear): any context fits")
+    notes = []  # what the rows cannot tell; the rows' own notes are views.py's
     limit = p.model.max_position_embeddings if p.model is not None else None
     if limit and any((r.get("max_seq_len") or 0) > limit for r in out):
         notes.append(f"max seq len beyond the model's max_position_embeddings ({limit:,} tokens): memory is not the limit")
-    report.emit(out, "kv-memory", title=title, caption="; ".join(n for n in notes if n), csv_path=csv, json_path=json)
+    report.emit(out, "kv-memory", notes=notes, csv_path=csv, json_path=json)
 
 
 @app.command("flops")
+@_view_options
 def flops(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha mqa gqa]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -247,10 +275,11 @@ def flops(
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
     out = [r for m in modes for L in seq_lens for b in batches for s in specs
            for r in rows.analytic_rows(s, p, Shape(m, L, b), n_layers, dt, per_layer=per_layer)]  # fmt: skip
-    report.emit(out, "flops", title=f"FLOPs · preset {p.name} · {n_layers} layer(s)", csv_path=csv, json_path=json)
+    report.emit(out, "flops", csv_path=csv, json_path=json)
 
 
 @app.command("presets")
+@_view_options
 def list_presets(csv: Csv = None, json: Json = None):
     """The shipped presets (sizes and models) and the variant families."""
     report.check_outputs(csv, json)
@@ -263,10 +292,7 @@ def list_presets(csv: Csv = None, json: Json = None):
             "model": f"{presets.build_spec(p.model.attention, p, {}, name).label} · {p.model.describe()}" if p.model else None,
             "description": p.description, "source": p.source,
         })  # fmt: skip
-    from .registry import FAMILIES
-
-    families = "; ".join(f"{f.name}: {f.summary}" for f in FAMILIES.values())
-    report.emit(out, "presets", title="Presets", caption=f"Families — {families}", csv_path=csv, json_path=json)
+    report.emit(out, "presets", csv_path=csv, json_path=json)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -395,12 +421,7 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     if view == "compare":
         rows.add_ratios(done)
     if done:
-        caption = report.caption_for(done)
-        if n_layers > 1:
-            caption += (f" · {n_layers} layers = Σ count × one layer of each kind, measured alone "
-                        "(latency, cache bytes); errors: the worst kind")  # fmt: skip
-        title = f"{view} · preset {p.name} · {n_layers} layer{'s' if n_layers > 1 else ''}"
-        report.emit(done, view, title=title, caption=caption, csv_path=csv, json_path=json)
+        report.emit(done, view, csv_path=csv, json_path=json)
     if verify_flops and any(r.get("flops_match") is False for r in done):
         bad = ", ".join(f"{r['label']} {r['mode']} s={r['seq_len']}" for r in done if r.get("flops_match") is False)
         _fail(f"--verify-flops: FlopCounterMode disagrees with the analytic count for {bad}")
@@ -455,6 +476,7 @@ class _progress:
 
 
 @app.command("bench")
+@_view_options
 def bench(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -477,6 +499,7 @@ def bench(
 
 
 @app.command("compare")
+@_view_options
 def compare(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha gqa]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -497,6 +520,7 @@ def compare(
 
 
 @app.command("convert")
+@_view_options
 def convert_cmd(
     weights: Annotated[str, typer.Argument(metavar="DIR", show_default=False,
         help="A local Hugging Face checkpoint with MHA/GQA layers (Llama/Mistral/Qwen2): a folder with config.json "
@@ -562,14 +586,11 @@ def convert_cmd(
     with _progress(len(chosen)) as advance:
         out = convert.convert_rows(ckpt, chosen, targets, batch=B, seq_len=T, seed=seed, dtype=run_dtype,
                                    kv_dtype=store, inputs=inputs, advance=advance)  # fmt: skip
-    over = f"mean over {len(chosen)} layers (max abs: the largest)" if len(chosen) > 1 else f"layer {chosen[0]}"
-    caption = (f"error: converted vs original layer on the same inputs ({B}×{T} tokens), plain-math path in {run_dtype}, "
-               f"{over}; KV bytes per token at {store}; no fine-tuning")  # fmt: skip
-    report.emit(out, "convert", title=f"convert · {ckpt.preset().name} · {out[0]['base_label']}", caption=caption,
-                csv_path=csv, json_path=json)  # fmt: skip
+    report.emit(out, "convert", csv_path=csv, json_path=json)
 
 
 @app.command("sweep")
+@_view_options
 def sweep_cmd(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha gqa]", show_default=False)] = None,
     preset: Preset = None,
@@ -625,8 +646,7 @@ def sweep_cmd(
     exports = [("--plot", plot, lambda: render(all_rows, plot)[0])] if plot and all_rows else []
     if all_rows:
         view = report.view_for(all_rows)
-        report.emit(all_rows, view, title=report.title_for(all_rows, view), caption=report.caption_for(all_rows),
-                    json_path=json, table_to_stderr=csv == "-", more=exports)  # fmt: skip
+        report.emit(all_rows, view, json_path=json, table_to_stderr=csv == "-", more=exports)
     if interrupted or signals.received() is not None:
         kept = f"; {csv} holds every finished row (--resume continues)" if csv and target.regular else ""
         typer.echo(f"attncli: interrupted after {count} of {len(todo)} rows ({signals.describe()}){kept}", err=True)
@@ -680,6 +700,7 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
 
 
 @app.command("report")
+@_view_options
 def report_cmd(
     file: Annotated[str, typer.Argument(help="A CSV written by any attncli command (--csv).", show_default=False)],
     plot: Annotated[Optional[str], typer.Option("--plot", metavar="PATH", show_default=False,
@@ -705,21 +726,26 @@ def report_cmd(
 
             raise InputError("--group-by", f"no column '{k}' in {file}", did_you_mean(k, present))
     view = report.view_for(saved)
-    caption = report.caption_for(saved)
     exports = [("--plot", plot, lambda: render(saved, plot, keys or None)[0])] if plot else []
     if keys:  # the files first (output.write_all), then the tables
+        groups = [(f"{report.title_for(group, view)} · " + ", ".join(f"{k}={v}" for k, v in zip(keys, value)), group)
+                  for value, group in report.group_rows(saved, keys).items()]  # fmt: skip
+        markdown = report.DISPLAY.get().markdown
+        if markdown:
+            exports.append(("--markdown", markdown,
+                            lambda: "\n".join(report.to_markdown(g, view, title=t) for t, g in groups)))  # fmt: skip
         errors = report.export_errors(saved, csv, json) + output.write_all(exports)
-        for value, group in report.group_rows(saved, keys).items():
-            where = ", ".join(f"{k}={v}" for k, v in zip(keys, value))
-            title = f"{report.title_for(group, view)} · {where}"
-            report.console(stderr="-" in (csv, json)).print(report.table(group, view, title, caption))
+        stderr = "-" in (csv, json, markdown)
+        for title, group in groups:
+            report.print_table(report.table(group, view, title, width=report.terminal_width(
+                sys.stderr if stderr else sys.stdout)), stderr=stderr)  # fmt: skip
         output.raise_first(errors)
     else:
-        report.emit(saved, view, title=report.title_for(saved, view), caption=caption, csv_path=csv, json_path=json,
-                    more=exports)  # fmt: skip
+        report.emit(saved, view, csv_path=csv, json_path=json, more=exports)
 
 
 @app.command("peak")
+@_view_options
 def peak(
     device: Device = "auto", dtype: RunDtype = "auto", threads: Threads = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Measure again even when a cached figure exists.")] = False,
@@ -743,11 +769,7 @@ def peak(
         "ridge_flops_per_byte": pk.ridge, "matmul_n": pk.matmul_n, "copy_bytes": pk.copy_bytes,
         "measured_at": pk.measured_at, "peak_source": source, "peak_method": pk.method(), "noisy": pk.noisy,
     }  # fmt: skip
-    caption = f"{pk.method()} · ridge = peak / bandwidth (FLOP per byte) · cache: {cache_path()}"
-    if pk.noisy:
-        caption += " · noisy (IQR > 10% of median): the machine was busy; run --refresh when it is quiet"
-    report.emit([row], "peak", title=f"peak · {pk.device_name} · {pk.dtype}", caption=caption, csv_path=csv,
-                json_path=json)  # fmt: skip
+    report.emit([row], "peak", notes=[f"cache: {cache_path()}"], csv_path=csv, json_path=json)
 
 
 @app.callback(invoke_without_command=True)
