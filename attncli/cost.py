@@ -339,6 +339,24 @@ def layer_bytes(*, params: int, kv_elements_per_token: int, d_model: int, q_widt
     )
 
 
+def mla_layer_bytes(spec: MLASpec, shape: Shape, dtype_bytes: int) -> LayerBytes:
+    """MLA's traffic: layer_bytes over the cached latent and RoPE key (r + rope per token) and, on
+    the naive path, the per-head keys and values it materialises from every key in the context
+    (mla_flops' "kv_b over every key"): the up-projection writes h · (nope + v) elements per key,
+    and attention reads back h · (nope + rope + v) (its keys carry the shared RoPE key on every
+    head; the concatenation itself is a layout copy, not counted). In decode that is the whole
+    cache, at every step: naive decode moves far more than absorbed decode."""
+    h, nope, rope, dv = spec.n_heads, spec.qk_nope_head_dim, spec.qk_rope_head_dim, spec.v_head_dim
+    base = layer_bytes(params=mla_params(spec), kv_elements_per_token=mla_kv_elements_per_token(spec),
+                       d_model=spec.d_model, q_width=spec.q_dim, o_width=h * dv, shape=shape,
+                       dtype_bytes=dtype_bytes)  # fmt: skip
+    if spec.absorb:
+        return base
+    per_key = shape.batch * shape.cache_tokens * h * dtype_bytes  # every key in the context, per head
+    return LayerBytes(weights=base.weights, kv_read=base.kv_read + per_key * (nope + rope + dv),
+                      kv_write=base.kv_write + per_key * (nope + dv), activations=base.activations)  # fmt: skip
+
+
 def roofline(flops: float, nbytes: float, peak_flops_per_s: float, bytes_per_s: float) -> tuple[float, str]:
     """The roofline bound (Williams et al. 2009): time ≥ max(FLOPs / peak, bytes / bandwidth).
     Returns (bound seconds, 'compute' or 'memory', whichever term is the larger)."""
