@@ -588,7 +588,6 @@ def convert_cmd(
         B, T = inputs_shape(inputs, cfg.d_model)
     else:
         B, T = positive(batch, "--batch"), positive(seq_len, "--seq-len")
-    ckpt.check_window(T)
     for i in chosen:
         ckpt.check_layer(i, layer_option)
         if not inputs:

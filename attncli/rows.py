@@ -13,12 +13,16 @@ from .spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
 # Fields of one family's spec that rows carry as columns, only on that family's rows (MLA's).
 SPEC_COLUMNS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "absorb")
 
+# What real layers add to the GQA family (issue 14): q/k norms, logit cap, sinks, partial rotary, scale.
+LAYER_COLUMNS = ("qk_norm", "softcap", "sinks", "rotary_dim", "scale")
+
 # The schema, in display order. Commands fill the columns they compute; later work appends.
 IDENTITY_COLUMNS = (
     "label", "family", "preset", "mode", "seq_len", "batch", "layers", "cache_tokens", "dtype", "device",
     "d_model", "n_heads", "n_kv_heads", "head_dim", "causal", "position",
     *SPEC_COLUMNS,
     "window", "memory_len", "stack", "layer_of",  # sliding window, cross memory, layer stacks
+    *LAYER_COLUMNS,
 )  # fmt: skip
 ANALYTIC_COLUMNS = (
     "flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "attn_share", "params",
@@ -78,7 +82,19 @@ def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, b
         "head_dim": spec.head_dim, "causal": spec.causal, "position": spec.position,
         **{c: getattr(spec, c) for c in SPEC_COLUMNS if hasattr(spec, c)},
         "window": getattr(spec, "window", None), "memory_len": getattr(spec, "memory_len", None),
+        **layer_columns(spec),
     }  # fmt: skip
+
+
+def layer_columns(spec: AttentionSpec) -> dict:
+    """The GQA family's real-layer fields (None on other families' rows): `qk_norm` names the
+    norm (`rms`, `rms_proj`, `layer`) or is false; `rotary_dim` is the rotated width when RoPE
+    rotates part of each head; `scale` the softmax scale when it is not 1/sqrt(head_dim)."""
+    if not hasattr(spec, "qk_norm"):
+        return dict.fromkeys(LAYER_COLUMNS)
+    norm = False if not spec.qk_norm else spec.qk_norm_type + ("_proj" if spec.qk_norm_over == "proj" else "")
+    return {"qk_norm": norm, "softcap": spec.softcap, "sinks": spec.sinks, "rotary_dim": spec.rotary_dim,
+            "scale": spec.scale}  # fmt: skip
 
 
 def kv_columns(spec: AttentionSpec, dtype: str, layers: int, cache_tokens: int, batch: int) -> dict:
