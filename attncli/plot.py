@@ -138,9 +138,9 @@ def _positive(v) -> bool:
 
 
 def _default_groups(rows: list[dict]) -> list[str]:
-    """The label, plus mode, batch, dtype, preset and layers when the rows hold more than one of them."""
+    """The label, plus mode, batch, dtype, preset, layers or tp when the rows hold more than one of them."""
     keys = ["label"]
-    for k in ("mode", "batch", "dtype", "preset", "layers"):
+    for k in ("mode", "batch", "dtype", "preset", "layers", "tp"):  # tp: a sweep over --tp 1,2 draws one line per degree
         if len({r.get(k) for r in rows}) > 1:
             keys.append(k)
     return keys
