@@ -798,7 +798,7 @@ def report_cmd(
     view = report.view_for(saved)
     exports = [("--plot", plot, lambda: render(saved, plot, keys or None)[0])] if plot else []
     if keys:  # the files first (output.write_all), then the tables
-        groups = [(f"{report.title_for(group, view)} · " + ", ".join(f"{k}={v}" for k, v in zip(keys, value)), group)
+        groups = [(report.group_title(group, view, keys, value), group)
                   for value, group in report.group_rows(saved, keys).items()]  # fmt: skip
         markdown = report.DISPLAY.get().markdown
         if markdown:
