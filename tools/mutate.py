@@ -260,7 +260,8 @@ def _run_child(copy_root: Path, module_path: str, source: str | None, tests: lis
     return ("survived" if code == 0 else "killed"), elapsed
 
 
-def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: float, say) -> list[Mutant]:
+def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: float, say,
+               budget: float | None = None) -> list[Mutant]:  # fmt: skip
     module_path, tests = MODULES[name]
     clean = (ROOT / module_path).read_text(encoding="utf-8")
     status, base = _run_child(copy_root, module_path, None, tests, timeout=1800)
@@ -269,8 +270,12 @@ def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: f
     timeout = max(min_timeout, 3 * base)
     say(f"{name}: {len(mutants)} mutants, tests {', '.join(Path(t).name for t in tests)} "
         f"(clean run {base:.1f} s, timeout {timeout:.0f} s)")  # fmt: skip
+    began = time.perf_counter()
     try:
         for m in mutants:
+            if budget is not None and time.perf_counter() - began > budget:
+                say(f"  {name}: --budget spent; {sum(x.status == 'pending' for x in mutants)} mutants not run")
+                break
             try:
                 src = mutated_source(name, m.index)
                 compile(src, module_path, "exec")
@@ -310,6 +315,7 @@ def main() -> None:
     ap.add_argument("--only", help="comma list of mutant indices (with one module)")
     ap.add_argument("--min-timeout", type=float, default=30.0)
     ap.add_argument("--json", help="write every mutant's result to this file")
+    ap.add_argument("--budget", type=float, help="seconds per module: stop starting mutants after this")
     a = ap.parse_args()
     names = a.modules or list(MODULES)
     for n in names:
@@ -347,7 +353,7 @@ def main() -> None:
     start = time.perf_counter()
     try:
         for n, ms in chosen.items():
-            results[n] = run_module(n, copy_root, ms, a.min_timeout, say)
+            results[n] = run_module(n, copy_root, ms, a.min_timeout, say, a.budget)
     except KeyboardInterrupt:
         say("interrupted: the summary covers the mutants run so far")
     finally:
