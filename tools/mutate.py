@@ -37,8 +37,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT  # where module sources are read: the copy once it exists (a merge mid-run changes nothing)
 
 # Module (short name → path) and the test files that cover it: a mutant is run against these only.
+# HEAVY_TESTS (a pytest -k expression) names the slow ones (torch modules, FlopCounterMode): they
+# run second, only for a mutant the fast ones did not kill.
 MODULES: dict[str, tuple[str, list[str]]] = {
     "cost": ("attncli/cost.py", ["tests/test_cost_kv.py", "tests/test_cost_flops.py", "tests/test_cost_mla.py",
                                  "tests/test_cost_bytes.py"]),
@@ -53,6 +56,14 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                                               "tests/test_weights_rope.py"]),
     "sweep": ("attncli/sweep.py", ["tests/test_sweep_reference.py", "tests/test_sweep.py"]),
 }  # fmt: skip
+
+HEAVY_TESTS = {
+    "cost": "allocated or flop_counter or really_keeps or module_parameters or cache_tensors_hold",
+    "params": "bench or compare or module_parameters or flop_counter or sliding_layers",
+    "serving": "bench or compare or sliding_layers or torch",
+    "common": "transformers or checkpoint or weights",
+    "sweep": "sigint or measure or resume_measures or oom",
+}
 
 # Libraries every child would import: imported once in the parent, so a child starts in milliseconds.
 HEAVY = ("torch", "torch.nn.functional", "torch.utils.flop_counter", "pandas", "numpy", "yaml", "typer", "rich",
@@ -151,8 +162,8 @@ def _node_line(spot) -> int:
 
 
 def mutants_of(name: str) -> list[Mutant]:
-    path, _ = MODULES[name]
-    text = (ROOT / path).read_text(encoding="utf-8")
+    path = MODULES[name][0]
+    text = (SOURCE / path).read_text(encoding="utf-8")
     lines = text.splitlines()
     out = []
     for i, (spot, _kind, what) in enumerate(_spots(ast.parse(text))):
@@ -196,8 +207,8 @@ class _Apply(ast.NodeTransformer):
 
 
 def mutated_source(name: str, index: int) -> str:
-    path, _ = MODULES[name]
-    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+    path = MODULES[name][0]
+    tree = ast.parse((SOURCE / path).read_text(encoding="utf-8"))
     return ast.unparse(_Apply(tree, index).apply(tree))
 
 
@@ -218,6 +229,23 @@ def _copy_checkout() -> Path:
     return dest
 
 
+def _phases(name: str, tests: list[str]) -> list[list[str]]:
+    """pytest arguments: the fast tests, then (if any) the heavy ones."""
+    heavy = HEAVY_TESTS.get(name)
+    return [tests + ["-k", f"not ({heavy})"], tests + ["-k", heavy]] if heavy else [tests]
+
+
+def _run(copy_root, module_path, source, name, tests, timeout) -> tuple[str, float]:
+    """Killed as soon as one phase fails; survived when every phase passes."""
+    total = 0.0
+    for args in _phases(name, tests):
+        status, t = _run_child(copy_root, module_path, source, args, timeout)
+        total += t
+        if status != "survived":
+            return status, total
+    return "survived", total
+
+
 def _run_child(copy_root: Path, module_path: str, source: str | None, tests: list[str], timeout: float) -> tuple[str, float]:
     """Fork; the child writes `source` over the module (None: the clean file) and runs pytest."""
     target = copy_root / module_path
@@ -236,7 +264,7 @@ def _run_child(copy_root: Path, module_path: str, source: str | None, tests: lis
             import pytest
 
             code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--no-header", "-o", "addopts=", *tests])
-            os._exit(int(code))
+            os._exit(0 if int(code) == 5 else int(code))  # 5: no test selected in this phase
         except BaseException:  # noqa: BLE001 - a mutant that breaks the import is killed, not a crash of the tool
             os._exit(99)
     deadline = start + timeout
@@ -263,8 +291,8 @@ def _run_child(copy_root: Path, module_path: str, source: str | None, tests: lis
 def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: float, say,
                budget: float | None = None) -> list[Mutant]:  # fmt: skip
     module_path, tests = MODULES[name]
-    clean = (ROOT / module_path).read_text(encoding="utf-8")
-    status, base = _run_child(copy_root, module_path, None, tests, timeout=1800)
+    clean = (copy_root / module_path).read_text(encoding="utf-8")
+    status, base = _run(copy_root, module_path, None, name, tests, timeout=1800)
     if status != "survived":
         raise SystemExit(f"{name}: the clean tests do not pass ({status}); fix them before mutating")
     timeout = max(min_timeout, 3 * base)
@@ -282,7 +310,7 @@ def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: f
             except (SyntaxError, ValueError):
                 m.status = "error"
                 continue
-            m.status, m.seconds = _run_child(copy_root, module_path, src, tests, timeout)
+            m.status, m.seconds = _run(copy_root, module_path, src, name, tests, timeout)
             if m.status == "survived":
                 say(f"  survived #{m.index} line {m.line}: {m.what}    {m.source}")
     finally:
@@ -317,10 +345,13 @@ def main() -> None:
     ap.add_argument("--json", help="write every mutant's result to this file")
     ap.add_argument("--budget", type=float, help="seconds per module: stop starting mutants after this")
     a = ap.parse_args()
+    global SOURCE
     names = a.modules or list(MODULES)
     for n in names:
         if n not in MODULES:
             raise SystemExit(f"unknown module '{n}' (choices: {', '.join(MODULES)})")
+    copy_root = None if a.list else _copy_checkout()
+    SOURCE = copy_root or ROOT
     chosen = {}
     for n in names:
         ms = mutants_of(n)
@@ -337,7 +368,6 @@ def main() -> None:
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     say = lambda s: print(s, flush=True)  # noqa: E731
-    copy_root = _copy_checkout()
     os.environ["PYTHONPATH"] = str(copy_root)
     sys.dont_write_bytecode = True
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
