@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import GQASpec
+from . import flex
 from .common import Cache, add_projections, Rope, alibi_slopes, masked_sdpa, math_attention
 
 
@@ -49,6 +50,8 @@ class GQAAttention(nn.Module):
         masks = {"window": self.window, "alibi": self.alibi, "key_pos": key_pos}
         if math:
             return math_attention(q, k, v, causal=causal, q_offset=q_offset, **masks)
+        if flex.active():  # --backend flex: block masks and score mods (variants/flex.py)
+            return flex.attend(q, k, v, causal=causal, q_offset=q_offset, **masks)
         if self.window is not None or self.alibi is not None:
             return masked_sdpa(q, k, v, causal=causal, q_offset=q_offset, block=self.block, **masks)
         B, h, T, hd = q.shape
