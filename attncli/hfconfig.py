@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from .errors import InputError, read_text
+from .models import defaults as type_defaults
 from .spec import LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
 
 CONFIG_NAME = "config.json"
@@ -32,9 +33,6 @@ FALCON_TYPES = ("falcon", "RefinedWeb", "RefinedWebModel")
 MLA_FIELDS = ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
 # transformers' names for layer kinds (layer_types) → attncli's
 LAYER_TYPE_NAMES = {"full_attention": "full", "sliding_attention": "sliding", "linear_attention": "linear"}
-# Model types that alternate local (sliding) and global layers when the config lists no layer_types:
-# every `period`-th layer is global, the others sliding (transformers' Gemma-2/Gemma-3/Cohere2).
-ALTERNATING = {"gemma2": 2, "gemma3": 6, "gemma3_text": 6, "cohere2": 4}
 # Structures this normaliser does not size: a clear error instead of a wrong figure.
 UNSUPPORTED = {
     "attn_layer_period": "Mamba layers (Jamba)",
@@ -91,23 +89,41 @@ def load(path: str | Path, name: str | None = None) -> PresetSpec:
 
 
 class _Fields:
-    """Typed access to a config's fields; every error names the file and the field."""
+    """Typed access to a config's fields; every error names the file and the field.
 
-    def __init__(self, data: dict, where: str, prefix: str = ""):
+    A field the config leaves out takes the default of its model type's config class
+    (models/defaults.py), as transformers fills it in; an explicit null stays null. With no
+    defaults for the type (`defaults` None), an absent field is absent."""
+
+    def __init__(self, data: dict, where: str, prefix: str = "", model_type: str = "", defaults: dict | None = None):
         self.data, self.where, self.prefix = data, where, prefix
+        self.model_type, self.defaults = model_type, defaults
 
     def fail(self, key: str, what: str, hint: str | None = None):
         raise InputError(self.where, f"{self.prefix}{key}: {what}", hint)
 
-    def has(self, key: str) -> bool:
+    def value(self, key: str):
+        """The config's own value, else its type's default (None when neither gives one)."""
+        if key in self.data:
+            return self.data[key]
+        return (self.defaults or {}).get(key)
+
+    def explicit(self, key: str) -> bool:
         return self.data.get(key) is not None
 
+    def defaulted(self, key: str) -> bool:
+        """The value comes from the type's defaults, not from the config itself."""
+        return key not in self.data and (self.defaults or {}).get(key) is not None
+
+    def has(self, key: str) -> bool:
+        return self.value(key) is not None
+
     def raw(self, key: str, default=None):
-        value = self.data.get(key)
+        value = self.value(key)
         return default if value is None else value
 
     def int(self, key: str, default=None, minimum: int = 1):
-        value = self.data.get(key)
+        value = self.value(key)
         if value is None:
             return default
         if isinstance(value, float) and value.is_integer():
@@ -119,7 +135,7 @@ class _Fields:
         return value
 
     def bool(self, key: str, default: bool) -> bool:
-        value = self.data.get(key)
+        value = self.value(key)
         if value is None:
             return default
         if not isinstance(value, bool):
@@ -127,17 +143,32 @@ class _Fields:
         return value
 
     def str(self, key: str, default: str = "") -> str:
-        value = self.data.get(key)
+        value = self.value(key)
         if value is None:
             return default
         if not isinstance(value, str):
             self.fail(key, f"{value!r} is not a string")
         return value
 
+    def source(self) -> str:
+        """Where absent fields' defaults come from, for messages: `LlamaConfig's default`."""
+        cls = type_defaults.source_of(self.model_type) or "its config class"
+        return f"{cls.removeprefix('transformers.').split(' ')[0]}'s default"
+
+    def no_defaults(self, key: str, what: str):
+        """Refuse an absent field that only a type's defaults could supply."""
+        kind = f"model_type '{self.model_type}'" if self.model_type else "a config without model_type"
+        self.fail(key, f"missing, and {kind} has no defaults table in attncli ({what})",
+                  f"add {self.prefix}{key} to the config, or the type to attncli/models/defaults.py")  # fmt: skip
+
     def one_of(self, keys: tuple[str, ...], what: str, required: bool = True, minimum: int = 1):
-        """(field used, value) of the first alias present; aliases present together must agree."""
-        found = [(k, self.int(k, minimum=minimum)) for k in keys if self.has(k)]
+        """(field used, value) of the first alias the config gives; aliases given together must
+        agree. With none given, the first alias its type's defaults fill in."""
+        found = [(k, self.int(k, minimum=minimum)) for k in keys if self.explicit(k)]
         if not found:
+            for key in keys:
+                if self.defaulted(key):
+                    return key, self.int(key, minimum=minimum)
             if required:
                 self.fail(keys[0], f"missing: no {what} field ({', '.join(self.prefix + k for k in keys)})")
             return None, None
@@ -154,11 +185,18 @@ class _Fields:
 
 def normalise(data: dict, where: str, name: str) -> PresetSpec:
     """The model preset a config.json describes (see the module docstring for the rules)."""
-    top = _Fields(data, where)
+    top = _fields(data, where, "", data.get("model_type"))
     if data.get("text_config") is not None:  # multimodal wrappers: the language model's fields (vLLM's hf_text_config)
         if not isinstance(data["text_config"], dict):
             top.fail("text_config", "is not a JSON object of fields")
-        f = _Fields(data["text_config"], where, "text_config.")
+        text = data["text_config"]
+        # the wrapper's own text model type (Gemma3Config → gemma3_text) wins; LLaVA's text_config names its type
+        text_type = type_defaults.text_config_type(top.model_type) or text.get("model_type")
+        if top.model_type == "llava" and isinstance(text.get("model_type"), str):
+            text_type = text["model_type"]
+        f = _fields(text, where, "text_config.", text_type)
+    elif type_defaults.text_config_type(top.model_type):  # a wrapper without text_config: all its text defaults
+        f = _fields({}, where, "text_config.", type_defaults.text_config_type(top.model_type))
     else:
         f = top
     for key, what in UNSUPPORTED.items():
@@ -167,7 +205,7 @@ def normalise(data: dict, where: str, name: str) -> PresetSpec:
     if f.bool("is_encoder_decoder", False):
         f.fail("is_encoder_decoder", "encoder-decoder models are not supported; attncli sizes decoder-only models")
 
-    model_type = f.str("model_type") or top.str("model_type")
+    model_type = f.model_type or ""
     _, d_model = f.one_of(HIDDEN, "hidden size")
     heads_key, n_heads = f.one_of(HEADS, "attention head count")
     _, n_layers = f.one_of(LAYERS, "layer count")
@@ -215,10 +253,20 @@ def normalise(data: dict, where: str, name: str) -> PresetSpec:
         raise InputError(where, e.what, e.hint) from None
 
 
+def _fields(data: dict, where: str, prefix: str, model_type) -> _Fields:
+    if model_type is not None and not isinstance(model_type, str):
+        raise InputError(where, f"{prefix}model_type: {model_type!r} is not a string")
+    model_type = type_defaults.canonical(model_type or "")
+    return _Fields(data, where, prefix, model_type, type_defaults.defaults_for(model_type))
+
+
 def _head_dim(f: _Fields, d_model: int, n_heads: int, heads_key: str) -> tuple[int, bool]:
-    """An explicit head_dim wins (Gemma, MiniMax); else hidden_size / heads, which must divide."""
+    """head_dim as given, else its type's default (Gemma 256, Qwen3 128); where the class leaves it
+    unset, hidden_size / heads (its __post_init__, vLLM's get_head_size), which must divide."""
     if f.has("head_dim"):
         return f.int("head_dim"), True
+    if f.defaults is None:
+        f.no_defaults("head_dim", "some classes default it to other than hidden_size / heads")
     if d_model % n_heads:
         f.fail("head_dim", f"missing, and {n_heads} heads ({f.prefix}{heads_key}) do not divide the hidden size {d_model}",
                "add head_dim to the config")  # fmt: skip
@@ -229,17 +277,24 @@ def _kv_heads(f: _Fields, model_type: str, n_heads: int, heads_key: str) -> tupl
     """KV heads as vLLM's get_total_num_kv_heads reads them, and the field they came from."""
     new_arch = model_type in FALCON_TYPES and f.bool("new_decoder_architecture", False)
     if f.bool("multi_query", False) and not new_arch:
-        ignored = [k for k in KV_HEADS if f.has(k)]
+        ignored = [k for k in KV_HEADS if f.explicit(k)]
         note = f" ({', '.join(ignored)} ignored, as in transformers)" if ignored else ""
         return 1, f"multi_query{note}"
     key, n_kv = f.one_of(KV_HEADS, "KV head", required=False)
     if key is None:
-        return n_heads, f"{heads_key} (no KV head field: one KV head per query head)"
+        if f.defaults is None:
+            f.no_defaults("num_key_value_heads", "the KV head count")
+        return n_heads, f"{heads_key} (no KV head field; {f.source()}: one KV head per query head)"
+    if f.defaulted(key):
+        kv_from = f"{key} ({f.source()})"
+    else:
+        kv_from = key
+    given = f" ({f.source()}; the config gives none)" if f.defaulted(key) else ""
     if n_kv > n_heads:
-        f.fail(key, f"{n_kv} KV heads exceed the {n_heads} attention heads")
+        f.fail(key, f"{n_kv} KV heads{given} exceed the {n_heads} attention heads")
     if n_heads % n_kv:
-        f.fail(key, f"{n_kv} KV heads do not divide the {n_heads} attention heads")
-    return n_kv, key
+        f.fail(key, f"{n_kv} KV heads{given} do not divide the {n_heads} attention heads")
+    return n_kv, kv_from
 
 
 def _mla(f: _Fields, n_heads: int) -> tuple[str, dict, str]:
@@ -279,8 +334,8 @@ def _layer_types(f: _Fields, model_type: str, n_layers: int) -> tuple[tuple[str,
         return tuple("full" if (i + 1) % k == 0 else "linear" for i in range(n_layers)), None
     if window is None or not enabled:
         return ("full",) * n_layers, None
-    if model_type in ALTERNATING:
-        period = f.int("sliding_window_pattern", ALTERNATING[model_type])
+    if "sliding_window_pattern" in (f.defaults or {}):  # Gemma-2/3, Cohere2, gpt-oss: every period-th layer global
+        period = f.int("sliding_window_pattern")
         return tuple("full" if (i + 1) % period == 0 else "sliding" for i in range(n_layers)), window
     if qwen_style:  # Qwen2: layers from max_window_layers on slide (transformers' Qwen2Config)
         first = f.int("max_window_layers", 0, minimum=0)

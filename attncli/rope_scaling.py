@@ -64,12 +64,24 @@ def _number(params: dict, key: str, where: str, field_name: str, default=None, p
     return float(value)
 
 
-def parse(config: dict, dim: int, where: str, interleave: bool = False) -> RopeSettings:
+def source(config: dict) -> tuple[str, object]:
+    """(field name, mapping) of the RoPE fields transformers 5 reads: a non-empty `rope_scaling`
+    wins over `rope_parameters` (`RotaryEmbeddingConfigMixin.convert_rope_params_to_dict`:
+    `self.rope_parameters = rope_scaling or self.rope_parameters`), so a config resaved by
+    transformers 5 and then given a `rope_scaling` (as Qwen's model cards tell users to) runs with
+    the `rope_scaling`; an empty or null one leaves `rope_parameters` in charge."""
+    scaling = config.get("rope_scaling")
+    if scaling:
+        return "rope_scaling", scaling
+    if config.get("rope_parameters") is not None:
+        return "rope_parameters", config["rope_parameters"]
+    return "rope_scaling", scaling if scaling is not None else {}
+
+
+def parse(config: dict, dim: int, where: str, interleave: bool = False,
+          default_theta: float = 10000.0) -> RopeSettings:
     """The RoPE settings of a config.json mapping, for heads rotating `dim` elements."""
-    if "rope_parameters" in config and config["rope_parameters"] is not None:
-        name, raw = "rope_parameters", config["rope_parameters"]
-    else:
-        name, raw = "rope_scaling", config.get("rope_scaling") or {}
+    name, raw = source(config)
     if not isinstance(raw, dict):
         raise InputError(where, f"{name}: {raw!r} is not a mapping")
     if raw and all(isinstance(v, dict) or v is None for v in raw.values()):
@@ -80,7 +92,9 @@ def parse(config: dict, dim: int, where: str, interleave: bool = False) -> RopeS
         raise InputError(where, f"{name}.{type_key}: unsupported rope_scaling type '{kind}'",
                          f"supported: {', '.join(SUPPORTED)}")  # fmt: skip
     theta_where = f"{name}.rope_theta" if "rope_theta" in raw else "rope_theta"
-    theta = raw.get("rope_theta", config.get("rope_theta", 10000.0))
+    # transformers: the chosen mapping's own rope_theta, else a top-level rope_theta, else the config
+    # class's `default_theta`; a rope_theta inside a rope_parameters that lost to rope_scaling is dropped.
+    theta = raw.get("rope_theta", config.get("rope_theta", default_theta))
     if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not theta > 1:
         raise InputError(where, f"{theta_where}: {theta!r} must be a number above 1")
     partial = raw.get("partial_rotary_factor", config.get("partial_rotary_factor", 1.0))

@@ -124,7 +124,9 @@ def parse_config(cfg: dict, where: str) -> ModelConfig:
         rq = _int(cfg, "q_lora_rank", where, required=False)
         if rope_dim % 2:
             raise InputError(where, f"qk_rope_head_dim: {rope_dim} must be even")
-        interleave = cfg.get("rope_interleave", True)  # DeepSeek's own code always interleaves
+        # transformers' DeepSeek-V3 reads rope_interleave (default true); its DeepSeek-V2 rotates
+        # interleaved pairs always (complex multiplication), whatever a stray rope_interleave says.
+        interleave = True if model_type == "deepseek_v2" else cfg.get("rope_interleave", True)
         rope = rope_scaling.parse(cfg, rope_dim, where, interleave=bool(interleave))
         biases = ()
         if cfg.get("attention_bias"):  # transformers' DeepSeek: q_a (with a low-rank query), kv_a and o
@@ -143,13 +145,24 @@ def parse_config(cfg: dict, where: str) -> ModelConfig:
         raise InputError(where, f"num_key_value_heads: {g} does not divide num_attention_heads {h}")
     if hd % 2:
         raise InputError(where, f"head_dim: {hd} must be even for RoPE")
-    if model_type.startswith("qwen2"):
-        biases = ("q_proj", "k_proj", "v_proj")  # Qwen2 always biases q, k, v (not o)
+    # Biases as each transformers module creates them: Qwen2 always on q/k/v (not o); Qwen2-MoE on
+    # q/k/v under `qkv_bias` (Qwen2MoeConfig default true); Llama on all four under `attention_bias`;
+    # Mistral and Mixtral never (their modules ignore a stray attention_bias).
+    qkv = ("q_proj", "k_proj", "v_proj")
+    if model_type == "qwen2":
+        biases = qkv
+    elif model_type == "qwen2_moe":
+        biases = qkv if cfg.get("qkv_bias", True) else ()
+    elif model_type == "llama":
+        biases = (*qkv, "o_proj") if cfg.get("attention_bias") else ()
     else:
-        biases = ("q_proj", "k_proj", "v_proj", "o_proj") if cfg.get("attention_bias") else ()
-    window = cfg.get("sliding_window")
-    if model_type.startswith("qwen2") and not cfg.get("use_sliding_window"):
-        window = None
+        biases = ()
+    # Windows: Mistral and Mixtral read sliding_window; Qwen2 only under use_sliding_window;
+    # Llama has no window (its module ignores a stray sliding_window).
+    # A Mistral config without the key gets MistralConfig's default, 4096; an explicit null is no window.
+    window = cfg.get("sliding_window", 4096 if model_type == "mistral" else None) if model_type in ("mistral", "mixtral") else None
+    if model_type.startswith("qwen2") and cfg.get("use_sliding_window"):
+        window = cfg.get("sliding_window")
     rope = rope_scaling.parse(cfg, hd, where)
     return ModelConfig(family="gqa", head_dim=hd, n_kv_heads=g, biases=biases, rope=rope,
                        sliding_window=window if isinstance(window, int) and window > 0 else None, **common)  # fmt: skip
@@ -556,11 +569,9 @@ def read_inputs(path: str):
 
 
 def check_output_path(path: str, option: str = "--save-io") -> None:
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise InputError(option, f"folder '{target.parent}' does not exist")
-    if target.is_dir():
-        raise InputError(option, f"'{path}' is a folder")
+    from .output import check_path
+
+    check_path(option, path)
 
 
 class LayerSource:
@@ -593,12 +604,15 @@ class LayerSource:
         """--save-io: the first prefill row's input and outputs (run dtype, and the float64 reference)."""
         if not self.save_io or self._saved or shape.mode != "prefill":
             return
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from .output import write
 
         meta = {"weights": str(self.ckpt.where), "layer": str(self.layer), "positions": f"0..{shape.seq_len - 1}",
                 "causal": "true", "dtype": str(y.dtype).replace("torch.", "")}  # fmt: skip
         tensors = {"input": x, "output": y, "output_float64": y_ref}
-        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, self.save_io, metadata=meta)
+        data = save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, metadata=meta)
+        write(self.save_io, data, "--save-io")  # the one writer: links, FIFOs, atomic replace, mode kept
         self._saved = True
 
 

@@ -59,8 +59,48 @@ def deepseek_v2_config(**overrides):
     return DeepseekV2Config(**{**fields, **overrides})
 
 
+def mistral_config(**overrides):
+    from transformers import MistralConfig
+
+    fields = dict(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=96, num_hidden_layers=1,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)  # fmt: skip
+    return MistralConfig(**{**fields, **overrides})
+
+
+def qwen2_moe_config(**overrides):
+    from transformers import Qwen2MoeConfig
+
+    fields = dict(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=96, moe_intermediate_size=16,
+                  shared_expert_intermediate_size=16, num_experts=2, num_experts_per_tok=1, num_hidden_layers=1,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)  # fmt: skip
+    return Qwen2MoeConfig(**{**fields, **overrides})
+
+
 CONFIGS = {"llama": llama_config, "qwen2": qwen2_config, "deepseek_v3": deepseek_v3_config,
-           "deepseek_v2": deepseek_v2_config}  # fmt: skip
+           "deepseek_v2": deepseek_v2_config, "mistral": mistral_config, "qwen2_moe": qwen2_moe_config}  # fmt: skip
+
+
+def edit_config(folder, **changes) -> dict:
+    """Rewrite `folder`/config.json with `changes` (a value of None removes the key), as a user
+    editing a downloaded config would; returns the new mapping."""
+    import json
+
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    path.write_text(json.dumps(config))
+    return config
+
+
+def reload(folder):
+    """transformers' own reading of the checkpoint in `folder` (float32, eval, SDPA)."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa").eval()
 
 
 def build(kind: str, folder, seed: int = 0, edit=None, save_kw=None, **overrides):

@@ -23,13 +23,15 @@ def kv(preset):
 
 
 @pytest.mark.parametrize("fields,heads,source", [
-    ({}, 8, "num_attention_heads (no KV head field: one KV head per query head)"),
+    ({}, 8, "num_attention_heads (no KV head field; LlamaConfig's default: one KV head per query head)"),
+    ({"model_type": "mistral"}, 8, "num_key_value_heads (MistralConfig's default)"),  # MistralConfig: 8
     ({"num_key_value_heads": 2}, 2, "num_key_value_heads"),
     ({"num_kv_heads": 4}, 4, "num_kv_heads"),
     ({"n_head_kv": 1}, 1, "n_head_kv"),
     ({"multi_query_group_num": 2}, 2, "multi_query_group_num"),  # ChatGLM
     ({"num_key_value_heads": 2, "num_kv_heads": 2}, 2, "num_kv_heads"),  # aliases that agree
     ({"multi_query": True}, 1, "multi_query"),  # GPT-BigCode, Falcon-7B
+    ({"model_type": "gpt_bigcode"}, 1, "multi_query"),  # GPTBigCodeConfig's default: multi_query true
     ({"model_type": "falcon", "multi_query": True, "num_kv_heads": 8}, 1,
      "multi_query (num_kv_heads ignored, as in transformers)"),
     ({"model_type": "falcon", "multi_query": True, "new_decoder_architecture": True, "num_kv_heads": 4}, 4, "num_kv_heads"),
@@ -59,9 +61,9 @@ def test_sliding_windows_only_where_enabled():
     assert normalise(sliding_window=None).model.describe() == "4 full"
     qwen = hfconfig.load(FIXTURES / "qwen2-7b")  # use_sliding_window: false
     assert qwen.model.describe() == "28 full" and qwen.model.window is None
-    on = normalise(model_type="qwen2", sliding_window=64, use_sliding_window=True, max_window_layers=3)
+    on = normalise(model_type="qwen2", num_key_value_heads=2, sliding_window=64, use_sliding_window=True, max_window_layers=3)
     assert on.model.layer_types == ("full", "full", "full", "sliding")  # layers from max_window_layers on slide
-    default_off = normalise(model_type="qwen2", sliding_window=64, max_window_layers=1)  # transformers' default: off
+    default_off = normalise(model_type="qwen2", num_key_value_heads=2, sliding_window=64, max_window_layers=1)  # transformers' default: off
     assert default_off.model.describe() == "4 full"
 
 
@@ -101,6 +103,36 @@ def test_text_config_of_a_multimodal_wrapper():
     assert kv(p) == 2 and p.model.tie_embeddings is False
 
 
+def test_absent_fields_take_their_model_types_defaults():
+    """Each expected value is the config class's declared default (transformers 5), not hidden/heads."""
+    bare = {"hidden_size": 512, "num_attention_heads": 8, "num_hidden_layers": 4}
+    qwen3 = hfconfig.normalise({**bare, "model_type": "qwen3", "num_key_value_heads": 2}, "c", "t")
+    assert qwen3.head_dim == 128  # Qwen3Config.head_dim = 128, not 512 / 8 = 64
+    gemma3 = hfconfig.normalise({"model_type": "gemma3", "text_config": {**bare, "num_key_value_heads": 4}}, "c", "t")
+    assert gemma3.head_dim == 256  # Gemma3TextConfig.head_dim = 256
+    assert gemma3.model.describe() == "4 sliding(4096)"  # sliding_window 4096, every 6th layer global
+    # Qwen2Config.num_key_value_heads = 32: with 8 heads that is refused, as transformers' check would
+    with pytest.raises(InputError, match=r"num_key_value_heads: 32 KV heads \(Qwen2Config's default; the config gives none\) exceed the 8"):
+        hfconfig.normalise({**bare, "model_type": "qwen2"}, "c", "t")
+    mistral = hfconfig.normalise({**bare, "model_type": "mistral", "num_key_value_heads": 2}, "c", "t")
+    assert mistral.model.describe() == "4 sliding(4096)"  # MistralConfig.sliding_window = 4096
+    explicit_null = hfconfig.normalise({**bare, "model_type": "mistral", "sliding_window": None}, "c", "t")
+    assert explicit_null.model.describe() == "4 full"  # an explicit null is kept, as transformers keeps it
+    llava = hfconfig.normalise({"model_type": "llava", "text_config": {"model_type": "llama"}}, "c", "t")
+    # LlamaConfig's defaults throughout: 4096 wide, 32 heads and layers, KV heads = heads, head_dim 128
+    assert (llava.d_model, llava.n_heads, llava.n_layers, llava.model.attention) == (4096, 32, 32, "mha")
+
+
+def test_a_type_without_defaults_must_give_what_defaults_would():
+    bare = {"hidden_size": 512, "num_attention_heads": 8, "num_hidden_layers": 4}
+    with pytest.raises(InputError, match="num_key_value_heads: missing, and model_type 'internlm2' has no defaults"):
+        hfconfig.normalise({**bare, "model_type": "internlm2", "head_dim": 64}, "c", "t")
+    with pytest.raises(InputError, match="head_dim: missing, and a config without model_type has no defaults"):
+        hfconfig.normalise({**bare, "num_key_value_heads": 2}, "c", "t")
+    p = hfconfig.normalise({**bare, "model_type": "internlm2", "num_key_value_heads": 2, "head_dim": 64}, "c", "t")
+    assert (p.head_dim, kv(p)) == (64, 2)  # everything explicit: sized
+
+
 def write(tmp_path, text) -> Path:
     path = tmp_path / "config.json"
     path.write_text(text if isinstance(text, str) else json.dumps(text))
@@ -108,7 +140,7 @@ def write(tmp_path, text) -> Path:
 
 
 BAD = [
-    ({k: v for k, v in BASE.items() if k != "num_attention_heads"},
+    ({**{k: v for k, v in BASE.items() if k != "num_attention_heads"}, "model_type": "internlm2"},  # no defaults table
      "num_attention_heads: missing: no attention head count field (num_attention_heads, n_head, num_heads, n_heads)"),
     ({**BASE, "num_key_value_heads": -8}, "num_key_value_heads: -8 must be positive"),
     ({**BASE, "hidden_size": -4096}, "hidden_size: -4096 must be positive"),
@@ -123,7 +155,7 @@ BAD = [
     ({**BASE, "layer_types": ["full_attention"] * 3}, "layer_types: must list one kind for each of the 4 layers"),
     ({**BASE, "layer_types": ["full_attention"] * 3 + ["chunked_attention"]}, "layer_types[3]: unknown layer kind 'chunked_attention'"),
     ({**BASE, "layer_types": ["sliding_attention"] * 4}, "layer_types: lists sliding_attention layers but sliding_window is not set"),
-    ({**BASE, "model_type": "qwen2", "sliding_window": 8, "use_sliding_window": False, "layer_types": ["sliding_attention"] * 4},
+    ({**BASE, "model_type": "qwen2", "num_key_value_heads": 2, "sliding_window": 8, "use_sliding_window": False, "layer_types": ["sliding_attention"] * 4},
      "layer_types: lists sliding_attention layers but use_sliding_window is false"),
     ({**BASE, "layer_types": ["linear_attention"] * 4}, "layer_types: lists linear_attention layers, but model_type 'llama'"),
     ({**BASE, "kv_lora_rank": 64}, "qk_nope_head_dim: missing: kv_lora_rank makes this an MLA config"),
@@ -165,7 +197,7 @@ def test_normaliser_is_pure_standard_library():
     source = (Path(hfconfig.__file__)).read_text()
     imported = {n.module if isinstance(n, ast.ImportFrom) else a.name for n in ast.walk(ast.parse(source))
                 if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}  # fmt: skip
-    assert imported <= {"__future__", "json", "pathlib", "errors", "spec"}, imported
+    assert imported <= {"__future__", "json", "pathlib", "errors", "spec", "models"}, imported
 
 
 def test_a_preset_model_section_is_strict(tmp_path):
