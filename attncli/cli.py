@@ -92,6 +92,11 @@ VerifyFlops = Annotated[bool, typer.Option("--verify-flops",
 HfConfig = Annotated[Optional[str], typer.Option("--hf-config", metavar="PATH", show_default=False,
     help="A Hugging Face config.json (or the folder holding it), read without transformers: the model's shape, "
          "attention (KV heads, MLA) and layer kinds replace --preset; its own attention is the default variant.")]  # fmt: skip
+MeasureTp = Annotated[Optional[str], typer.Option("--tp", metavar="T", show_default=False,
+    help="Measure the layer sharded over T ranks with torch.distributed (Megatron-style heads; gloo on cpu, NCCL on "
+         "cuda with one GPU per rank), started here, or joined under torchrun (T defaults to its world size).")]  # fmt: skip
+TpTimeout = Annotated[float, typer.Option("--tp-timeout", metavar="SECONDS",
+    help="With --tp: a rank silent this long (hung, or blocked on a dead peer) ends the run (exit 3).")]  # fmt: skip
 Tp = Annotated[str, typer.Option("--tp", metavar="T",
     help="Tensor-parallel degree: bytes per GPU, each holding max(1, n_kv_heads / T) KV heads (MLA's latent: all of it).")]  # fmt: skip
 KvScales = Annotated[Optional[str], typer.Option("--kv-scales", show_default=False,
@@ -366,7 +371,8 @@ def _with_peak(settings):
 
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
              csv, json, layers=None, per_layer=False, hf_config=None, backend="auto", compile_=False,
-             verify_flops=False, real: Optional[dict] = None):  # fmt: skip
+             verify_flops=False, real: Optional[dict] = None, tp: Optional[str] = None,
+             tp_timeout: float = 300.0):  # fmt: skip
     real = real or {}
     _check_outputs({"--csv": csv, "--json": json, "--save-io": real.get("save_io")}, preset=preset,
                    hf_config=hf_config, variants=variants, weights=real.get("weights"), inputs=real.get("inputs"))  # fmt: skip
@@ -391,6 +397,10 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         n_layers = _layers(layers, p, default=p.n_layers if any(isinstance(s, HybridSpec) for s in specs) else 1)
         jobs = [(s, Shape(m, L, b), None) for m in modes for L in seq_lens for b in batches for s in specs]
     dtype, threads = _check_run_options(device, dtype, threads, min_time)
+    from .measure import tp as tpm  # torch-free until a group starts
+
+    tp_degree = tpm.prepare(tp, tp_timeout, [s for s, _, _ in jobs], device, weights=real.get("weights"),
+                            compile_=compile_, verify_flops=verify_flops)  # fmt: skip
     from .measure.backend import check_backend_name
 
     backend = check_backend_name(backend)
@@ -408,19 +418,22 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     done: list[dict] = []
     memo: dict = {}  # one-layer measurements, shared by the variants (a hybrid's linear layers = `linear`)
     interrupted = False
-    with _progress(len(work)) as advance:
+    with tpm.group_or_none(tp_degree, settings, tp_timeout, threads) as group, _progress(len(work)) as advance:
+        measure = group.measure if group is not None else measure_or_oom  # --tp: the layer sharded over the ranks
         try:
             for spec, shape, source in jobs:
                 advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
                 if source is not None:  # a checkpoint's own layer, with its weights and inputs
                     done.append(measure_or_oom(spec, p, shape, settings, source=source))
                 else:
-                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure_or_oom))
+                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure))
         except (KeyboardInterrupt, signals.Interrupted):
             interrupted = True
     signals.ignore_further()  # from here a signal is recorded, not raised: the rows get written first
     if view == "compare":
         rows.add_ratios(done)
+    if done and not tpm.is_leader():  # torchrun's other ranks measured with rank 0; it alone reports
+        return
     if done:
         report.emit(done, view, csv_path=csv, json_path=json)
     if verify_flops and any(r.get("flops_match") is False for r in done):
@@ -486,6 +499,7 @@ def bench(
     per_layer: PerLayer = False, backend: Backend = "auto", compile: Compile = False,
     verify_flops: VerifyFlops = False, csv: Csv = None, json: Json = None,
     weights: Weights = None, layer: LayerIndex = "0", inputs: Inputs = None, save_io: SaveIO = None,
+    tp: MeasureTp = None, tp_timeout: TpTimeout = 300.0,
 ):  # fmt: skip
     """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
 
@@ -496,7 +510,7 @@ def bench(
     real = {"weights": weights, "layer": layer, "inputs": inputs, "save_io": save_io}
     _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench",
              csv, json, layers, per_layer, hf_config, backend=backend, compile_=compile,
-             verify_flops=verify_flops, real=real)  # fmt: skip
+             verify_flops=verify_flops, real=real, tp=tp, tp_timeout=tp_timeout)  # fmt: skip
 
 
 @app.command("compare")
@@ -509,6 +523,7 @@ def compare(
     per_layer: PerLayer = False, backend: Backend = "auto", compile: Compile = False,
     verify_flops: VerifyFlops = False, csv: Csv = None, json: Json = None,
     weights: Weights = None, layer: LayerIndex = "0", inputs: Inputs = None, save_io: SaveIO = None,
+    tp: MeasureTp = None, tp_timeout: TpTimeout = 300.0,
 ):  # fmt: skip
     """Bench every variant on identical shapes and seeds, with ratios against the first.
 
@@ -517,7 +532,7 @@ def compare(
     real = {"weights": weights, "layer": layer, "inputs": inputs, "save_io": save_io}
     _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force,
              "compare", csv, json, layers, per_layer, hf_config, backend=backend, compile_=compile,
-             verify_flops=verify_flops, real=real)  # fmt: skip
+             verify_flops=verify_flops, real=real, tp=tp, tp_timeout=tp_timeout)  # fmt: skip
 
 
 @app.command("convert")
@@ -574,7 +589,6 @@ def convert_cmd(
         B, T = inputs_shape(inputs, cfg.d_model)
     else:
         B, T = positive(batch, "--batch"), positive(seq_len, "--seq-len")
-    ckpt.check_window(T)
     for i in chosen:
         ckpt.check_layer(i, layer_option)
         if not inputs:
@@ -610,6 +624,10 @@ def sweep_cmd(
         help="Save log-log panels (KV bytes, FLOPs, latency vs seq-len) as .png, .svg or .pdf (needs the plot extra).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an existing --csv file: skip the combinations it holds.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --csv file instead of refusing.")] = False,
+    tp: Annotated[Optional[str], typer.Option("--tp", metavar="T", show_default=False,
+        help="With --measure: also sweep tensor-parallel degrees (1,2 or 1:8), each layer sharded over T ranks started "
+             "here (torch.distributed; `tp` is a key, so a plot shows the scaling).")] = None,
+    tp_timeout: TpTimeout = 300.0,
 ):  # fmt: skip
     """Every combination of variants × modes × seq-lens × batches, analytic (instant) or --measure'd.
 
@@ -628,7 +646,11 @@ def sweep_cmd(
     p = presets.load_preset(preset)
     specs = _variants(variants, ["mha", "gqa"], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
-    combos = [sweep.Combination(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
+    from .measure import tp as tpm  # torch-free until a group starts
+
+    degrees = tpm.sweep_degrees(tp, tp_timeout, measure, specs, device)
+    combos = [sweep.Combination(s, Shape(m, L, b), t) for t in degrees for m in modes for L in seq_lens for b in batches
+              for s in specs]  # fmt: skip
     if measure:
         if layers is not None:
             raise InputError("--layers", "a measured sweep measures one layer", "drop --layers or --measure")
@@ -637,11 +659,11 @@ def sweep_cmd(
     else:
         n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
     analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
-    columns = sweep.header(analytic_keys, measured=measure)
+    columns = sweep.header(analytic_keys, measured=measure, tp=degrees != [None])
     target = sweep.CsvTarget(csv)  # locked from here: a second sweep on this file exits 3
     try:
         all_rows, todo, count, interrupted = _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed,
-                                                    threads, min_time, force, resume, overwrite)  # fmt: skip
+                                                    threads, min_time, force, resume, overwrite, tp_timeout)  # fmt: skip
     finally:
         target.close()  # the lock goes; a file this sweep created and never wrote to goes too
     exports = [("--plot", plot, lambda: render(all_rows, plot)[0])] if plot and all_rows else []
@@ -655,9 +677,10 @@ def sweep_cmd(
 
 
 def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, threads, min_time, force, resume,
-           overwrite):  # fmt: skip
+           overwrite, tp_timeout=300.0):  # fmt: skip
     """Run the sweep's combinations into its (locked) CSV: (rows to show, planned, written, interrupted)."""
     from . import sweep
+    from .measure import tp as tpm
 
     settings = None
     if measure:
@@ -669,6 +692,7 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
         from .spec import HybridSpec
 
         memo: dict = {}
+        groups = tpm.Groups(settings, tp_timeout, threads)  # one set of ranks at a time, for --tp
 
         def row_of(c):  # a combination the pre-flight refuses is an oom row, and the sweep goes on
             stack = isinstance(c.spec, HybridSpec)
@@ -678,8 +702,8 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
             except ResourceError:
                 return oom_row(c.spec, p, c.shape, settings)
             # One layer per row, as bench; a stack is a model of the preset's n_layers, each kind measured once.
-            return measure_model(c.spec, p, c.shape, settings, p.n_layers if stack else 1, memo=memo,
-                                 measure=measure_or_oom)[-1]  # fmt: skip
+            return measure_model(c.spec, p, c.shape, settings, p.n_layers if stack else 1, memo=memo.setdefault(c.tp, {}),
+                                 measure=groups.measure_for(c.tp) or measure_or_oom)[-1]  # fmt: skip
     else:
         row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
     identity = {"preset": p.name, "dtype": dt, "layers": None if measure else n_layers,
@@ -696,6 +720,8 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
     finally:
         signals.ignore_further()  # the rows are on disk; what follows only shows and exports them
         appender.close()
+        if measure:
+            groups.close()
     all_rows = report.read_rows(target.path) if target.regular else new_rows
     return all_rows, todo, appender.count, interrupted
 

@@ -123,7 +123,7 @@ register(Family("mla", "multi-head latent attention: a cached latent + one share
                 kv_elements_per_token=cost.mla_kv_elements_per_token, defaults=_mla_defaults,
                 base_label=lambda s: f"mla-r{s.kv_lora_rank}", label_fields=("kv_lora_rank",),
                 fixed=("head_dim",), fixed_hint="mla derives it as qk_nope_head_dim + qk_rope_head_dim; set those",
-                paths=("absorb", (False, True)), math_flops=cost.mla_math_flops))  # fmt: skip
+                paths=("absorb", (False, True)), math_flops=cost.mla_math_flops, layer_bytes=cost.mla_layer_bytes))  # fmt: skip
 
 
 register(Family("swa", "sliding-window attention: each query sees its last `window` keys (Beltagy et al. 2020)",

@@ -28,6 +28,8 @@ _RUN = ("label", "layer_of", "mode", "seq_len", "batch", "layers", "status")
 _MEASURED_TAIL = ("bound", "frac_of_roofline", "kv_cache_bytes_measured", "naive_err_rel_l2", "err_max_abs",
                   "naive_err_max_abs", "flops_math_path", "flops_counted", "flops_match", "backend_used", "compiled", "compile_s")  # fmt: skip
 
+_TP = ("tp", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes", "tp_err_rel_l2")  # --tp rows (empty otherwise)
+
 VIEWS: dict[str, View] = {v.name: v for v in (
     View("flops", "FLOPs", ("label", "layer_of", "mode", "seq_len", "batch", "layers", "flops", "attn_share",
                             "proj_flops", "attn_flops", "kv_cache_bytes", "ffn_flops", "elementwise_flops",
@@ -37,8 +39,8 @@ VIEWS: dict[str, View] = {v.name: v for v in (
                                    "weight_bytes", "model_params", "window", "cache_tokens", "tp", "kv_heads_per_gpu",
                                    "kv_scale_bytes", "linear_state_bytes")),
     View("bench", "bench", (*_RUN, "latency_ms_median", "noisy", "latency_spread", "flops", "gflops_per_s",
-                            "kv_cache_bytes", "err_rel_l2", "healthy", *_MEASURED_TAIL)),
-    View("compare", "compare", (*_RUN, "latency_ms_median", "noisy", "speedup_vs_base", "kv_cache_bytes",
+                            "kv_cache_bytes", *_TP, "err_rel_l2", "healthy", *_MEASURED_TAIL)),
+    View("compare", "compare", (*_RUN, "latency_ms_median", "noisy", "speedup_vs_base", "kv_cache_bytes", *_TP,
                                 "kv_ratio_vs_base", "flops", "flops_ratio_vs_base", "err_rel_l2", "healthy",
                                 "latency_spread", "gflops_per_s", *_MEASURED_TAIL)),
     View("peak", "peak", ("device_name", "dtype", "threads", "peak_gflops", "peak_gbps", "ridge_flops_per_byte",
@@ -191,6 +193,18 @@ def _backend(rows: list[dict]) -> str | None:
     if len(used) == 1:
         return f"SDPA backend {requested} → {next(iter(used))}"
     return f"SDPA backend {requested} → " + "; ".join(f"{u}: {names}" for u, names in used.items())
+
+
+@note("bench", "compare")
+def _tensor_parallel(rows: list[dict]) -> str | None:
+    """Rows measured with --tp (measure/tp.py)."""
+    first = next((r for r in rows if r.get("tp_backend")), None)
+    if first is None:
+        return None
+    return (f"TP: {first['tp_launcher']} ranks over {first['tp_backend']}; latency = the slowest rank's median over "
+            "barrier-aligned rounds; all-reduce timed alone on the output's shape; KV / rank measured from each "
+            "rank's cache tensors; errors: the all-reduced output vs the unsharded layer (float64; rel L2 vs TP 1: "
+            "in the run dtype)")  # fmt: skip
 
 
 @note("bench", "compare")

@@ -96,12 +96,15 @@ def test_values_narrower_than_keys_and_a_query_offset():
                                rtol=1e-10, atol=1e-10)  # fmt: skip
 
 
-@pytest.mark.parametrize("variant", ["gqa", "swa:window=5", "gqa:window=7,position=alibi", "mqa:causal=false,window=4"])
+@pytest.mark.parametrize("variant", ["gqa", "swa:window=5", "gqa:window=7,position=alibi", "mqa:causal=false,window=4",
+                                     "gqa:softcap=0.5,sinks=true,window=6"])  # fmt: skip
 @torch.no_grad()  # flex has no backward on the CPU
 def test_module_under_flex_equals_its_math_path_prefill_and_ring_decode(variant):
     spec = presets.parse_variant(variant, TINY)
     torch.manual_seed(0)
     m = presets.registry.get(spec.family).build(spec).double()
+    if m.sinks is not None:
+        m.sinks.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0]))  # built as zeros: give each head its own logit
     x = torch.randn(2, 19, TINY.d_model, dtype=torch.float64)
     with flex.use_flex(eager=True):
         calls = flex.calls()
