@@ -24,6 +24,14 @@ LAYER_FLOPS = ("flops_counted", "flops_math_path", "flops_counted_layer", "flops
 WORST = ("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2")
 SAME = ("backend", "device_name", "torch_version", "threads", "seed", "n_rounds", "load_avg", "others_cores",
         "free_cores")  # fmt: skip
+# Rows measured with --tp (measure/tp.py) add their own: summed, worst and shared columns.
+TP_KEYS = {"summed": ("kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes"), "worst": ("tp_err_rel_l2",),
+           "same": ("tp", "tp_backend", "tp_launcher")}  # fmt: skip
+
+
+def _keys(row: dict, kind: str) -> tuple[str, ...]:
+    base = {"summed": SUMMED, "worst": WORST, "same": SAME}[kind]
+    return base + TP_KEYS[kind] if "tp_backend" in row else base
 
 
 def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings, layers: int = 1,
@@ -47,15 +55,15 @@ def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, setting
         return [parts[0][0]]
     total = combine(spec, preset, parts, layers)
     rows = [part for part, _ in parts]
-    for key in SUMMED + MODEL_FLOPS:
+    for key in _keys(rows[0], "summed") + MODEL_FLOPS:
         total[key] = _sum(part.get(key) for part in rows)
     matches = [part.get("flops_match") for part in rows]
     total["flops_match"] = None if None in matches else all(matches)
     total.update(dict.fromkeys(LAYER_FLOPS))
-    for key in WORST:
+    for key in _keys(rows[0], "worst"):
         values = [part.get(key) for part in rows]
         total[key] = None if any(v is None for v in values) else max(values)
-    total.update({key: rows[0].get(key) for key in SAME})
+    total.update({key: rows[0].get(key) for key in _keys(rows[0], "same")})
     rounds = [part.get("_round_ms") or [] for part in rows]  # each round's model latency: Σ its kinds' in that round
     if len({len(r) for r in rounds}) == 1 and rounds[0]:
         total["_round_ms"] = [sum(values) for values in zip(*rounds)]
@@ -79,7 +87,7 @@ def _scaled(one: dict, kind: AttentionSpec, preset: PresetSpec, shape: Shape, se
     latency and cache bytes × count; rates and errors are those of the one layer."""
     row = dict(one)
     row.update(analytic_row(kind, preset, shape, count, settings.dtype, device=str(settings.device)))
-    for key in SUMMED + MODEL_FLOPS:
+    for key in _keys(one, "summed") + MODEL_FLOPS:
         row[key] = None if one.get(key) is None else one[key] * count
     if one.get("_round_ms"):
         row["_round_ms"] = [v * count for v in one["_round_ms"]]
@@ -98,13 +106,16 @@ def _rate(flops, latency_ms):
 
 
 def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_layer: bool = False,
-                 memo: dict | None = None, measure=measure_row, advance=lambda what: None) -> tuple[list[dict], bool]:  # fmt: skip
+                 memo: dict | None = None, measure=measure_row, advance=lambda what: None,
+                 interleave: bool = True) -> tuple[list[dict], bool]:  # fmt: skip
     """`bench`/`compare`: the rows of `jobs` ((spec, shape, source) each; source: a checkpoint's layer
     or None), each shape's rows timed together, interleaved in rounds (bench.Rounds). For each
     shape, every job's layer kinds are first built, run and checked (errors, cache bytes, FLOPs)
     with their timing deferred; then all of them are timed in rounds; then the model rows are
     built from the timed kinds. `--compile` rows are timed one after another instead (each
-    compiles its own layer, and compiled layers would evict each other's code).
+    compiles its own layer, and compiled layers would evict each other's code), as are rows with
+    `interleave` false (--tp: `measure` times each layer across its ranks). A checkpoint's layer
+    (`source`) is measured by oom.measure_or_oom.
 
     Returns (rows, interrupted): on an interrupt, the kinds already built are still timed and the
     jobs they complete are returned (a second interrupt stops that too)."""
@@ -117,7 +128,7 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
         else:
             groups.append([job])
     for group in groups:
-        rounds = None if settings.compile else Rounds()
+        rounds = None if settings.compile or not interleave else Rounds()
         deferred = settings if rounds is None else dataclasses.replace(settings, rounds=rounds)
         ready: list = []
         interrupted = None
@@ -125,7 +136,9 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
             for spec, shape, source in group:
                 advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
                 if source is not None:  # a checkpoint's own layer, with its weights and inputs
-                    ready.append(measure(spec, preset, shape, deferred, source=source))
+                    from .oom import measure_or_oom
+
+                    ready.append(measure_or_oom(spec, preset, shape, deferred, source=source))
                 else:
                     measure_model(spec, preset, shape, deferred, layers, per_layer, memo, measure)  # fills memo
                     ready.append((spec, shape))
