@@ -15,7 +15,6 @@ same reason; DESIGN.md, "Latency").
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -171,7 +170,7 @@ def time_interleaved(fns: list[Callable[[], object]], device=None, *, min_run_ti
             warm.append(timer(fn))
         per_call.append(percentile(sorted(warm[1:]), 50))
     budget = min_run_time / max(1, min_rounds)  # seconds per round per callable
-    calls = [max(1, math.ceil(budget / t)) if t > 0 else 1 for t in per_call]
+    calls = [max(1, round(budget / t)) if t > 0 else 1 for t in per_call]  # about `budget` per round
     runs: list[list[float]] = [[] for _ in fns]
     rounds: list[list[float]] = [[] for _ in fns]
     while len(rounds[0]) < max_rounds and (len(rounds[0]) < min_rounds or any(sum(r) < min_run_time for r in runs)):
