@@ -99,8 +99,9 @@ HEADER.update({
     "frac_of_peak": "% of peak", "frac_of_bw": "% of BW", "roofline_ms": "roofline ms",
     "frac_of_roofline": "% of roof", "ridge_flops_per_byte": "ridge FLOP/B", "matmul_n": "matmul n",
     "copy_bytes": "copy buffer", "measured_at": "measured", "peak_source": "source", "device_name": "device",
-    "torch_version": "torch", "latency_spread": "p25–p75 ms",
+    "torch_version": "torch", "latency_spread": "p25–p75 ms", "compile_s": "compile s",
 })  # fmt: skip
+FORMAT["compile_s"] = lambda x: f"{x:.1f}"  # seconds compiling before the timing (--backend flex, --compile)
 
 # Tensor-parallel rows (measure/tp.py).
 FORMAT.update({**dict.fromkeys(("kv_cache_bytes_per_rank", "allreduce_bytes"), _iec), "allreduce_ms": _fixed3,

@@ -112,8 +112,8 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
     or None), each shape's rows timed together, interleaved in rounds (bench.Rounds). For each
     shape, every job's layer kinds are first built, run and checked (errors, cache bytes, FLOPs)
     with their timing deferred; then all of them are timed in rounds; then the model rows are
-    built from the timed kinds. `--compile` rows are timed one after another instead (each
-    compiles its own layer, and compiled layers would evict each other's code), as are rows with
+    built from the timed kinds. `--compile` and `--backend flex` rows are timed one after another
+    instead (each compiles its own layer from fresh caches, which would evict the others'), as are rows with
     `interleave` false (--tp: `measure` times each layer across its ranks). A checkpoint's layer
     (`source`) is measured by oom.measure_or_oom.
 
@@ -128,7 +128,8 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
         else:
             groups.append([job])
     for group in groups:
-        rounds = None if settings.compile or not interleave else Rounds()
+        # compiled layers (--compile, --backend flex) start from fresh compile caches each: one at a time
+        rounds = None if settings.compile or settings.backend == "flex" or not interleave else Rounds()
         deferred = settings if rounds is None else dataclasses.replace(settings, rounds=rounds)
         ready: list = []
         interrupted = None
