@@ -216,10 +216,24 @@ def _machine_load(rows: list[dict]) -> str | None:
     return line + ("; rerun with --threads 1 for steadier figures" if threads != 1 else "; rerun on a quieter machine")
 
 
+def _why_noisy(row: dict) -> str:
+    """Which spread flagged a row `noisy` (measure/timing.py, rows.add_ratios)."""
+    mid, lo, hi = row.get("latency_ms_median"), row.get("latency_ms_p25"), row.get("latency_ms_p75")
+    if mid and lo is not None and hi is not None and hi - lo > 0.1 * mid:
+        return "its runs"
+    s, s_lo, s_hi = row.get("speedup_vs_base"), row.get("speedup_vs_base_p25"), row.get("speedup_vs_base_p75")
+    if s and s_lo is not None and s_hi is not None and s_hi - s_lo > 0.1 * s:
+        return "its per-round speed-ups"
+    return "its rounds (the machine's speed drifted)"
+
+
 @note("bench", "compare")
-def _noisy(rows: list[dict]) -> str | None:
-    named = which(rows, lambda r: r.get("noisy") is True)
-    return f"noisy: {named} (quote with care)" if named else None
+def _spread(rows: list[dict]) -> str | None:
+    """Why each flagged row is flagged: the spread within its runs, between its rounds, or of its ratios."""
+    why = group_names([r for r in rows if r.get("noisy") is True], _why_noisy)
+    if not why:
+        return None
+    return "spread over 10% of the median in " + "; ".join(f"{reason}: {names}" for reason, names in why.items())
 
 
 @note("bench", "compare")
