@@ -161,7 +161,8 @@ def console(stderr: bool = False):
     is_tty = stream.isatty()
     # A pipe or file gets the whole table (no terminal to fit); COLUMNS still wins when set.
     width = None if is_tty else int(os.environ.get("COLUMNS", "0") or 0) or 320
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    # markup=False: labels, paths and titles are user text, never Rich markup ('[/]', '[red]' print as typed).
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False, markup=False)
 
 
 def table(rows: list[dict], view: str, title: str = "", caption: str = "", width: int | None = None):
