@@ -7,6 +7,7 @@ inside the measuring commands, so `kv-memory`, `flops`, `presets` and `--help` s
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Annotated, Optional
 
@@ -86,10 +87,15 @@ Compile = Annotated[bool, typer.Option("--compile",
          "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
 VerifyFlops = Annotated[bool, typer.Option("--verify-flops",
     help="Also count FLOPs with torch's FlopCounterMode on the plain-math path and check them against "
-         "the analytic count of that path (which scores the full n×n matrix even when causal).")]  # fmt: skip
+         "the analytic count of that path (its query blocks score their whole key band, masked; docs/measuring.md).")]  # fmt: skip
 HfConfig = Annotated[Optional[str], typer.Option("--hf-config", metavar="PATH", show_default=False,
     help="A Hugging Face config.json (or the folder holding it), read without transformers: the model's shape, "
          "attention (KV heads, MLA) and layer kinds replace --preset; its own attention is the default variant.")]  # fmt: skip
+MeasureTp = Annotated[Optional[str], typer.Option("--tp", metavar="T", show_default=False,
+    help="Measure the layer sharded over T ranks with torch.distributed (Megatron-style heads; gloo on cpu, NCCL on "
+         "cuda with one GPU per rank), started here, or joined under torchrun (T defaults to its world size).")]  # fmt: skip
+TpTimeout = Annotated[float, typer.Option("--tp-timeout", metavar="SECONDS",
+    help="With --tp: a rank silent this long (hung, or blocked on a dead peer) ends the run (exit 3).")]  # fmt: skip
 Tp = Annotated[str, typer.Option("--tp", metavar="T",
     help="Tensor-parallel degree: bytes per GPU, each holding max(1, n_kv_heads / T) KV heads (MLA's latent: all of it).")]  # fmt: skip
 KvScales = Annotated[Optional[str], typer.Option("--kv-scales", show_default=False,
@@ -116,6 +122,38 @@ Inputs = Annotated[Optional[str], typer.Option("--inputs", metavar="FILE.safeten
 SaveIO = Annotated[Optional[str], typer.Option("--save-io", metavar="FILE.safetensors", show_default=False,
     help="With --weights: write the first prefill row's attention input and output as safetensors (input, output in "
          "the run dtype, output_float64: the reference).")]  # fmt: skip
+
+
+Columns = Annotated[Optional[str], typer.Option("--columns", metavar="NAMES", show_default=False,
+    help="The table's columns, by their schema names (docs/columns.md): a comma list, or all. \\[default: the "
+         "command's view, lowest-priority columns dropped to fit the terminal and named in the caption]")]  # fmt: skip
+Wide = Annotated[bool, typer.Option("--wide", help="Show every column (as --columns all), however wide the table.")]
+Markdown = Annotated[Optional[str], typer.Option("--markdown", metavar="PATH", show_default=False,
+    help="Also write the table as GitHub-flavoured markdown to PATH ('-' for stdout; the table then goes to stderr).")]  # fmt: skip
+
+
+def _view_options(command):
+    """Give a command --columns, --wide and --markdown, declared once here: the wrapper checks them
+    before the command runs (a bad name exits 2 before any work) and hands them to report.emit."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(command, eval_str=True)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+             for name, kind, default in (("columns", Columns, None), ("wide", Wide, False), ("markdown", Markdown, None))]  # fmt: skip
+
+    @functools.wraps(command)
+    def wrapper(*args, columns=None, wide=False, markdown=None, **kwargs):
+        display = dataclasses.replace(report.parse_columns(columns, wide), markdown=markdown)
+        token = report.DISPLAY.set(display)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            report.DISPLAY.reset(token)
+
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
+    wrapper.__annotations__ = {**command.__annotations__, "columns": Columns, "wide": Wide, "markdown": Markdown}
+    return wrapper
 
 
 def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool = False):
@@ -160,7 +198,9 @@ def _check_outputs(outputs: dict, preset=None, hf_config=None, variants=None, we
     named = [("the --preset file", preset), ("the --hf-config file", hf_config), ("the checkpoint", weights),
              ("the --inputs file", inputs), ("the report being read", report)]  # fmt: skip
     named += [("a VARIANT file", v) for v in variants or []]
-    output.check(outputs, named)
+    from .report import markdown_output  # (`report` here is the CSV being read)
+
+    output.check({**outputs, **markdown_output()}, named)
 
 
 STACK_FAMILIES = {"swa", "linear", "hybrid"}  # what prices sliding-window and linear layers
@@ -190,6 +230,7 @@ def _model_variants(p, variants: Optional[list[str]], fallback: list[str], comma
 
 
 @app.command("kv-memory")
+@_view_options
 def kv_memory(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha mqa gqa; a model's own attention]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -217,23 +258,15 @@ def kv_memory(
     out = [r for L in seq_lens for b in batches for s in specs
            for r in rows.serving_rows(s, p, L, b, n_layers, plan, per_layer,
                                       kv_heads_from=p.model.kv_heads_from if s == own else None)]  # fmt: skip
-    title = f"KV cache · preset {p.name} · {dt}" + (f" · TP {plan.tp}, per GPU" if plan.tp > 1 else "")
-    if plan.budget is not None:
-        title += f" · budget {budget.strip()} per GPU"
-        title += f" incl. {weight_dtype} weights" if include_weights else ""
-    notes = [plan.storage.describe()]
-    sources = sorted({r["kv_heads_from"] for r in out if r.get("kv_heads_from")})
-    if sources:
-        notes.append(f"KV heads from {p.path if hf_config else p.name}: {'; '.join(sources)}")
-    if any(r.get("max_seq_len") is None and r.get("budget_bytes") is not None for r in out):
-        notes.append("no max seq len where the cache stops growing (every layer windowed or linear): any context fits")
+    notes = []  # what the rows cannot tell; the rows' own notes are views.py's
     limit = p.model.max_position_embeddings if p.model is not None else None
     if limit and any((r.get("max_seq_len") or 0) > limit for r in out):
         notes.append(f"max seq len beyond the model's max_position_embeddings ({limit:,} tokens): memory is not the limit")
-    report.emit(out, "kv-memory", title=title, caption="; ".join(n for n in notes if n), csv_path=csv, json_path=json)
+    report.emit(out, "kv-memory", notes=notes, csv_path=csv, json_path=json)
 
 
 @app.command("flops")
+@_view_options
 def flops(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha mqa gqa]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -252,10 +285,11 @@ def flops(
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
     out = [r for m in modes for L in seq_lens for b in batches for s in specs
            for r in rows.analytic_rows(s, p, Shape(m, L, b), n_layers, dt, per_layer=per_layer)]  # fmt: skip
-    report.emit(out, "flops", title=f"FLOPs · preset {p.name} · {n_layers} layer(s)", csv_path=csv, json_path=json)
+    report.emit(out, "flops", csv_path=csv, json_path=json)
 
 
 @app.command("presets")
+@_view_options
 def list_presets(csv: Csv = None, json: Json = None):
     """The shipped presets (sizes and models) and the variant families."""
     report.check_outputs(csv, json)
@@ -268,10 +302,7 @@ def list_presets(csv: Csv = None, json: Json = None):
             "model": f"{presets.build_spec(p.model.attention, p, {}, name).label} · {p.model.describe()}" if p.model else None,
             "description": p.description, "source": p.source,
         })  # fmt: skip
-    from .registry import FAMILIES
-
-    families = "; ".join(f"{f.name}: {f.summary}" for f in FAMILIES.values())
-    report.emit(out, "presets", title="Presets", caption=f"Families — {families}", csv_path=csv, json_path=json)
+    report.emit(out, "presets", csv_path=csv, json_path=json)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -358,7 +389,8 @@ def _with_peak(settings):
 
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
              csv, json, layers=None, per_layer=False, hf_config=None, backend="auto", compile_=False,
-             verify_flops=False, real: Optional[dict] = None):  # fmt: skip
+             verify_flops=False, real: Optional[dict] = None, tp: Optional[str] = None,
+             tp_timeout: float = 300.0):  # fmt: skip
     real = real or {}
     _check_outputs({"--csv": csv, "--json": json, "--save-io": real.get("save_io")}, preset=preset,
                    hf_config=hf_config, variants=variants, weights=real.get("weights"), inputs=real.get("inputs"))  # fmt: skip
@@ -383,6 +415,10 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         n_layers = _layers(layers, p, default=p.n_layers if any(isinstance(s, HybridSpec) for s in specs) else 1)
         jobs = [(s, Shape(m, L, b), None) for m in modes for L in seq_lens for b in batches for s in specs]
     dtype, threads = _check_run_options(device, dtype, threads, min_time, seed)
+    from .measure import tp as tpm  # torch-free until a group starts
+
+    tp_degree = tpm.prepare(tp, tp_timeout, [s for s, _, _ in jobs], device, weights=real.get("weights"),
+                            compile_=compile_, verify_flops=verify_flops)  # fmt: skip
     from .measure.backend import check_backend_name
 
     backend = check_backend_name(backend)
@@ -400,26 +436,24 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     done: list[dict] = []
     memo: dict = {}  # one-layer measurements, shared by the variants (a hybrid's linear layers = `linear`)
     interrupted = False
-    with _progress(len(work)) as advance:
+    with tpm.group_or_none(tp_degree, settings, tp_timeout, threads) as group, _progress(len(work)) as advance:
+        measure = group.measure if group is not None else measure_or_oom  # --tp: the layer sharded over the ranks
         try:
             for spec, shape, source in jobs:
                 advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
                 if source is not None:  # a checkpoint's own layer, with its weights and inputs
                     done.append(measure_or_oom(spec, p, shape, settings, source=source))
                 else:
-                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure_or_oom))
+                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure))
         except (KeyboardInterrupt, signals.Interrupted):
             interrupted = True
     signals.ignore_further()  # from here a signal is recorded, not raised: the rows get written first
     if view == "compare":
         rows.add_ratios(done)
+    if done and not tpm.is_leader():  # torchrun's other ranks measured with rank 0; it alone reports
+        return
     if done:
-        caption = report.caption_for(done)
-        if n_layers > 1:
-            caption += (f" · {n_layers} layers = Σ count × one layer of each kind, measured alone "
-                        "(latency, cache bytes); errors: the worst kind")  # fmt: skip
-        title = f"{view} · preset {p.name} · {n_layers} layer{'s' if n_layers > 1 else ''}"
-        report.emit(done, view, title=title, caption=caption, csv_path=csv, json_path=json)
+        report.emit(done, view, csv_path=csv, json_path=json)
     if verify_flops and any(r.get("flops_match") is False for r in done):
         bad = ", ".join(f"{r['label']} {r['mode']} s={r['seq_len']}" for r in done if r.get("flops_match") is False)
         _fail(f"--verify-flops: FlopCounterMode disagrees with the analytic count for {bad}")
@@ -476,6 +510,7 @@ class _progress:
 
 
 @app.command("bench")
+@_view_options
 def bench(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -484,6 +519,7 @@ def bench(
     per_layer: PerLayer = False, backend: Backend = "auto", compile: Compile = False,
     verify_flops: VerifyFlops = False, csv: Csv = None, json: Json = None,
     weights: Weights = None, layer: LayerIndex = "0", inputs: Inputs = None, save_io: SaveIO = None,
+    tp: MeasureTp = None, tp_timeout: TpTimeout = 300.0,
 ):  # fmt: skip
     """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
 
@@ -494,10 +530,11 @@ def bench(
     real = {"weights": weights, "layer": layer, "inputs": inputs, "save_io": save_io}
     _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench",
              csv, json, layers, per_layer, hf_config, backend=backend, compile_=compile,
-             verify_flops=verify_flops, real=real)  # fmt: skip
+             verify_flops=verify_flops, real=real, tp=tp, tp_timeout=tp_timeout)  # fmt: skip
 
 
 @app.command("compare")
+@_view_options
 def compare(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha gqa]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -506,6 +543,7 @@ def compare(
     per_layer: PerLayer = False, backend: Backend = "auto", compile: Compile = False,
     verify_flops: VerifyFlops = False, csv: Csv = None, json: Json = None,
     weights: Weights = None, layer: LayerIndex = "0", inputs: Inputs = None, save_io: SaveIO = None,
+    tp: MeasureTp = None, tp_timeout: TpTimeout = 300.0,
 ):  # fmt: skip
     """Bench every variant on identical shapes and seeds, with ratios against the first.
 
@@ -514,10 +552,11 @@ def compare(
     real = {"weights": weights, "layer": layer, "inputs": inputs, "save_io": save_io}
     _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force,
              "compare", csv, json, layers, per_layer, hf_config, backend=backend, compile_=compile,
-             verify_flops=verify_flops, real=real)  # fmt: skip
+             verify_flops=verify_flops, real=real, tp=tp, tp_timeout=tp_timeout)  # fmt: skip
 
 
 @app.command("convert")
+@_view_options
 def convert_cmd(
     weights: Annotated[str, typer.Argument(metavar="DIR", show_default=False,
         help="A local Hugging Face checkpoint with MHA/GQA layers (Llama/Mistral/Qwen2): a folder with config.json "
@@ -571,7 +610,6 @@ def convert_cmd(
         B, T = inputs_shape(inputs, cfg.d_model)
     else:
         B, T = positive(batch, "--batch"), positive(seq_len, "--seq-len")
-    ckpt.check_window(T)
     for i in chosen:
         ckpt.check_layer(i, layer_option)
         if not inputs:
@@ -584,14 +622,11 @@ def convert_cmd(
     with _progress(len(chosen)) as advance:
         out = convert.convert_rows(ckpt, chosen, targets, batch=B, seq_len=T, seed=seed, dtype=run_dtype,
                                    kv_dtype=store, inputs=inputs, advance=advance)  # fmt: skip
-    over = f"mean over {len(chosen)} layers (max abs: the largest)" if len(chosen) > 1 else f"layer {chosen[0]}"
-    caption = (f"error: converted vs original layer on the same inputs ({B}×{T} tokens), plain-math path in {run_dtype}, "
-               f"{over}; KV bytes per token at {store}; no fine-tuning")  # fmt: skip
-    report.emit(out, "convert", title=f"convert · {ckpt.preset().name} · {out[0]['base_label']}", caption=caption,
-                csv_path=csv, json_path=json)  # fmt: skip
+    report.emit(out, "convert", csv_path=csv, json_path=json)
 
 
 @app.command("sweep")
+@_view_options
 def sweep_cmd(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha gqa]", show_default=False)] = None,
     preset: Preset = None,
@@ -610,6 +645,10 @@ def sweep_cmd(
         help="Save log-log panels (KV bytes, FLOPs, latency vs seq-len) as .png, .svg or .pdf (needs the plot extra).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an existing --csv file: skip the combinations it holds.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --csv file instead of refusing.")] = False,
+    tp: Annotated[Optional[str], typer.Option("--tp", metavar="T", show_default=False,
+        help="With --measure: also sweep tensor-parallel degrees (1,2 or 1:8), each layer sharded over T ranks started "
+             "here (torch.distributed; `tp` is a key, so a plot shows the scaling).")] = None,
+    tp_timeout: TpTimeout = 300.0,
 ):  # fmt: skip
     """Every combination of variants × modes × seq-lens × batches, analytic (instant) or --measure'd.
 
@@ -628,7 +667,11 @@ def sweep_cmd(
     p = presets.load_preset(preset)
     specs = _variants(variants, ["mha", "gqa"], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
-    combos = [sweep.Combination(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
+    from .measure import tp as tpm  # torch-free until a group starts
+
+    degrees = tpm.sweep_degrees(tp, tp_timeout, measure, specs, device)
+    combos = [sweep.Combination(s, Shape(m, L, b), t) for t in degrees for m in modes for L in seq_lens for b in batches
+              for s in specs]  # fmt: skip
     if measure:
         if layers is not None:
             raise InputError("--layers", "a measured sweep measures one layer", "drop --layers or --measure")
@@ -637,18 +680,17 @@ def sweep_cmd(
     else:
         n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
     analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
-    columns = sweep.header(analytic_keys, measured=measure)
+    columns = sweep.header(analytic_keys, measured=measure, tp=degrees != [None])
     target = sweep.CsvTarget(csv)  # locked from here: a second sweep on this file exits 3
     try:
         all_rows, todo, count, interrupted = _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed,
-                                                    threads, min_time, force, resume, overwrite)  # fmt: skip
+                                                    threads, min_time, force, resume, overwrite, tp_timeout)  # fmt: skip
     finally:
         target.close()  # the lock goes; a file this sweep created and never wrote to goes too
     exports = [("--plot", plot, lambda: render(all_rows, plot)[0])] if plot and all_rows else []
     if all_rows:
         view = report.view_for(all_rows)
-        report.emit(all_rows, view, title=report.title_for(all_rows, view), caption=report.caption_for(all_rows),
-                    json_path=json, table_to_stderr=csv == "-", more=exports)  # fmt: skip
+        report.emit(all_rows, view, json_path=json, table_to_stderr=csv == "-", more=exports)
     if interrupted or signals.received() is not None:
         kept = f"; {csv} holds every finished row (--resume continues)" if csv and target.regular else ""
         typer.echo(f"attncli: interrupted after {count} of {len(todo)} rows ({signals.describe()}){kept}", err=True)
@@ -656,9 +698,10 @@ def sweep_cmd(
 
 
 def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, threads, min_time, force, resume,
-           overwrite):  # fmt: skip
+           overwrite, tp_timeout=300.0):  # fmt: skip
     """Run the sweep's combinations into its (locked) CSV: (rows to show, planned, written, interrupted)."""
     from . import sweep
+    from .measure import tp as tpm
 
     settings = None
     if measure:
@@ -670,6 +713,7 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
         from .spec import HybridSpec
 
         memo: dict = {}
+        groups = tpm.Groups(settings, tp_timeout, threads)  # one set of ranks at a time, for --tp
 
         def row_of(c):  # a combination the pre-flight refuses is an oom row, and the sweep goes on
             stack = isinstance(c.spec, HybridSpec)
@@ -679,8 +723,8 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
             except ResourceError:
                 return oom_row(c.spec, p, c.shape, settings)
             # One layer per row, as bench; a stack is a model of the preset's n_layers, each kind measured once.
-            return measure_model(c.spec, p, c.shape, settings, p.n_layers if stack else 1, memo=memo,
-                                 measure=measure_or_oom)[-1]  # fmt: skip
+            return measure_model(c.spec, p, c.shape, settings, p.n_layers if stack else 1, memo=memo.setdefault(c.tp, {}),
+                                 measure=groups.measure_for(c.tp) or measure_or_oom)[-1]  # fmt: skip
     else:
         row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
     identity = {"preset": p.name, "dtype": dt, "layers": None if measure else n_layers,
@@ -697,11 +741,14 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
     finally:
         signals.ignore_further()  # the rows are on disk; what follows only shows and exports them
         appender.close()
+        if measure:
+            groups.close()
     all_rows = report.read_rows(target.path) if target.regular else new_rows
     return all_rows, todo, appender.count, interrupted
 
 
 @app.command("report")
+@_view_options
 def report_cmd(
     file: Annotated[str, typer.Argument(help="A CSV written by any attncli command (--csv).", show_default=False)],
     plot: Annotated[Optional[str], typer.Option("--plot", metavar="PATH", show_default=False,
@@ -727,21 +774,26 @@ def report_cmd(
 
             raise InputError("--group-by", f"no column '{k}' in {file}", did_you_mean(k, present))
     view = report.view_for(saved)
-    caption = report.caption_for(saved)
     exports = [("--plot", plot, lambda: render(saved, plot, keys or None)[0])] if plot else []
     if keys:  # the files first (output.write_all), then the tables
+        groups = [(f"{report.title_for(group, view)} · " + ", ".join(f"{k}={v}" for k, v in zip(keys, value)), group)
+                  for value, group in report.group_rows(saved, keys).items()]  # fmt: skip
+        markdown = report.DISPLAY.get().markdown
+        if markdown:
+            exports.append(("--markdown", markdown,
+                            lambda: "\n".join(report.to_markdown(g, view, title=t) for t, g in groups)))  # fmt: skip
         errors = report.export_errors(saved, csv, json) + output.write_all(exports)
-        for value, group in report.group_rows(saved, keys).items():
-            where = ", ".join(f"{k}={v}" for k, v in zip(keys, value))
-            title = f"{report.title_for(group, view)} · {where}"
-            report.console(stderr="-" in (csv, json)).print(report.table(group, view, title, caption))
+        stderr = "-" in (csv, json, markdown)
+        for title, group in groups:
+            report.print_table(report.table(group, view, title, width=report.terminal_width(
+                sys.stderr if stderr else sys.stdout)), stderr=stderr)  # fmt: skip
         output.raise_first(errors)
     else:
-        report.emit(saved, view, title=report.title_for(saved, view), caption=caption, csv_path=csv, json_path=json,
-                    more=exports)  # fmt: skip
+        report.emit(saved, view, csv_path=csv, json_path=json, more=exports)
 
 
 @app.command("peak")
+@_view_options
 def peak(
     device: Device = "auto", dtype: RunDtype = "auto", threads: Threads = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Measure again even when a cached figure exists.")] = False,
@@ -765,11 +817,7 @@ def peak(
         "ridge_flops_per_byte": pk.ridge, "matmul_n": pk.matmul_n, "copy_bytes": pk.copy_bytes,
         "measured_at": pk.measured_at, "peak_source": source, "peak_method": pk.method(), "noisy": pk.noisy,
     }  # fmt: skip
-    caption = f"{pk.method()} · ridge = peak / bandwidth (FLOP per byte) · cache: {cache_path()}"
-    if pk.noisy:
-        caption += " · noisy (IQR > 10% of median): the machine was busy; run --refresh when it is quiet"
-    report.emit([row], "peak", title=f"peak · {pk.device_name} · {pk.dtype}", caption=caption, csv_path=csv,
-                json_path=json)  # fmt: skip
+    report.emit([row], "peak", notes=[f"cache: {cache_path()}"], csv_path=csv, json_path=json)
 
 
 @app.callback(invoke_without_command=True)

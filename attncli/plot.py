@@ -82,9 +82,9 @@ def _positive(v) -> bool:
 
 
 def _default_groups(rows: list[dict]) -> list[str]:
-    """The label, plus mode and batch when the rows hold more than one of them."""
+    """The label, plus mode, batch, dtype, preset or tp when the rows hold more than one of them."""
     keys = ["label"]
-    for k in ("mode", "batch", "dtype", "preset"):
+    for k in ("mode", "batch", "dtype", "preset", "tp"):  # tp: a sweep over --tp 1,2 draws one line per degree
         if len({r.get(k) for r in rows}) > 1:
             keys.append(k)
     return keys

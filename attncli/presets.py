@@ -19,7 +19,8 @@ import yaml
 
 from . import registry
 from .errors import InputError, closest, did_you_mean, read_text
-from .spec import AttentionSpec, HybridSpec, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec, check_layer_count
+from .spec import (AttentionSpec, HybridSpec, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec, check_layer_count,
+                   check_positive_int)  # fmt: skip
 
 DEFAULT_PRESET = "small"
 PRESET_KEYS = tuple(f.name for f in dataclasses.fields(PresetSpec) if f.name != "path")
@@ -370,6 +371,14 @@ _LABEL_SUFFIX = {
     "window": lambda v: "nowindow" if v is None else f"w{v}",
     "memory_len": lambda v: f"m{v}",
     "chunk_size": lambda v: f"c{v}",
+    "qk_norm": lambda v: "qknorm" if v else "noqknorm",
+    "qk_norm_over": lambda v: f"norm-{v}",
+    "qk_norm_type": lambda v: f"norm-{v}",
+    "norm_eps": lambda v: f"eps{v:g}",
+    "softcap": lambda v: "nocap" if v is None else f"cap{v:g}",
+    "sinks": lambda v: "sinks" if v else "nosinks",
+    "rotary_dim": lambda v: "rotfull" if v is None else f"rot{v}",
+    "scale": lambda v: "scaledefault" if v is None else f"scale{v:g}",
 }
 
 
@@ -440,6 +449,9 @@ def build_spec(family_name: str, preset: PresetSpec, overrides: dict, where: str
         given = _check_family_fields(family, overrides)
         preset_shape = {"d_model": preset.d_model, "n_heads": preset.n_heads, "head_dim": preset.head_dim}
         shape = {**preset_shape, **{k: given[k] for k in SHAPE_KEYS if k in given}}
+        for key in SHAPE_KEYS:  # before they divide or size anything (n_heads=0 divided d_model)
+            if shape[key] is not None:
+                check_positive_int(shape[key], key)
         if shape["head_dim"] is None:
             if shape["d_model"] % shape["n_heads"]:
                 raise InputError("", f"n_heads: {shape['n_heads']} does not divide d_model {shape['d_model']}",

@@ -6,8 +6,6 @@ Analytic columns come from `cost.py` through the registry; `measure/` adds the m
 
 from __future__ import annotations
 
-import dataclasses
-
 from . import registry
 from .cost import ffn_flops, layer_bytes, roofline
 from .spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
@@ -15,12 +13,16 @@ from .spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
 # Fields of one family's spec that rows carry as columns, only on that family's rows (MLA's).
 SPEC_COLUMNS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "absorb")
 
+# What real layers add to the GQA family (issue 14): q/k norms, logit cap, sinks, partial rotary, scale.
+LAYER_COLUMNS = ("qk_norm", "softcap", "sinks", "rotary_dim", "scale")
+
 # The schema, in display order. Commands fill the columns they compute; later work appends.
 IDENTITY_COLUMNS = (
     "label", "family", "preset", "mode", "seq_len", "batch", "layers", "cache_tokens", "dtype", "device",
     "d_model", "n_heads", "n_kv_heads", "head_dim", "causal", "position",
     *SPEC_COLUMNS,
     "window", "memory_len", "stack", "layer_of",  # sliding window, cross memory, layer stacks
+    *LAYER_COLUMNS,
 )  # fmt: skip
 ANALYTIC_COLUMNS = (
     "flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "attn_share", "params",
@@ -35,7 +37,11 @@ MEASURED_COLUMNS = (
 )  # fmt: skip
 # Measurement columns: timing stability, the SDPA backend, dtype grading and the FLOP cross-check;
 # the roofline against the device's measured peaks; and the `peak` command's own columns.
-QUALITY_COLUMNS = ("noisy", "backend_used", "compiled", "healthy", "flops_counted", "flops_math_path", "flops_match")
+QUALITY_COLUMNS = (
+    "noisy", "backend_used", "compiled", "healthy", "flops_counted", "flops_math_path", "flops_match",
+    # --verify-flops per layer (one layer of the row's kind) and for the row's `layers` (as `flops`)
+    "flops_counted_layer", "flops_math_path_layer", "flops_counted_model", "flops_math_path_model",
+)  # fmt: skip
 ROOFLINE_COLUMNS = (
     "bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations", "arith_intensity",
     "gbytes_per_s", "peak_gflops", "peak_gbps", "frac_of_peak", "frac_of_bw", "roofline_ms", "frac_of_roofline",
@@ -56,8 +62,14 @@ CONVERT_COLUMNS = (
     "method", "kv_dtype", "kv_bytes_per_token_before", "params_before",
     "conv_err_max_abs", "conv_err_rel_l2", "conv_err_cos",
 )  # fmt: skip
+# Tensor-parallel measurement (`bench`/`compare`/`sweep --measure --tp T`, measure/tp.py); `tp` and
+# `kv_heads_per_gpu` are the serving columns of the same names.
+TP_COLUMNS = (
+    "tp_backend", "tp_launcher", "tp_slowest_rank", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes",
+    "tp_err_rel_l2",
+)  # fmt: skip
 COLUMNS = (IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + QUALITY_COLUMNS + ROOFLINE_COLUMNS + PEAK_COLUMNS
-           + COMPARE_COLUMNS + SERVING_COLUMNS + WEIGHTS_COLUMNS + CONVERT_COLUMNS)  # fmt: skip
+           + COMPARE_COLUMNS + SERVING_COLUMNS + WEIGHTS_COLUMNS + CONVERT_COLUMNS + TP_COLUMNS)  # fmt: skip
 
 
 def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, batch: int, layers: int,
@@ -70,7 +82,19 @@ def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, b
         "head_dim": spec.head_dim, "causal": spec.causal, "position": spec.position,
         **{c: getattr(spec, c) for c in SPEC_COLUMNS if hasattr(spec, c)},
         "window": getattr(spec, "window", None), "memory_len": getattr(spec, "memory_len", None),
+        **layer_columns(spec),
     }  # fmt: skip
+
+
+def layer_columns(spec: AttentionSpec) -> dict:
+    """The GQA family's real-layer fields (None on other families' rows): `qk_norm` names the
+    norm (`rms`, `rms_proj`, `layer`) or is false; `rotary_dim` is the rotated width when RoPE
+    rotates part of each head; `scale` the softmax scale when it is not 1/sqrt(head_dim)."""
+    if not hasattr(spec, "qk_norm"):
+        return dict.fromkeys(LAYER_COLUMNS)
+    norm = False if not spec.qk_norm else spec.qk_norm_type + ("_proj" if spec.qk_norm_over == "proj" else "")
+    return {"qk_norm": norm, "softcap": spec.softcap, "sinks": spec.sinks, "rotary_dim": spec.rotary_dim,
+            "scale": spec.scale}  # fmt: skip
 
 
 def kv_columns(spec: AttentionSpec, dtype: str, layers: int, cache_tokens: int, batch: int) -> dict:
@@ -215,15 +239,15 @@ def roofline_columns(row: dict, peak_gflops: float | None, peak_gbps: float | No
     return out
 
 
-def math_path_flops(spec: AttentionSpec, shape: Shape, layers: int = 1) -> int:
-    """Matmul FLOPs the plain-math path performs (what FlopCounterMode counts there): it scores
-    the full n×n matrix and masks it, so a causal prefill costs as much as a bidirectional one."""
+def math_path_flops(spec: AttentionSpec, shape: Shape, layers: int = 1, element_bytes: int = 4) -> int:
+    """Matmul FLOPs the plain-math path performs in a run dtype of `element_bytes` (what
+    FlopCounterMode counts there): the family's math_flops, which count the query blocks' key
+    bands that path scores (cost.math_path_pairs), else the family's own count."""
     family = registry.get(spec.family)
     if family.math_flops is not None:
-        per_layer = family.math_flops(spec, shape)
+        per_layer = family.math_flops(spec, shape, element_bytes)
     else:
-        full = dataclasses.replace(spec, causal=False) if shape.mode == "prefill" else spec
-        per_layer = family.flops(full, shape)
+        per_layer = family.flops(spec, shape)
     return per_layer.matmul * shape.batch * layers
 
 
