@@ -71,6 +71,10 @@ def read_config(path: str | Path) -> tuple[dict, str]:
         raise InputError(where, f"unreadable JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
         raise InputError(where, "unreadable JSON: nested too deeply") from None
+    except InputError:
+        raise
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise InputError(where, f"unreadable JSON: {str(e).split(';')[0]}") from None
     if not isinstance(data, dict):
         raise InputError(where, f"must hold a JSON object of fields, not a {type(data).__name__}")
     return data, where

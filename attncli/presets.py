@@ -111,14 +111,24 @@ def _check_events(text: str, where: str) -> None:
 def safe_yaml(text: str, where: str):
     """yaml.safe_load within the limits above (raises yaml.YAMLError for malformed text)."""
     _check_events(text, where)
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except InputError:
+        raise
+    except (ValueError, OverflowError) as e:  # an integer of more than 4,300 digits, a date out of range
+        raise InputError(where, f"a value cannot be read ({_first_line(e)})") from None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text.split(";")[0]
 
 
 def parse_yaml_mapping(text: str, where: str) -> dict:
     try:
         _check_events(text, where)
         _check_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), where)
-        data = yaml.safe_load(text)
+        data = safe_yaml(text, where)
     except yaml.YAMLError as e:
         raise InputError(where, _yaml_problem(e)) from None
     except RecursionError:  # not reached within MAX_YAML_DEPTH; kept so no input can make it an internal error
