@@ -27,6 +27,26 @@ from .errors import (EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUP
 from .options import parse_bytes, parse_int_list, parse_modes, parse_positive_int
 from .spec import COMPUTE_DTYPES, DTYPE_BYTES, Shape, parse_dtype
 
+def _flags_without_metavar() -> None:
+    """Typer 0.29 prints `<bool>` beside every flag in --help (--force <bool>): a flag takes no value,
+    so show none, as click and earlier Typer do."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - another Typer layout: nothing to mend
+        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "attncli_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich.attncli_flags = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_metavar()
+
 app = typer.Typer(
     name="attncli",
     help="Put attention variants side by side: FLOPs, KV-cache memory, latency and output error.",
@@ -47,8 +67,9 @@ VARIANT_HELP = (
 Preset = Annotated[Optional[str], typer.Option("--preset", "-p", show_default=False,
     help="Size or model preset (see `attncli presets`) or a preset YAML path. \\[default: small]")]  # fmt: skip
 SeqLen = Annotated[str, typer.Option("--seq-len", "-s",
-    help="Sequence length in tokens: 1024, a list 1024,4096, or a doubling range 128:4096. "
-         "Prefill processes this many tokens; decode adds one token to a cache of this many.")]  # fmt: skip
+    help="Sequence length in tokens: 1024, a list 1024,4096 or 32k,128k (k = 1,024 tokens, m = 1,048,576), or a "
+         "doubling range 128:4096 (128, 256, …, 4096; an end doubling misses is kept: 100:1000 = 100, 200, 400, 800, "
+         "1000). Prefill processes this many tokens; decode adds one token to a cache of this many.")]  # fmt: skip
 Batch = Annotated[str, typer.Option("--batch", "-b", help="Sequences per batch: a number or a comma list.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", show_default=False,
     help="Attention layers in the model: totals multiply by it (a hybrid repeats its pattern to fill them). "
@@ -334,7 +355,28 @@ def _check_run_options(device: str, dtype: str, threads: Optional[str], min_time
         raise InputError("--min-time", f"{min_time} is not a finite number of seconds")
     if min_time < 0:
         raise InputError("--min-time", f"{min_time} must not be negative")
-    return dtype, None if threads is None else parse_positive_int(threads, "--threads")
+    n_threads = None if threads is None else parse_positive_int(threads, "--threads")
+    _warn_threads(n_threads)
+    return dtype, n_threads
+
+
+def _cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _warn_threads(n_threads: Optional[int]) -> None:
+    """More threads than cores: the threads share cores and the timings measure the contention."""
+    cores = _cores()
+    if n_threads and n_threads > cores:
+        sys.stderr.write(f"attncli: warning: --threads {n_threads} is more than the {cores} CPU core"
+                         f"{'s' if cores != 1 else ''} this process can use; the threads will share cores and "
+                         "the timings measure that contention\n")  # fmt: skip
 
 
 def _preflight(work, device: str, dtype: str, force: bool, settings=None) -> None:
@@ -615,6 +657,7 @@ def convert_cmd(
         if not inputs:
             ckpt.check_inputs(i)
     n_threads = None if threads is None else positive(threads, "--threads")
+    _warn_threads(n_threads)
     import torch
 
     if n_threads:
@@ -630,7 +673,8 @@ def convert_cmd(
 def sweep_cmd(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha gqa]", show_default=False)] = None,
     preset: Preset = None,
-    seq_len: Annotated[str, typer.Option("--seq-len", "-s", help="Sequence lengths in tokens: a doubling range 128:32768, or a comma list.")] = "128:32768",
+    seq_len: Annotated[str, typer.Option("--seq-len", "-s", help="Sequence lengths in tokens: a doubling range 128:32768 or 1k:32k "
+        "(an end doubling misses is kept: 100:1000 ends 800, 1000), or a comma list (k = 1,024).")] = "128:32768",
     batch: Batch = "1",
     mode: Annotated[str, typer.Option("--mode", "-m", help="Comma list of prefill, decode (or both).")] = "prefill,decode",
     layers: Layers = None,

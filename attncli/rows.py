@@ -22,6 +22,7 @@ IDENTITY_COLUMNS = (
     "d_model", "n_heads", "n_kv_heads", "head_dim", "causal", "position",
     *SPEC_COLUMNS,
     "window", "memory_len", "stack", "layer_of",  # sliding window, cross memory, layer stacks
+    "stack_missing",  # layer kinds of a stack's pattern that a model shorter than its period lacks
     *LAYER_COLUMNS,
 )  # fmt: skip
 ANALYTIC_COLUMNS = (
@@ -149,6 +150,11 @@ def combine(spec: HybridSpec, preset: PresetSpec, parts: list[tuple[dict, int]],
         values = list(dict.fromkeys(part[key] for part, _ in parts))
         row[key] = values[0] if len(values) == 1 else ("/".join(map(str, values)) if key == "position" else None)
     row["stack"] = " + ".join(f"{count}×{part['label']}" for part, count in parts)
+    # A model shorter than one period of the pattern lacks some of its layers (hybrid on micro's 4
+    # layers: 4×linear, no softmax layer); say which, so the table does not imply they are there.
+    held = {part["label"] for part, _ in parts}
+    missing = [layer.label for layer in dict.fromkeys(spec.layers) if layer.label not in held]
+    row["stack_missing"] = ", ".join(missing) or None
     for key in ADDITIVE:
         values = [part.get(key) for part, _ in parts if part.get(key) is not None]
         row[key] = sum(values) if values else None

@@ -76,7 +76,7 @@ def title_piece(column: str, value) -> str | None:
     if column == "threads":
         return _plural(value, "thread") if isinstance(value, int) else f"threads {value}"
     if column == "tp":
-        return None if value == 1 else f"TP {value}, per GPU"
+        return None if value == 1 else f"TP {value}"
     return str(value)
 
 
@@ -96,11 +96,12 @@ def _title_extra(view: str):
 def _kv_title(rows: list[dict]) -> list[str]:
     from .report import _iec
 
+    out = ["per GPU"] if any((r.get("tp") or 1) > 1 for r in rows) else []
     budgets = {r.get("budget_bytes") for r in rows} - {None}
     if len(budgets) != 1:
-        return []
+        return out
     weights = any(r.get("weight_bytes") is not None for r in rows)
-    return [f"budget {_iec(next(iter(budgets)))} per GPU" + (" incl. weights" if weights else "")]
+    return out + [f"budget {_iec(next(iter(budgets)))} per GPU" + (" incl. weights" if weights else "")]
 
 
 @_title_extra("convert")
@@ -163,6 +164,15 @@ def group_names(rows: list[dict], key: Callable[[dict], object]) -> dict:
     """{value: the rows holding it, named}, in first-seen order (for notes that differ by row)."""
     values = list(dict.fromkeys(key(r) for r in rows if key(r) is not None))
     return {v: which(rows, lambda r, v=v: key(r) == v) for v in values}
+
+
+@note("flops", "bench", "compare", "kv-memory")
+def _short_stack(rows: list[dict]) -> str | None:
+    """A stack on a model shorter than its pattern's period is not what its label names."""
+    lines = [f"{row_name(r, rows)} on {r['layers']} layers is {r['stack']}: fewer layers than one period of its "
+             f"pattern, so no {r['stack_missing']} layer (--layers or hybrid:softmax_every=N changes that)"
+             for r in rows if r.get("stack_missing")]  # fmt: skip
+    return "; ".join(dict.fromkeys(lines)) or None
 
 
 # --- measured rows (bench, compare; sweep --measure) ---------------------------------------------

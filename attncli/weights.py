@@ -438,24 +438,33 @@ def inputs_shape(path: str, d_model: int, option: str = "--inputs") -> tuple[int
     """(batch, seq) of a hidden-states file, checked without torch."""
     require_safetensors()
     tensors = read_header(Path(path), where=path)
-    info = tensors.get("hidden_states")
+    name = inputs_tensor(tensors)
+    info = tensors.get(name)
     if info is None:
         listed = ", ".join(sorted(tensors)[:8]) or "none"
         raise InputError(option, f"{path} has no tensor 'hidden_states' (tensors: {listed})")
     check_float(info, "hidden_states", path)
     if len(info.shape) != 3 or info.shape[2] != d_model or 0 in info.shape:
-        raise InputError(option, f"tensor 'hidden_states' in {path} has shape {_shape_text(info.shape)}; "
+        raise InputError(option, f"tensor '{name}' in {path} has shape {_shape_text(info.shape)}; "
                                  f"expected [batch, seq, {d_model}] (hidden_size {d_model})")  # fmt: skip
     return info.shape[0], info.shape[1]
 
 
+def inputs_tensor(names) -> str:
+    """The tensor --inputs reads: `hidden_states`, or the `input` of a file --save-io wrote (it holds
+    `input`, `output` and `output_float64`), so a saved run can be fed back."""
+    if "hidden_states" not in names and {"input", "output_float64"} <= set(names):
+        return "input"
+    return "hidden_states"
+
+
 def read_inputs(path: str):
-    """The `hidden_states` tensor of a file, float64 (batch, seq, d_model)."""
+    """The `hidden_states` tensor of a file (or a --save-io file's `input`), float64 (batch, seq, d_model)."""
     import torch
     from safetensors import safe_open
 
     with safe_open(path, framework="pt") as f:
-        return f.get_tensor("hidden_states").to(torch.float64)
+        return f.get_tensor(inputs_tensor(list(f.keys()))).to(torch.float64)
 
 
 def check_output_path(path: str, option: str = "--save-io") -> None:

@@ -8,6 +8,7 @@ built offline from configs and written with `save_pretrained`; nothing is downlo
 from __future__ import annotations
 
 import copy
+import inspect
 
 import torch
 
@@ -163,7 +164,8 @@ def attention_output(model, layer: int, x, rope=None):
 # one cached decode step, with the mask and position embeddings the model would give that layer
 
 TINY = dict(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=96, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)  # fmt: skip
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+            pad_token_id=None, bos_token_id=None, eos_token_id=None)  # no special ids past the tiny vocabulary  # fmt: skip
 
 
 def build_any(model_type: str, folder, seed: int = 0, attn="eager", **overrides):
@@ -218,7 +220,7 @@ def position_embeddings_at(model, layer: int, x, positions, inv_freq64=None, lay
     _, rotary = parts(model, layer)
     B = x.shape[0]
     pos = torch.as_tensor(positions)[None].expand(B, -1)
-    if x.dtype == torch.float32 or rotary is None:
+    if x.dtype == torch.float32 or rotary is None or inv_freq64 is None:  # (None: the layer has no RoPE)
         return None if rotary is None else _rotary(rotary, x, pos, layer_type)
     cols = _layout(rotary, x, layer_type)
     scale = rotary.attention_scaling if layer_type is None else getattr(rotary, f"{layer_type}_attention_scaling", 1.0)
@@ -251,8 +253,9 @@ def attention_run(model, layer: int, x, window=None, decode=False, inv_freq64=No
         pe = position_embeddings_at(model, layer, x, positions, inv_freq64, layer_type)
         mask = causal_mask(positions, keys, window, x.dtype, B)
         kw = dict(hidden_states=xs, attention_mask=mask, position_embeddings=pe)
-        if cache is not None:
-            kw["past_key_values"] = cache
+        if cache is not None:  # the cache argument's name differs: cache (transformers 5), layer_past (GPT-NeoX)
+            params = inspect.signature(attn.forward).parameters
+            kw[next((n for n in ("cache", "layer_past") if n in params), "past_key_values")] = cache
             kw["cache_position"] = torch.as_tensor(positions)
         with torch.no_grad():
             return attn(**kw)[0]

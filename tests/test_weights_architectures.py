@@ -33,28 +33,55 @@ BUILDS = {
                                    rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
                                                     "full_attention": {"rope_type": "linear", "factor": 2.0,
                                                                        "rope_theta": 1e5}})),
+    "phi3": ("phi3", dict(partial_rotary_factor=0.5, original_max_position_embeddings=8, max_position_embeddings=32,
+                          rope_parameters={"rope_type": "longrope", "rope_theta": 1e4, "short_factor": [1.0, 1.1, 1.3, 2.0],
+                                           "long_factor": [1.0, 1.5, 3.0, 6.0]})),
+    "olmo2": ("olmo2", {}),
+    "gpt_oss": ("gpt_oss", dict(head_dim=16, sliding_window=4, num_local_experts=2, num_experts_per_tok=1)),
+    "granite": ("granite", dict(attention_multiplier=0.3, embedding_multiplier=2.0, attention_bias=True)),
+    "starcoder2": ("starcoder2", dict(sliding_window=4)),
+    "smollm3": ("smollm3", dict(no_rope_layers=[1, 0])),
+    "gpt_neox": ("gpt_neox", dict(rotary_pct=0.5, rotary_emb_base=5000)),
+    "phi": ("phi", {}),
+    "stablelm": ("stablelm", dict(qk_layernorm=True, use_qkv_bias=True)),
+    "cohere": ("cohere", dict(use_qk_norm=True, attention_bias=True)),
+    "glm4": ("glm4", dict(head_dim=16)),
 }
 # case: (build, layer)
 ARCHS = {
     "qwen3-L0-full": ("qwen3", 0), "qwen3-L1-sliding": ("qwen3", 1), "qwen3_moe": ("qwen3_moe", 1),
     "gemma": ("gemma", 1), "gemma2-L0-sliding-softcap": ("gemma2", 0), "gemma2-L1-full": ("gemma2", 1),
     "gemma3-L0-sliding-local": ("gemma3", 0), "gemma3-L1-full-global": ("gemma3", 1),
+    "phi3-longrope-partial": ("phi3", 1), "olmo2": ("olmo2", 1),
+    "gpt_oss-L0-sliding-sinks": ("gpt_oss", 0), "gpt_oss-L1-full": ("gpt_oss", 1),
+    "granite": ("granite", 0), "starcoder2-window-bias": ("starcoder2", 1),
+    "smollm3-L0-rope": ("smollm3", 0), "smollm3-L1-nope": ("smollm3", 1),
+    "gpt_neox": ("gpt_neox", 1), "phi": ("phi", 1), "stablelm-qk_layernorm": ("stablelm", 1),
+    "cohere-qk_norm": ("cohere", 1), "glm4": ("glm4", 1),
 }
-# transformers' eager attention takes its softmax in float32 whatever the dtype, and SDPA cannot
-# soft-cap or add sinks: for these the float64 reference is only as exact as that float32 softmax
-EAGER_ONLY = {"gemma2": 1e-6}
+# Where transformers' own module computes a step in float32 whatever the dtype, its float64 output
+# is only that exact: Gemma 2 needs eager attention (SDPA cannot soft-cap), whose softmax is
+# float32; Cohere's apply_rotary_pos_emb rotates q and k in float32.
+F32_STEP = {"gemma2": 1e-6, "cohere": 1e-6}
+EAGER_ONLY = {"gemma2"}
+EAGER64 = {"gpt_oss"}  # SDPA has no sinks; GPT-OSS's own eager softmax keeps the dtype (exact in float64)
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 TOKENS = 11
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """build → (folder, transformers model), each built once."""
-    out = {}
-    for i, (name, (model_type, overrides)) in enumerate(BUILDS.items()):
-        folder = tmp_path_factory.mktemp(name)
-        out[name] = (folder, hf_tiny.build_any(model_type, folder, seed=i, **overrides))
-    return out
+    """build → (folder, transformers model), each built once, on first use."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            model_type, overrides = BUILDS[name]
+            folder = tmp_path_factory.mktemp(name)
+            cache[name] = (folder, hf_tiny.build_any(model_type, folder, seed=list(BUILDS).index(name), **overrides))
+        return cache[name]
+
+    return get
 
 
 def rel(a, b) -> float:
@@ -82,7 +109,7 @@ def attncli_decode(module, x):
 @pytest.mark.parametrize("name", ARCHS)
 def test_prefill_and_decode_equal_transformers(built, name, dtype):
     build, layer = ARCHS[name]
-    folder, model = built[build]
+    folder, model = built(build)
     ckpt = Checkpoint(str(folder))
     (spec,) = ckpt.specs(layer)
     module = ckpt.module(spec, layer, dtype=dtype)
@@ -90,12 +117,15 @@ def test_prefill_and_decode_equal_transformers(built, name, dtype):
     inv64 = None
     if module.rope is not None:  # attncli's frequencies against the model's own buffer
         _, rotary = hf_tiny.parts(model, layer)
+        probe = torch.zeros(1, TOKENS, hf_tiny.HIDDEN)
+        hf_tiny.position_embeddings_at(model, layer, probe, list(range(TOKENS)), layer_type=layer_type)  # (dynamic state)
         buffer = rotary.inv_freq if layer_type is None else getattr(rotary, f"{layer_type}_inv_freq")
-        assert torch.allclose(module.rope.inv_freq, buffer.double(), rtol=2e-6, atol=0)
-        inv64 = module.rope.inv_freq
-    tol = TOL[dtype] if dtype == torch.float32 else EAGER_ONLY.get(build, TOL[dtype])
+        at = module.rope.freq_at  # frequencies that depend on the length of the call (longrope, dynamic)
+        inv64 = module.rope.inv_freq if at is None else torch.tensor(at(TOKENS), dtype=torch.float64)
+        assert torch.allclose(inv64, buffer.double(), rtol=2e-6, atol=0)
+    tol = TOL[dtype] if dtype == torch.float32 else F32_STEP.get(build, TOL[dtype])
     reference = model if dtype == torch.float32 else \
-        hf_tiny.float64_model(model, attn="eager" if build in EAGER_ONLY else "sdpa")  # fmt: skip
+        hf_tiny.float64_model(model, attn="eager" if build in EAGER_ONLY or build in EAGER64 else "sdpa")  # fmt: skip
     x = torch.randn(2, TOKENS, hf_tiny.HIDDEN, generator=torch.Generator().manual_seed(7), dtype=torch.float64).to(dtype)
     run = dict(window=spec.window, inv_freq64=inv64, layer_type=layer_type)
     y_ref = hf_tiny.attention_run(reference, layer, x, **run)

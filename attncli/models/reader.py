@@ -24,7 +24,7 @@ from ..spec import DTYPE_BYTES
 from . import defaults as model_defaults
 
 # The family modules, imported on first use (each registers its readers).
-FAMILY_MODULES = ("llama", "qwen", "deepseek", "gemma")
+FAMILY_MODULES = ("llama", "qwen", "deepseek", "gemma", "phi3", "olmo2", "gpt_oss", "granite", "starcoder2", "smollm3", "gpt_neox", "phi", "stablelm", "cohere", "glm4")
 READERS: dict[str, "Reader"] = {}
 
 
