@@ -103,7 +103,8 @@ Force = Annotated[bool, typer.Option("--force",
 Backend = Annotated[str, typer.Option("--backend",
     help="Backend of the fast path: auto (torch's choice), math, flash, efficient, cudnn "
          "(torch.nn.attention.sdpa_kernel), or flex (FlexAttention with block masks, compiled once per shape "
-         "outside the timing; docs/backends.md). One the device cannot run is an error, never a fallback.")]  # fmt: skip
+         "outside the timing), or an optional GPU library when installed: flash_attn, flashinfer, xformers "
+         "(docs/backends.md). One the device cannot run is an error, never a fallback.")]  # fmt: skip
 Compile = Annotated[bool, typer.Option("--compile",
     help="Time torch.compile of the layer instead of eager mode (rows labelled +compile; "
          "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
