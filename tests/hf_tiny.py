@@ -253,6 +253,8 @@ def attention_run(model, layer: int, x, window=None, decode=False, inv_freq64=No
         pe = position_embeddings_at(model, layer, x, positions, inv_freq64, layer_type)
         mask = causal_mask(positions, keys, window, x.dtype, B)
         kw = dict(hidden_states=xs, attention_mask=mask, position_embeddings=pe)
+        if "alibi" in inspect.signature(attn.forward).parameters:  # Falcon's (RoPE) layers take alibi=None
+            kw["alibi"] = None
         if cache is not None:  # the cache argument's name differs: cache (transformers 5), layer_past (GPT-NeoX)
             params = inspect.signature(attn.forward).parameters
             kw[next((n for n in ("cache", "layer_past") if n in params), "past_key_values")] = cache

@@ -46,6 +46,9 @@ BUILDS = {
     "stablelm": ("stablelm", dict(qk_layernorm=True, use_qkv_bias=True)),
     "cohere": ("cohere", dict(use_qk_norm=True, attention_bias=True)),
     "glm4": ("glm4", dict(head_dim=16)),
+    "falcon-new": ("falcon", dict(new_decoder_architecture=True, num_kv_heads=2, bias=True)),
+    "falcon-mqa": ("falcon", dict(multi_query=True)),
+    "falcon-mha": ("falcon", dict(multi_query=False, bias=True)),
 }
 # case: (build, layer)
 ARCHS = {
@@ -58,6 +61,7 @@ ARCHS = {
     "smollm3-L0-rope": ("smollm3", 0), "smollm3-L1-nope": ("smollm3", 1),
     "gpt_neox": ("gpt_neox", 1), "phi": ("phi", 1), "stablelm-qk_layernorm": ("stablelm", 1),
     "cohere-qk_norm": ("cohere", 1), "glm4": ("glm4", 1),
+    "falcon-new-decoder": ("falcon-new", 1), "falcon-multi-query": ("falcon-mqa", 0), "falcon-mha": ("falcon-mha", 1),
 }
 # Where transformers' own module computes a step in float32 whatever the dtype, its float64 output
 # is only that exact: Gemma 2 needs eager attention (SDPA cannot soft-cap), whose softmax is
