@@ -41,7 +41,8 @@ def test_layout_follows_vllm_rule():
 
 
 VARIANTS = ["mha", "gqa", "mqa", "mla:absorb=true", "mla:absorb=false", "cross:memory_len=12", "linear",
-            "gqa:position=alibi", "swa:window=5"]  # fmt: skip
+            "gqa:position=alibi", "swa:window=5", "gqa:sinks=true,qk_norm=true,softcap=20",
+            "gqa:qk_norm=true,qk_norm_type=layer"]  # fmt: skip
 
 
 @pytest.mark.parametrize("variant, tp", [(v, t) for v in VARIANTS for t in (2, 4)] + [("gqa", 8), ("mla", 8)])
@@ -51,6 +52,10 @@ def test_shards_sum_to_the_whole_layer(variant, tp):
     spec = presets.parse_variant(variant, SHARD)
     torch.manual_seed(0)
     full = registry.get(spec.family).build(spec).double().eval()
+    with torch.no_grad():  # sinks start at 0 and norm weights at 1: make every head's differ
+        for name, w in full.named_parameters():
+            if "proj" not in name:
+                w.copy_(torch.rand_like(w) + 0.5)
     x = torch.randn(2, 9, spec.d_model, dtype=torch.float64)
     memory = torch.randn(2, 12, spec.d_model, dtype=torch.float64)
     shards = [sharding.shard(full, spec, r, tp) for r in range(tp)]
@@ -102,6 +107,11 @@ def test_kv_heads_not_dividing_is_exit_2(cli):
 def test_options_tp_does_not_take_are_exit_2(cli, args, what):
     device = [] if "--device" in args else ["--device", "cpu"]
     assert what in _err_line(cli, "bench", "gqa", "--tp", "2", *device, *args)
+
+
+def test_qk_norm_over_the_projection_is_exit_2(cli):
+    line = _err_line(cli, "bench", "gqa:qk_norm=true,qk_norm_over=proj", "--tp", "2", "--device", "cpu")
+    assert "normalises q and k over the whole projection" in line
 
 
 def test_sweep_tp_needs_measure(cli):
