@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import InputError, read_text
 from .models import defaults as type_defaults
-from .spec import LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
+from .spec import MAX_LAYERS, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
 
 CONFIG_NAME = "config.json"
 
@@ -66,14 +66,33 @@ def read_config(path: str | Path) -> tuple[dict, str]:
     where = str(p)
     text = read_text(p, where)
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates(where))
     except json.JSONDecodeError as e:
         raise InputError(where, f"unreadable JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
         raise InputError(where, "unreadable JSON: nested too deeply") from None
+    except InputError:
+        raise
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise InputError(where, f"unreadable JSON: {str(e).split(';')[0]}") from None
     if not isinstance(data, dict):
         raise InputError(where, f"must hold a JSON object of fields, not a {type(data).__name__}")
     return data, where
+
+
+def _no_duplicates(where: str):
+    """json.loads' object hook refusing a key given twice (json keeps the last silently; a config
+    whose two values disagree has no right one)."""
+
+    def pairs(items):
+        seen = {}
+        for key, value in items:
+            if key in seen:
+                raise InputError(where, f"duplicate key '{key}' in the JSON", "keep one value")
+            seen[key] = value
+        return seen
+
+    return pairs
 
 
 def load(path: str | Path, name: str | None = None) -> PresetSpec:
@@ -208,7 +227,9 @@ def normalise(data: dict, where: str, name: str) -> PresetSpec:
     model_type = f.model_type or ""
     _, d_model = f.one_of(HIDDEN, "hidden size")
     heads_key, n_heads = f.one_of(HEADS, "attention head count")
-    _, n_layers = f.one_of(LAYERS, "layer count")
+    key, n_layers = f.one_of(LAYERS, "layer count")
+    if n_layers > MAX_LAYERS:  # before a tuple of n_layers layer kinds is built
+        f.fail(key, f"{n_layers:,} layers is more than attncli handles ({MAX_LAYERS:,})")
     head_dim, head_dim_given = _head_dim(f, d_model, n_heads, heads_key)
 
     if f.has("kv_lora_rank"):
