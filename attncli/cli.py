@@ -162,6 +162,10 @@ def _model_variants(p, variants: Optional[list[str]], fallback: list[str], comma
     from .registry import FAMILIES
 
     where = p.path or p.name
+    unpriced = [k for k in ("chunked", "mamba", "none") if k in p.model.layer_types or (k == "mamba" and p.model.parallel_mamba)]
+    if unpriced:
+        raise InputError(where, f"{command}: the model has {p.model.describe()} layers; attncli does not price "
+                         f"{' or '.join(unpriced)} layers", "kv-memory sizes every layer kind")  # fmt: skip
     if variants:
         raise InputError(where, f"{command}: the model has {p.model.describe()} layers, which one named variant "
                          "would price alike", "name no variant to use the model's own layers")  # fmt: skip

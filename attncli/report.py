@@ -49,7 +49,8 @@ FORMAT = {
     **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params", "params_before"), _si),
     "memory_proj_flops": _si,
     **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured", "kv_scale_bytes",
-                     "linear_state_bytes", "weight_bytes", "budget_bytes", "kv_bytes_per_token_before"), _iec),
+                     "linear_state_bytes", "weight_bytes", "budget_bytes", "kv_bytes_per_token_before",
+                     "ssm_state_bytes"), _iec),
     "model_params": _si,
     **dict.fromkeys(("max_seq_len", "max_batch", "window"), lambda x: f"{x:,}"),
     **dict.fromkeys(("conv_err_max_abs", "conv_err_rel_l2"), lambda x: f"{x:.2e}"),
@@ -74,7 +75,8 @@ HEADER = {
     "stack": "stack", "layer_of": "layer of", "memory_proj_flops": "memory K/V FLOPs (once)",
     "latency_basis": "latency basis",
     "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
-    "linear_state_bytes": "linear state", "model_params": "params", "weight_bytes": "weights / GPU",
+    "linear_state_bytes": "linear state", "ssm_state_bytes": "SSM state", "max_position": "max position",
+    "beyond_max_position": "beyond max position", "ffn_kind": "FFN", "model_params": "params", "weight_bytes": "weights / GPU",
     "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
     "n_kv_heads": "KV heads", "kv_lora_rank": "latent r", "qk_rope_head_dim": "RoPE dims",
     "kv_bytes_per_token_before": "KV / token before", "params_before": "params before",
@@ -101,8 +103,9 @@ HEADER.update({
 })  # fmt: skip
 
 # Booleans shown as words; a column whose every value is its `HIDDEN_WHEN` value (or None) is left out.
-BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", "")}
-HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False}
+BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", ""),
+              "beyond_max_position": ("BEYOND", "")}  # fmt: skip
+HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False, "beyond_max_position": False}
 
 # Table-only columns derived from row columns (files carry the row columns themselves).
 DERIVED = {
@@ -121,10 +124,11 @@ _MEASURED = ["flops_math_path", "flops_counted", "flops_match",
              "naive_err_max_abs", "healthy", "status"]  # fmt: skip
 VIEWS = {
     "flops": ["label", "mode", "seq_len", "batch", "layers", "stack", "layer_of", "proj_flops", "attn_flops", "flops",
-              "elementwise_flops", "memory_proj_flops", "ffn_flops", "attn_share", "kv_cache_bytes"],
-    "kv-memory": ["label", "layer_kind", "window", "seq_len", "batch", "layers", "layer_of", "dtype", "cache_tokens", "tp",
-                  "kv_heads_per_gpu", "kv_bytes_per_token", "kv_cache_bytes", "kv_scale_bytes", "linear_state_bytes",
-                  "model_params", "weight_bytes", "fits", "max_seq_len", "max_batch"],
+              "elementwise_flops", "memory_proj_flops", "ffn_kind", "ffn_flops", "attn_share", "kv_cache_bytes"],
+    "kv-memory": ["label", "layer_kind", "window", "seq_len", "beyond_max_position", "batch", "layers", "layer_of",
+                  "dtype", "cache_tokens", "tp", "kv_heads_per_gpu", "kv_bytes_per_token", "kv_cache_bytes",
+                  "kv_scale_bytes", "linear_state_bytes", "ssm_state_bytes", "model_params", "weight_bytes", "fits",
+                  "max_seq_len", "max_batch"],
     "bench": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED],
     "compare": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED,
                 "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"],
