@@ -7,6 +7,7 @@ inside the measuring commands, so `kv-memory`, `flops`, `presets` and `--help` s
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Annotated, Optional
 
@@ -20,7 +21,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 _EXIT = tuple({typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)})
 _ABORT = tuple({KeyboardInterrupt, typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
 
-from . import __version__, presets, report, rows
+from . import __version__, output, presets, report, rows, signals
 from .errors import (EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, AttncliError,
                      InputError, ResourceError)  # fmt: skip
 from .options import parse_bytes, parse_int_list, parse_modes, parse_positive_int
@@ -86,7 +87,7 @@ Compile = Annotated[bool, typer.Option("--compile",
          "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
 VerifyFlops = Annotated[bool, typer.Option("--verify-flops",
     help="Also count FLOPs with torch's FlopCounterMode on the plain-math path and check them against "
-         "the analytic count of that path (which scores the full n×n matrix even when causal).")]  # fmt: skip
+         "the analytic count of that path (its query blocks score their whole key band, masked; docs/measuring.md).")]  # fmt: skip
 HfConfig = Annotated[Optional[str], typer.Option("--hf-config", metavar="PATH", show_default=False,
     help="A Hugging Face config.json (or the folder holding it), read without transformers: the model's shape, "
          "attention (KV heads, MLA) and layer kinds replace --preset; its own attention is the default variant.")]  # fmt: skip
@@ -116,6 +117,38 @@ Inputs = Annotated[Optional[str], typer.Option("--inputs", metavar="FILE.safeten
 SaveIO = Annotated[Optional[str], typer.Option("--save-io", metavar="FILE.safetensors", show_default=False,
     help="With --weights: write the first prefill row's attention input and output as safetensors (input, output in "
          "the run dtype, output_float64: the reference).")]  # fmt: skip
+
+
+Columns = Annotated[Optional[str], typer.Option("--columns", metavar="NAMES", show_default=False,
+    help="The table's columns, by their schema names (docs/columns.md): a comma list, or all. \\[default: the "
+         "command's view, lowest-priority columns dropped to fit the terminal and named in the caption]")]  # fmt: skip
+Wide = Annotated[bool, typer.Option("--wide", help="Show every column (as --columns all), however wide the table.")]
+Markdown = Annotated[Optional[str], typer.Option("--markdown", metavar="PATH", show_default=False,
+    help="Also write the table as GitHub-flavoured markdown to PATH ('-' for stdout; the table then goes to stderr).")]  # fmt: skip
+
+
+def _view_options(command):
+    """Give a command --columns, --wide and --markdown, declared once here: the wrapper checks them
+    before the command runs (a bad name exits 2 before any work) and hands them to report.emit."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(command, eval_str=True)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+             for name, kind, default in (("columns", Columns, None), ("wide", Wide, False), ("markdown", Markdown, None))]  # fmt: skip
+
+    @functools.wraps(command)
+    def wrapper(*args, columns=None, wide=False, markdown=None, **kwargs):
+        display = dataclasses.replace(report.parse_columns(columns, wide), markdown=markdown)
+        token = report.DISPLAY.set(display)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            report.DISPLAY.reset(token)
+
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
+    wrapper.__annotations__ = {**command.__annotations__, "columns": Columns, "wide": Wide, "markdown": Markdown}
+    return wrapper
 
 
 def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool = False):
@@ -149,6 +182,17 @@ def _defaults(p, fallback: list[str]) -> list[str]:
     return [p.model.attention] if p.model is not None else fallback
 
 
+def _check_outputs(outputs: dict, preset=None, hf_config=None, variants=None, weights=None, inputs=None,
+                   report=None) -> None:  # fmt: skip
+    """Every output path checked before any work (output.check), against each other and the inputs."""
+    named = [("the --preset file", preset), ("the --hf-config file", hf_config), ("the checkpoint", weights),
+             ("the --inputs file", inputs), ("the report being read", report)]  # fmt: skip
+    named += [("a VARIANT file", v) for v in variants or []]
+    from .report import markdown_output  # (`report` here is the CSV being read)
+
+    output.check({**outputs, **markdown_output()}, named)
+
+
 STACK_FAMILIES = {"swa", "linear", "hybrid"}  # what prices sliding-window and linear layers
 
 
@@ -180,6 +224,7 @@ def _model_variants(p, variants: Optional[list[str]], fallback: list[str], comma
 
 
 @app.command("kv-memory")
+@_view_options
 def kv_memory(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha mqa gqa; a model's own attention]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -193,7 +238,7 @@ def kv_memory(
     KV heads over GPUs; fp8/int8 add their scales; --budget finds what fits."""
     from . import serving
 
-    report.check_outputs(csv, json)
+    _check_outputs({"--csv": csv, "--json": json}, preset=preset, hf_config=hf_config, variants=variants)
     p = _preset(preset, hf_config)
     specs = _variants(variants, _defaults(p, ["mha", "mqa", "gqa"]), p)
     seq_lens, batches = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch")
@@ -207,23 +252,15 @@ def kv_memory(
     out = [r for L in seq_lens for b in batches for s in specs
            for r in rows.serving_rows(s, p, L, b, n_layers, plan, per_layer,
                                       kv_heads_from=p.model.kv_heads_from if s == own else None)]  # fmt: skip
-    title = f"KV cache · preset {p.name} · {dt}" + (f" · TP {plan.tp}, per GPU" if plan.tp > 1 else "")
-    if plan.budget is not None:
-        title += f" · budget {budget.strip()} per GPU"
-        title += f" incl. {weight_dtype} weights" if include_weights else ""
-    notes = [plan.storage.describe()]
-    sources = sorted({r["kv_heads_from"] for r in out if r.get("kv_heads_from")})
-    if sources:
-        notes.append(f"KV heads from {p.path if hf_config else p.name}: {'; '.join(sources)}")
-    if any(r.get("max_seq_len") is None and r.get("budget_bytes") is not None for r in out):
-        notes.append("no max seq len where the cache stops growing (every layer windowed or linear): any context fits")
+    notes = []  # what the rows cannot tell; the rows' own notes are views.py's
     limit = p.model.max_position_embeddings if p.model is not None else None
     if limit and any((r.get("max_seq_len") or 0) > limit for r in out):
         notes.append(f"max seq len beyond the model's max_position_embeddings ({limit:,} tokens): memory is not the limit")
-    report.emit(out, "kv-memory", title=title, caption="; ".join(n for n in notes if n), csv_path=csv, json_path=json)
+    report.emit(out, "kv-memory", notes=notes, csv_path=csv, json_path=json)
 
 
 @app.command("flops")
+@_view_options
 def flops(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha mqa gqa]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -235,17 +272,18 @@ def flops(
     One multiply-add = 2 FLOPs; a causal prefill of n tokens scores n(n+1)/2 query–key pairs
     (Σ min(i+1, W) with a window W); decode scores one new token against the cache and itself
     (seq-len + 1 keys, at most W). Position encodings count as elementwise FLOPs."""
-    report.check_outputs(csv, json)
+    _check_outputs({"--csv": csv, "--json": json}, preset=preset, hf_config=hf_config, variants=variants)
     p = _preset(preset, hf_config)
     specs = _variants(_model_variants(p, variants, ["mha", "mqa", "gqa"], "flops"), [], p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     n_layers, dt = _layers(layers, p), parse_dtype(dtype)
     out = [r for m in modes for L in seq_lens for b in batches for s in specs
            for r in rows.analytic_rows(s, p, Shape(m, L, b), n_layers, dt, per_layer=per_layer)]  # fmt: skip
-    report.emit(out, "flops", title=f"FLOPs · preset {p.name} · {n_layers} layer(s)", csv_path=csv, json_path=json)
+    report.emit(out, "flops", csv_path=csv, json_path=json)
 
 
 @app.command("presets")
+@_view_options
 def list_presets(csv: Csv = None, json: Json = None):
     """The shipped presets (sizes and models) and the variant families."""
     report.check_outputs(csv, json)
@@ -258,10 +296,7 @@ def list_presets(csv: Csv = None, json: Json = None):
             "model": f"{presets.build_spec(p.model.attention, p, {}, name).label} · {p.model.describe()}" if p.model else None,
             "description": p.description, "source": p.source,
         })  # fmt: skip
-    from .registry import FAMILIES
-
-    families = "; ".join(f"{f.name}: {f.summary}" for f in FAMILIES.values())
-    report.emit(out, "presets", title="Presets", caption=f"Families — {families}", csv_path=csv, json_path=json)
+    report.emit(out, "presets", csv_path=csv, json_path=json)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -335,8 +370,9 @@ def _with_peak(settings):
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
              csv, json, layers=None, per_layer=False, hf_config=None, backend="auto", compile_=False,
              verify_flops=False, real: Optional[dict] = None):  # fmt: skip
-    report.check_outputs(csv, json)
     real = real or {}
+    _check_outputs({"--csv": csv, "--json": json, "--save-io": real.get("save_io")}, preset=preset,
+                   hf_config=hf_config, variants=variants, weights=real.get("weights"), inputs=real.get("inputs"))  # fmt: skip
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     from .spec import HybridSpec
 
@@ -383,24 +419,21 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
                     done.append(measure_or_oom(spec, p, shape, settings, source=source))
                 else:
                     done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure_or_oom))
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, signals.Interrupted):
             interrupted = True
+    signals.ignore_further()  # from here a signal is recorded, not raised: the rows get written first
     if view == "compare":
         rows.add_ratios(done)
     if done:
-        caption = report.caption_for(done)
-        if n_layers > 1:
-            caption += (f" · {n_layers} layers = Σ count × one layer of each kind, measured alone "
-                        "(latency, cache bytes); errors: the worst kind")  # fmt: skip
-        title = f"{view} · preset {p.name} · {n_layers} layer{'s' if n_layers > 1 else ''}"
-        report.emit(done, view, title=title, caption=caption, csv_path=csv, json_path=json)
+        report.emit(done, view, csv_path=csv, json_path=json)
     if verify_flops and any(r.get("flops_match") is False for r in done):
         bad = ", ".join(f"{r['label']} {r['mode']} s={r['seq_len']}" for r in done if r.get("flops_match") is False)
         _fail(f"--verify-flops: FlopCounterMode disagrees with the analytic count for {bad}")
         raise typer.Exit(EXIT_CHECK_FAILED)
-    if interrupted:
-        typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows; the finished rows are shown and written", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if interrupted or signals.received() is not None:
+        kept = "; the finished rows are shown and written" if done else ""
+        typer.echo(f"attncli: interrupted after {len(done)} of {len(work)} rows ({signals.describe()}){kept}", err=True)
+        raise typer.Exit(signals.exit_code(EXIT_INTERRUPTED))
 
 
 def _weights_jobs(variants, preset, seq_len, batch, seq_lens, batches, modes, real):
@@ -447,6 +480,7 @@ class _progress:
 
 
 @app.command("bench")
+@_view_options
 def bench(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -469,6 +503,7 @@ def bench(
 
 
 @app.command("compare")
+@_view_options
 def compare(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha gqa]", show_default=False)] = None,
     preset: Preset = None, hf_config: HfConfig = None, seq_len: SeqLen = "1024", batch: Batch = "1",
@@ -489,6 +524,7 @@ def compare(
 
 
 @app.command("convert")
+@_view_options
 def convert_cmd(
     weights: Annotated[str, typer.Argument(metavar="DIR", show_default=False,
         help="A local Hugging Face checkpoint with MHA/GQA layers (Llama/Mistral/Qwen2): a folder with config.json "
@@ -521,7 +557,7 @@ def convert_cmd(
     from .options import parse_positive_int as positive
     from .weights import Checkpoint, inputs_shape, parse_layers
 
-    report.check_outputs(csv, json)
+    _check_outputs({"--csv": csv, "--json": json}, weights=weights, inputs=inputs)
     ckpt = Checkpoint(weights, option="DIR")
     convert.check_source(ckpt)
     cfg = ckpt.config
@@ -554,14 +590,11 @@ def convert_cmd(
     with _progress(len(chosen)) as advance:
         out = convert.convert_rows(ckpt, chosen, targets, batch=B, seq_len=T, seed=seed, dtype=run_dtype,
                                    kv_dtype=store, inputs=inputs, advance=advance)  # fmt: skip
-    over = f"mean over {len(chosen)} layers (max abs: the largest)" if len(chosen) > 1 else f"layer {chosen[0]}"
-    caption = (f"error: converted vs original layer on the same inputs ({B}×{T} tokens), plain-math path in {run_dtype}, "
-               f"{over}; KV bytes per token at {store}; no fine-tuning")  # fmt: skip
-    report.emit(out, "convert", title=f"convert · {ckpt.preset().name} · {out[0]['base_label']}", caption=caption,
-                csv_path=csv, json_path=json)  # fmt: skip
+    report.emit(out, "convert", csv_path=csv, json_path=json)
 
 
 @app.command("sweep")
+@_view_options
 def sweep_cmd(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha gqa]", show_default=False)] = None,
     preset: Preset = None,
@@ -586,9 +619,9 @@ def sweep_cmd(
     Rows are appended to --csv as they finish, so Ctrl-C (exit 130) keeps every finished row and
     --resume completes the file later; the table printed at the end is what `attncli report` prints."""
     from . import sweep
-    from .plot import check_plot_path, plot_rows
+    from .plot import check_plot_path, render
 
-    report.check_outputs(csv, json)
+    _check_outputs({"--csv": csv, "--json": json, "--plot": plot}, preset=preset, variants=variants)
     if resume and (not csv or csv == "-"):
         raise InputError("--resume", "needs --csv PATH, the file to continue")
     if resume and overwrite:
@@ -603,11 +636,33 @@ def sweep_cmd(
         if layers is not None:
             raise InputError("--layers", "a measured sweep measures one layer", "drop --layers or --measure")
         dt, threads = _check_run_options(device, dtype, threads, min_time)
-        n_layers, settings = 1, None
+        n_layers = 1
     else:
         n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
     analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
     columns = sweep.header(analytic_keys, measured=measure)
+    target = sweep.CsvTarget(csv)  # locked from here: a second sweep on this file exits 3
+    try:
+        all_rows, todo, count, interrupted = _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed,
+                                                    threads, min_time, force, resume, overwrite)  # fmt: skip
+    finally:
+        target.close()  # the lock goes; a file this sweep created and never wrote to goes too
+    exports = [("--plot", plot, lambda: render(all_rows, plot)[0])] if plot and all_rows else []
+    if all_rows:
+        view = report.view_for(all_rows)
+        report.emit(all_rows, view, json_path=json, table_to_stderr=csv == "-", more=exports)
+    if interrupted or signals.received() is not None:
+        kept = f"; {csv} holds every finished row (--resume continues)" if csv and target.regular else ""
+        typer.echo(f"attncli: interrupted after {count} of {len(todo)} rows ({signals.describe()}){kept}", err=True)
+        raise typer.Exit(signals.exit_code(EXIT_INTERRUPTED))
+
+
+def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, threads, min_time, force, resume,
+           overwrite):  # fmt: skip
+    """Run the sweep's combinations into its (locked) CSV: (rows to show, planned, written, interrupted)."""
+    from . import sweep
+
+    settings = None
     if measure:
         settings = _with_peak(_settings(device, dt, seed, threads, min_time))
         dt = settings.dtype
@@ -632,30 +687,24 @@ def sweep_cmd(
         row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
     identity = {"preset": p.name, "dtype": dt, "layers": None if measure else n_layers,
                 "device": str(settings.device) if measure else None, "seed": seed if measure else None}  # fmt: skip
-    todo = sweep.plan(combos, csv, columns, identity, resume=resume, overwrite=overwrite)
-    appender = sweep.Appender(csv, columns, stdout=sys.stdout, append=resume)
+    new_rows: list[dict] = []
+    todo = sweep.plan(combos, target, columns, identity, resume=resume, overwrite=overwrite)
+    appender = sweep.Appender(target, columns, stdout=sys.stdout, append=resume)
     interrupted = False
     try:
         with _progress(len(todo)) as advance:
-            new_rows = sweep.run(todo, row_of, appender, advance)
-    except KeyboardInterrupt:
+            sweep.run(todo, row_of, appender, advance, out=new_rows)
+    except (KeyboardInterrupt, signals.Interrupted):
         interrupted = True
     finally:
+        signals.ignore_further()  # the rows are on disk; what follows only shows and exports them
         appender.close()
-    all_rows = report.read_rows(csv) if csv and csv != "-" else (new_rows if not interrupted else [])
-    if all_rows:
-        view = report.view_for(all_rows)
-        report.emit(all_rows, view, title=report.title_for(all_rows, view), caption=report.caption_for(all_rows),
-                    json_path=json, table_to_stderr=csv == "-")  # fmt: skip
-    if interrupted:
-        kept = f"; {csv} holds every finished row (--resume continues)" if csv and csv != "-" else ""
-        typer.echo(f"attncli: interrupted after {appender.count} of {len(todo)} rows{kept}", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if plot:
-        plot_rows(all_rows, plot)
+    all_rows = report.read_rows(target.path) if target.regular else new_rows
+    return all_rows, todo, appender.count, interrupted
 
 
 @app.command("report")
+@_view_options
 def report_cmd(
     file: Annotated[str, typer.Argument(help="A CSV written by any attncli command (--csv).", show_default=False)],
     plot: Annotated[Optional[str], typer.Option("--plot", metavar="PATH", show_default=False,
@@ -665,9 +714,9 @@ def report_cmd(
     csv: Csv = None, json: Json = None,
 ):  # fmt: skip
     """Re-render a saved CSV as a table (and a plot) without running anything."""
-    from .plot import check_plot_path, plot_rows
+    from .plot import check_plot_path, render
 
-    report.check_outputs(csv, json)
+    _check_outputs({"--csv": csv, "--json": json, "--plot": plot}, report=file)
     if plot:
         check_plot_path(plot)
     saved = report.read_rows(file)
@@ -681,20 +730,26 @@ def report_cmd(
 
             raise InputError("--group-by", f"no column '{k}' in {file}", did_you_mean(k, present))
     view = report.view_for(saved)
-    caption = report.caption_for(saved)
-    if keys:
-        for value, group in report.group_rows(saved, keys).items():
-            where = ", ".join(f"{k}={v}" for k, v in zip(keys, value))
-            title = f"{report.title_for(group, view)} · {where}"
-            report.console(stderr="-" in (csv, json)).print(report.table(group, view, title, caption))
-        report.write_exports(saved, csv, json)
+    exports = [("--plot", plot, lambda: render(saved, plot, keys or None)[0])] if plot else []
+    if keys:  # the files first (output.write_all), then the tables
+        groups = [(f"{report.title_for(group, view)} · " + ", ".join(f"{k}={v}" for k, v in zip(keys, value)), group)
+                  for value, group in report.group_rows(saved, keys).items()]  # fmt: skip
+        markdown = report.DISPLAY.get().markdown
+        if markdown:
+            exports.append(("--markdown", markdown,
+                            lambda: "\n".join(report.to_markdown(g, view, title=t) for t, g in groups)))  # fmt: skip
+        errors = report.export_errors(saved, csv, json) + output.write_all(exports)
+        stderr = "-" in (csv, json, markdown)
+        for title, group in groups:
+            report.print_table(report.table(group, view, title, width=report.terminal_width(
+                sys.stderr if stderr else sys.stdout)), stderr=stderr)  # fmt: skip
+        output.raise_first(errors)
     else:
-        report.emit(saved, view, title=report.title_for(saved, view), caption=caption, csv_path=csv, json_path=json)
-    if plot:
-        plot_rows(saved, plot, keys or None)
+        report.emit(saved, view, csv_path=csv, json_path=json, more=exports)
 
 
 @app.command("peak")
+@_view_options
 def peak(
     device: Device = "auto", dtype: RunDtype = "auto", threads: Threads = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Measure again even when a cached figure exists.")] = False,
@@ -718,11 +773,7 @@ def peak(
         "ridge_flops_per_byte": pk.ridge, "matmul_n": pk.matmul_n, "copy_bytes": pk.copy_bytes,
         "measured_at": pk.measured_at, "peak_source": source, "peak_method": pk.method(), "noisy": pk.noisy,
     }  # fmt: skip
-    caption = f"{pk.method()} · ridge = peak / bandwidth (FLOP per byte) · cache: {cache_path()}"
-    if pk.noisy:
-        caption += " · noisy (IQR > 10% of median): the machine was busy; run --refresh when it is quiet"
-    report.emit([row], "peak", title=f"peak · {pk.device_name} · {pk.dtype}", caption=caption, csv_path=csv,
-                json_path=json)  # fmt: skip
+    report.emit([row], "peak", notes=[f"cache: {cache_path()}"], csv_path=csv, json_path=json)
 
 
 @app.callback(invoke_without_command=True)
@@ -758,9 +809,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    signals.install()  # SIGINT, SIGTERM, SIGHUP: finished rows written, one line, 128 + signal
+    try:
+        return _main(args, debug)
+    finally:
+        signals.restore()
+
+
+def _main(args: list[str], debug: bool) -> int:
     try:
         result = app(args=args, prog_name="attncli", standalone_mode=False)
         return result if isinstance(result, int) else 0
+    except signals.Interrupted as e:  # before any row was finished (start-up, loading, the pre-flight)
+        signals.ignore_further()
+        _fail(f"interrupted by {signals.signal_name(e.signum)}")
+        return e.exit_code
     except AttncliError as e:
         _fail(e.message, debug)
         return e.exit_code
@@ -773,7 +836,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return e.exit_code
     except _ABORT:
         _fail("interrupted")
-        return EXIT_INTERRUPTED
+        return signals.exit_code(EXIT_INTERRUPTED)
     except BrokenPipeError:
         return 0
     except MemoryError:

@@ -54,12 +54,60 @@ def query_key_pairs(shape: Shape, causal: bool, window: int | None = None) -> in
     return n * n if window is None else 2 * causal_window_pairs(n, window) - n
 
 
-def gqa_flops(spec: GQASpec, shape: Shape) -> LayerFlops:
+# ------------------------------------------------------------------------------------------------
+# the plain-math path's schedule: which query-key pairs it really scores (what --verify-flops counts)
+
+# The plain-math path (variants/common.math_attention, linear attention's parallel form) scores one
+# block of queries at a time, so that a float64 reference at long lengths holds at most this many
+# bytes of scores at once.
+MATH_MAX_SCORE_BYTES = 256 * 2**20
+
+
+def math_query_block(batch: int, heads: int, keys: int, element_bytes: int, window: int | None = None) -> int:
+    """Queries per block of the plain-math path: as many as keep batch × heads × block × keys
+    scores within MATH_MAX_SCORE_BYTES (at least one); with a window W, at most max(64, W), so a
+    block reads about block + W keys."""
+    block = max(1, MATH_MAX_SCORE_BYTES // max(1, batch * heads * keys * element_bytes))
+    return block if window is None else min(block, max(64, window))
+
+
+def key_range(i: int, j: int, S: int, q_offset: int, causal: bool, window: int | None) -> tuple[int, int]:
+    """The keys [lo, hi) that queries i..j-1 (at positions q_offset+i..) can see when the S keys sit
+    at positions 0..S-1: up to the last query when causal, within `window` of some query otherwise."""
+    first, last = q_offset + i, q_offset + j - 1
+    hi = min(S, last + 1) if causal else (S if window is None else min(S, last + window))
+    lo = 0 if window is None else max(0, first - window + 1)
+    return lo, max(lo, hi)
+
+
+def math_path_pairs(n_query: int, keys: int, block: int, causal: bool, window: int | None = None,
+                    q_offset: int = 0) -> int:  # fmt: skip
+    """Query–key pairs the plain-math path scores (one sequence, one head) for n_query queries over
+    `keys` keys in order: each block of `block` queries is scored against every key from the first
+    any of them may see to the last one (key_range), then masked. One block over all keys is n²
+    even when causal; blocks of one query give exactly the causal- and window-aware pairs."""
+    pairs = 0
+    for i in range(0, n_query, block):
+        j = min(n_query, i + block)
+        lo, hi = key_range(i, j, keys, q_offset, causal, window)
+        pairs += (j - i) * (hi - lo)
+    return pairs
+
+
+def _math_prefill_pairs(shape: Shape, heads: int, element_bytes: int, causal: bool, window: int | None = None) -> int:
+    """The pairs a prefill's plain-math path scores: n queries over their own n keys, h heads."""
+    n = shape.seq_len
+    block = math_query_block(shape.batch, heads, n, element_bytes, window)
+    return math_path_pairs(n, n, block, causal and n > 1, window)
+
+
+def gqa_flops(spec: GQASpec, shape: Shape, pairs: int | None = None) -> LayerFlops:
     """MHA/GQA/MQA layer (Vaswani et al. 2017 §3.2; Ainslie et al. 2023 for shared KV heads), with
-    an optional sliding window and RoPE or ALiBi (whose cost is elementwise, never matmul)."""
+    an optional sliding window and RoPE or ALiBi (whose cost is elementwise, never matmul).
+    `pairs` replaces the causal- and window-aware query–key pairs (the plain-math path's count)."""
     n, d, hd, h, g = shape.n_query, spec.d_model, spec.head_dim, spec.n_heads, spec.n_kv_heads
     proj = 2 * n * d * hd * (h + 2 * g) + 2 * n * h * hd * d  # Q, K, V in; O out
-    pairs = query_key_pairs(shape, spec.causal, spec.window)
+    pairs = query_key_pairs(shape, spec.causal, spec.window) if pairs is None else pairs
     attn = 2 * 2 * pairs * h * hd  # q·kᵀ for every pair and head, then p·v
     elementwise = SOFTMAX_FLOPS_PER_SCORE * pairs * h
     if spec.position == "rope":
@@ -67,6 +115,15 @@ def gqa_flops(spec: GQASpec, shape: Shape) -> LayerFlops:
     elif spec.position == "alibi":
         elementwise += ALIBI_FLOPS_PER_SCORE * pairs * h  # a distance bias on every score
     return LayerFlops(proj=proj, attn=attn, elementwise=elementwise)
+
+
+def gqa_math_flops(spec: GQASpec, shape: Shape, element_bytes: int) -> LayerFlops:
+    """What the plain-math path of an MHA/GQA/MQA/sliding-window layer runs: in prefill, the query
+    blocks' key bands (math_path_pairs; the KV heads are spread over all h query heads first); in
+    decode, the new token against every key it may see (the causal-aware count)."""
+    if shape.mode == "decode":
+        return gqa_flops(spec, shape)
+    return gqa_flops(spec, shape, _math_prefill_pairs(shape, spec.n_heads, element_bytes, spec.causal, spec.window))
 
 
 def cross_flops(spec: CrossSpec, shape: Shape) -> LayerFlops:
@@ -117,6 +174,14 @@ def linear_parallel_flops(spec: LinearSpec, shape: Shape, pairs: int | None = No
     return LayerFlops(proj=proj, attn=attn, elementwise=_linear_elementwise(spec, n))
 
 
+def linear_math_flops(spec: LinearSpec, shape: Shape, element_bytes: int) -> LayerFlops:
+    """What linear attention's plain-math path runs: the parallel form over its query blocks' key
+    ranges (math_path_pairs) in prefill, the recurrence in decode."""
+    if shape.mode == "decode":
+        return linear_flops(spec, shape)
+    return linear_parallel_flops(spec, shape, _math_prefill_pairs(shape, spec.n_heads, element_bytes, spec.causal))
+
+
 def _linear_elementwise(spec: LinearSpec, n: int) -> int:
     h, hd = spec.n_heads, spec.head_dim
     return FEATURE_MAP_FLOPS_PER_ELEMENT * 2 * n * h * hd + NORMALISE_FLOPS_PER_ELEMENT * n * h * hd
@@ -137,7 +202,7 @@ def gqa_kv_elements_per_token(spec: GQASpec) -> int:
     return 2 * spec.n_kv_heads * spec.head_dim
 
 
-def mla_flops(spec: MLASpec, shape: Shape) -> LayerFlops:
+def mla_flops(spec: MLASpec, shape: Shape, pairs: int | None = None) -> LayerFlops:
     """MLA layer (DeepSeek-V2, arXiv:2405.04434 §2.1, eqs. 9–19; absorption as its §2.1.2 notes).
 
     Both paths project the new tokens' queries (full rank, or down to q_lora_rank and up again),
@@ -152,7 +217,7 @@ def mla_flops(spec: MLASpec, shape: Shape) -> LayerFlops:
     nope, rope, dv = spec.qk_nope_head_dim, spec.qk_rope_head_dim, spec.v_head_dim
     q_in = 2 * n * d * h * (nope + rope) if rq is None else 2 * n * rq * (d + h * (nope + rope))
     proj = q_in + 2 * n * d * (r + rope) + 2 * n * h * dv * d  # queries, kv_a (latent + RoPE key), o
-    pairs = query_key_pairs(shape, spec.causal)
+    pairs = query_key_pairs(shape, spec.causal) if pairs is None else pairs
     if spec.absorb:
         proj += 2 * n * h * r * (nope + dv)  # W_UK into the new queries, W_UV out of their results
         attn = 2 * pairs * h * ((r + rope) + r)  # scores over latent + RoPE key, weighted sum of latents
@@ -163,6 +228,15 @@ def mla_flops(spec: MLASpec, shape: Shape) -> LayerFlops:
     if spec.position == "rope":
         elementwise += ROPE_FLOPS_PER_ELEMENT * n * rope * (h + 1)  # each query head's part, one shared key
     return LayerFlops(proj=proj, attn=attn, elementwise=elementwise)
+
+
+def mla_math_flops(spec: MLASpec, shape: Shape, element_bytes: int) -> LayerFlops:
+    """What MLA's plain-math path runs (either path): in prefill, the query blocks' key bands over
+    h heads (math_path_pairs: the naive keys are per head, the absorbed latent is spread over the
+    heads); in decode, the new token against every cached key (the causal-aware count)."""
+    if shape.mode == "decode":
+        return mla_flops(spec, shape)
+    return mla_flops(spec, shape, _math_prefill_pairs(shape, spec.n_heads, element_bytes, spec.causal))
 
 
 def mla_params(spec: MLASpec) -> int:
@@ -253,6 +327,24 @@ def layer_bytes(*, params: int, kv_elements_per_token: int, d_model: int, q_widt
         kv_write=B * n * kv_elements_per_token * b,
         activations=B * n * (2 * d_model + 2 * q_width + 2 * o_width) * b,
     )
+
+
+def mla_layer_bytes(spec: MLASpec, shape: Shape, dtype_bytes: int) -> LayerBytes:
+    """MLA's traffic: layer_bytes over the cached latent and RoPE key (r + rope per token) and, on
+    the naive path, the per-head keys and values it materialises from every key in the context
+    (mla_flops' "kv_b over every key"): the up-projection writes h · (nope + v) elements per key,
+    and attention reads back h · (nope + rope + v) (its keys carry the shared RoPE key on every
+    head; the concatenation itself is a layout copy, not counted). In decode that is the whole
+    cache, at every step: naive decode moves far more than absorbed decode."""
+    h, nope, rope, dv = spec.n_heads, spec.qk_nope_head_dim, spec.qk_rope_head_dim, spec.v_head_dim
+    base = layer_bytes(params=mla_params(spec), kv_elements_per_token=mla_kv_elements_per_token(spec),
+                       d_model=spec.d_model, q_width=spec.q_dim, o_width=h * dv, shape=shape,
+                       dtype_bytes=dtype_bytes)  # fmt: skip
+    if spec.absorb:
+        return base
+    per_key = shape.batch * shape.cache_tokens * h * dtype_bytes  # every key in the context, per head
+    return LayerBytes(weights=base.weights, kv_read=base.kv_read + per_key * (nope + rope + dv),
+                      kv_write=base.kv_write + per_key * (nope + dv), activations=base.activations)  # fmt: skip
 
 
 def roofline(flops: float, nbytes: float, peak_flops_per_s: float, bytes_per_s: float) -> tuple[float, str]:

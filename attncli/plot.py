@@ -18,12 +18,13 @@ INSTALL_HINT = "install the plot extra: pip install 'attncli[plot]' (in a checko
 
 
 def check_plot_path(path: str) -> None:
-    """Fail before any work: a usable suffix, an existing folder, matplotlib importable."""
+    """Fail before any work: a usable suffix, a writable target (output.check_path), matplotlib importable."""
+    from .output import check_path
+
     target = Path(path)
     if target.suffix.lower() not in SUFFIXES:
         raise InputError("--plot", f"'{path}' has no image suffix", f"use one of {', '.join(SUFFIXES)}")
-    if not target.parent.is_dir():
-        raise InputError("--plot", f"folder '{target.parent}' does not exist")
+    check_path("--plot", path)
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -31,8 +32,19 @@ def check_plot_path(path: str) -> None:
 
 
 def plot_rows(rows: list[dict], path: str, group_by: list[str] | None = None) -> tuple[int, int]:
-    """One log-log panel per quantity the rows hold, a line per group, x = seq_len. Returns the
-    image size in pixels (raster formats)."""
+    """One log-log panel per quantity the rows hold, a line per group, x = seq_len, written to
+    `path` by the one writer (output.write). Returns the image size in pixels (raster formats)."""
+    from .output import write
+
+    data, size = render(rows, path, group_by)
+    write(path, data, "--plot")
+    return size
+
+
+def render(rows: list[dict], path: str, group_by: list[str] | None = None) -> tuple[bytes, tuple[int, int]]:
+    """The image's bytes (format from `path`'s suffix) and its size in pixels."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,9 +71,10 @@ def plot_rows(rows: list[dict], path: str, group_by: list[str] | None = None) ->
         ax.set_title(name.split(" (")[0])
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize="small")
-    fig.savefig(path, dpi=DPI)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=DPI, format=Path(path).suffix.lower().lstrip("."))
     plt.close(fig)
-    return round(PANEL_WIDTH_IN * len(panels) * DPI), round(PANEL_HEIGHT_IN * DPI)
+    return buf.getvalue(), (round(PANEL_WIDTH_IN * len(panels) * DPI), round(PANEL_HEIGHT_IN * DPI))
 
 
 def _positive(v) -> bool:

@@ -18,7 +18,7 @@ import yaml
 
 from . import registry
 from .errors import InputError, closest, did_you_mean, read_text
-from .spec import AttentionSpec, HybridSpec, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
+from .spec import AttentionSpec, HybridSpec, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec, check_positive_int
 
 DEFAULT_PRESET = "small"
 PRESET_KEYS = tuple(f.name for f in dataclasses.fields(PresetSpec) if f.name != "path")
@@ -379,6 +379,9 @@ def build_spec(family_name: str, preset: PresetSpec, overrides: dict, where: str
         given = _check_family_fields(family, overrides)
         preset_shape = {"d_model": preset.d_model, "n_heads": preset.n_heads, "head_dim": preset.head_dim}
         shape = {**preset_shape, **{k: given[k] for k in SHAPE_KEYS if k in given}}
+        for key in SHAPE_KEYS:  # before they divide or size anything (n_heads=0 divided d_model)
+            if shape[key] is not None:
+                check_positive_int(shape[key], key)
         if shape["head_dim"] is None:
             if shape["d_model"] % shape["n_heads"]:
                 raise InputError("", f"n_heads: {shape['n_heads']} does not divide d_model {shape['d_model']}",

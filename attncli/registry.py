@@ -41,7 +41,10 @@ class Family:
     memory_proj_flops: Callable[[AttentionSpec], int] | None = None  # one-off work outside the per-step FLOPs
     # Optional overrides; None uses the generic rule in rows.py (byte_columns, math_path_flops).
     layer_bytes: Callable | None = None  # (spec, Shape, dtype_bytes) -> cost.LayerBytes, whole batch
-    math_flops: Callable | None = None  # (spec, Shape) -> cost.LayerFlops of the plain-math path
+    # (spec, Shape, element bytes) -> cost.LayerFlops the plain-math path runs (its query blocks
+    # depend on the element size); None: the family's `flops` (a math path scoring only what its
+    # mask lets through).
+    math_flops: Callable | None = None
 
     def build(self, spec: AttentionSpec):
         """The torch module for `spec` (float32, CPU; the caller casts and moves it)."""
@@ -90,7 +93,8 @@ SWA_DEFAULT_WINDOW = 1024
 
 
 _GQA_COST = dict(flops=cost.gqa_flops, params=cost.gqa_params, kv_elements_per_token=cost.gqa_kv_elements_per_token,
-                 cache_tokens=lambda s, t: t if s.window is None else min(t, s.window))  # a window caps the cache
+                 cache_tokens=lambda s, t: t if s.window is None else min(t, s.window),  # a window caps the cache
+                 math_flops=cost.gqa_math_flops)
 _GQA_MODULE = "attncli.variants.gqa:GQAAttention"
 _KV_HINT = "use gqa:n_kv_heads=N for another KV head count"
 
@@ -119,7 +123,7 @@ register(Family("mla", "multi-head latent attention: a cached latent + one share
                 kv_elements_per_token=cost.mla_kv_elements_per_token, defaults=_mla_defaults,
                 base_label=lambda s: f"mla-r{s.kv_lora_rank}", label_fields=("kv_lora_rank",),
                 fixed=("head_dim",), fixed_hint="mla derives it as qk_nope_head_dim + qk_rope_head_dim; set those",
-                paths=("absorb", (False, True))))  # fmt: skip
+                paths=("absorb", (False, True)), math_flops=cost.mla_math_flops, layer_bytes=cost.mla_layer_bytes))  # fmt: skip
 
 
 register(Family("swa", "sliding-window attention: each query sees its last `window` keys (Beltagy et al. 2020)",
@@ -133,7 +137,8 @@ register(Family("cross", "cross-attention: decoder queries, keys/values from an 
 register(Family("linear", "linear attention: elu+1 feature map, constant-size recurrent state (Katharopoulos et al. 2020)",
                 LinearSpec, "attncli.variants.linear:LinearAttention", flops=cost.linear_flops,
                 params=cost.linear_params, kv_elements_per_token=lambda s: 0, defaults=lambda shape, p: {"position": "none"},
-                base_label=lambda s: "linear", cache_tokens=lambda s, t: 0, state_elements=lambda s: s.state_elements))  # fmt: skip
+                base_label=lambda s: "linear", cache_tokens=lambda s, t: 0, state_elements=lambda s: s.state_elements,
+                math_flops=cost.linear_math_flops))  # fmt: skip
 
 
 def _stack_only(*_):

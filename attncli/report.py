@@ -8,10 +8,12 @@ import json
 import math
 import os
 import sys
-import tempfile
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from . import output, views
+from .errors import InputError, closest
 from .rows import COLUMNS
 
 
@@ -52,7 +54,7 @@ FORMAT = {
                      "linear_state_bytes", "weight_bytes", "budget_bytes", "kv_bytes_per_token_before",
                      "ssm_state_bytes"), _iec),
     "model_params": _si,
-    **dict.fromkeys(("max_seq_len", "max_batch", "window"), lambda x: f"{x:,}"),
+    **dict.fromkeys(("max_seq_len", "max_batch", "window", "cache_tokens"), lambda x: f"{x:,}"),
     **dict.fromkeys(("conv_err_max_abs", "conv_err_rel_l2"), lambda x: f"{x:.2e}"),
     "conv_err_cos": lambda x: f"{x:.6f}",
     **dict.fromkeys(("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "gflops_per_s"), _fixed3),
@@ -115,30 +117,8 @@ DERIVED = {
 # A column shown only when another one is (the math path's max error is what `healthy` grades against).
 SHOWN_WITH = {"naive_err_max_abs": "healthy"}
 
-# The columns each command shows on the terminal; files get every column. The measured views show
-# `bound` and `% of roof` (= % of peak on compute-bound rows, % of bandwidth on memory-bound ones);
-# frac_of_peak, frac_of_bw, GB/s and the byte counts are in the files.
-_MEASURED = ["flops_math_path", "flops_counted", "flops_match",
-             "latency_ms_median", "latency_spread", "noisy", "gflops_per_s", "bound", "frac_of_roofline",
-             "kv_cache_bytes", "kv_cache_bytes_measured", "err_rel_l2", "naive_err_rel_l2", "err_max_abs",
-             "naive_err_max_abs", "healthy", "status"]  # fmt: skip
-VIEWS = {
-    "flops": ["label", "mode", "seq_len", "batch", "layers", "stack", "layer_of", "proj_flops", "attn_flops", "flops",
-              "elementwise_flops", "memory_proj_flops", "ffn_kind", "ffn_flops", "attn_share", "kv_cache_bytes"],
-    "kv-memory": ["label", "layer_kind", "window", "seq_len", "beyond_max_position", "batch", "layers", "layer_of",
-                  "dtype", "cache_tokens", "tp", "kv_heads_per_gpu", "kv_bytes_per_token", "kv_cache_bytes",
-                  "kv_scale_bytes", "linear_state_bytes", "ssm_state_bytes", "model_params", "weight_bytes", "fits",
-                  "max_seq_len", "max_batch"],
-    "bench": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED],
-    "compare": ["label", "mode", "seq_len", "batch", "layers", "layer_of", "flops", *_MEASURED,
-                "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base"],
-    "peak": ["device_name", "dtype", "threads", "torch_version", "peak_gflops", "peak_gbps", "ridge_flops_per_byte",
-             "matmul_n", "copy_bytes", "measured_at", "peak_source", "noisy"],
-    "presets": ["preset", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads", "model", "description"],
-    "convert": ["label", "layers", "n_kv_heads", "kv_lora_rank", "qk_rope_head_dim", "method", "kv_bytes_per_token_before",
-                "kv_bytes_per_token", "kv_ratio_vs_base", "params_before", "params", "conv_err_rel_l2",
-                "conv_err_max_abs", "conv_err_cos"],
-}  # fmt: skip
+# Each command's view (columns in priority order), title and caption notes: views.py.
+VIEWS = {name: list(v.columns) for name, v in views.VIEWS.items()}
 
 RIGHT = {"seq_len", "batch", "layers", "d_model", "n_heads", "head_dim", "n_layers", "d_ff", "gqa_n_kv_heads",
          "cache_tokens", "threads", "matmul_n", "tp", "kv_heads_per_gpu", "n_kv_heads", "kv_lora_rank",
@@ -158,42 +138,235 @@ def cell(column: str, value) -> str:
     return fmt(value) if fmt and isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
-def console(stderr: bool = False):
+def console(stderr: bool = False, width: int | None = None):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    is_tty = stream.isatty()
-    # A pipe or file gets the whole table (no terminal to fit); COLUMNS still wins when set.
-    width = None if is_tty else int(os.environ.get("COLUMNS", "0") or 0) or 320
+    if width is None:
+        width = terminal_width(stream)
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
 
 
-def table(rows: list[dict], view: str, title: str = "", caption: str = "", width: int | None = None):
-    """A Rich table of the view's columns that any row fills. When its natural width exceeds
-    `width` (default: the terminal's), each column narrows to its widest figure or its header's
-    longest word (headers wrap at spaces), so a figure is not cut while that fits."""
-    from rich.table import Table
+def terminal_width(stream=None) -> int:
+    """The width tables fit: COLUMNS when set, else the terminal's; a pipe or file without COLUMNS
+    gets 320 (no terminal to fit)."""
+    stream = sys.stdout if stream is None else stream
+    env = os.environ.get("COLUMNS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if stream.isatty():
+        import shutil
 
-    def value(r: dict, c: str):
-        return DERIVED[c](r) if c in DERIVED else r.get(c)
+        return shutil.get_terminal_size().columns
+    return 320
 
-    shown = {c for c in VIEWS[view] if any(value(r, c) is not None and value(r, c) != HIDDEN_WHEN.get(c) for r in rows)}
-    columns = [c for c in VIEWS[view] if c in shown and SHOWN_WITH.get(c, c) in shown]
-    cells = [[cell(c, value(r, c)) for c in columns] for r in rows]
+
+# ------------------------------------------------------------------------------------------------
+# choosing the columns that fit
+
+
+@dataclass(frozen=True)
+class Display:
+    """How the table shows the rows: the view's columns that fit (default), the columns named by
+    --columns, or every column (--wide / --columns all); --markdown PATH writes the same view."""
+
+    columns: tuple[str, ...] | None = None
+    wide: bool = False
+    markdown: str | None = None
+
+
+DISPLAY: ContextVar[Display] = ContextVar("attncli_display", default=Display())
+
+
+def column_names() -> list[str]:
+    """Every name --columns accepts: the schema's columns and the table's derived ones."""
+    return [*COLUMNS, *(c for c in DERIVED if c not in COLUMNS)]
+
+
+def parse_columns(text: str | None, wide: bool = False) -> Display:
+    """`--columns a,b,...` (schema names; `all` = every column) and `--wide`."""
+    if text is None:
+        return Display(wide=wide)
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise InputError("--columns", "names no column", "e.g. --columns label,flops, or --columns all")
+    if names == ["all"]:
+        return Display(wide=True)
+    valid = column_names()
+    for name in names:
+        if name not in valid:
+            best = closest(name, valid)
+            hint = f"did you mean '{best}'?" if best else "docs/columns.md lists them"
+            raise InputError("--columns", f"unknown column '{name}'", f"{hint} (--columns all shows every one)")
+    return Display(columns=tuple(dict.fromkeys(names)), wide=wide)
+
+
+@dataclass
+class Layout:
+    columns: list[str]  # shown, in order
+    headers: list[str]
+    cells: list[list[str]]  # one list per row
+    widths: list[int]  # each column's width: its widest cell, and at least its header's longest word
+    constants: list[str]  # title words for the columns every row holds alike
+    dropped: list[str]  # view columns left out to fit the width
+
+    @property
+    def total(self) -> int:
+        return _table_width(self.widths)
+
+
+def _table_width(widths: list[int]) -> int:
+    return sum(widths) + 3 * len(widths) + 1  # one space either side of each cell, a rule between and around
+
+
+def _value(r: dict, c: str):
+    return DERIVED[c](r) if c in DERIVED else r.get(c)
+
+
+def layout(rows: list[dict], view: str, width: int | None = None, display: Display | None = None) -> Layout:
+    """The columns of `view` that fit `width` (None: no limit), in priority order. Columns every
+    row holds alike (views.TITLE_COLUMNS) go into the title; columns no row fills are left out;
+    the lowest-priority columns are dropped until the rest fit whole."""
+    display = DISPLAY.get() if display is None else display
+    order = list(views.VIEWS[view].columns)
+
+    def filled(c):
+        return any(_value(r, c) is not None for r in rows)
+
+    def informative(c):  # a flag column whose every value is its quiet value says nothing
+        return any(_value(r, c) is not None and _value(r, c) != HIDDEN_WHEN.get(c) for r in rows)
+
+    constants, const_cols = [], set()
+    for c in views.TITLE_COLUMNS:
+        values = {repr(r.get(c)) for r in rows}
+        if rows and len(values) == 1 and rows[0].get(c) is not None:
+            const_cols.add(c)
+            piece = views.title_piece(c, rows[0][c])
+            if piece:
+                constants.append(piece)
+    if display.columns:
+        columns = list(display.columns)
+        const_cols -= set(columns)
+        constants = [views.title_piece(c, rows[0][c]) for c in views.TITLE_COLUMNS if c in const_cols]
+        constants = [p for p in constants if p]
+        width = None
+    else:
+        if display.wide:
+            present = ordered_columns(rows)
+            order += [c for c in present if c not in order and filled(c)]
+            width = None
+        # A title column that varies but is not in the view is still said: as a column, after the label.
+        varying = [c for c in views.TITLE_COLUMNS if c not in order and c not in const_cols and filled(c)]
+        order[1:1] = varying
+        keep = filled if display.wide else informative
+        shown = {c for c in order if keep(c) and c not in const_cols}
+        columns = [c for c in order if c in shown and (display.wide or SHOWN_WITH.get(c, c) in shown)]
+    cells = [[cell(c, _value(r, c)) for c in columns] for r in rows]
     headers = [HEADER.get(c, c) for c in columns]
-    widest = [max((len(line[i]) for line in cells), default=1) for i in range(len(columns))]
-    natural = [max(w, len(h)) for w, h in zip(widest, headers)]
-    compact = [max(w, *(len(word) for word in h.split())) for w, h in zip(widest, headers)]
-    width = console().width if width is None else width
-    squeeze = sum(natural) + 3 * len(columns) + 1 > width
-    t = Table(title=title or None, caption=caption or None, title_justify="left", caption_justify="left")
-    for i, c in enumerate(columns):
-        numeric = c in RIGHT or c in FORMAT or c in DERIVED
-        t.add_column(headers[i], justify="right" if numeric else "left", no_wrap=c in ("label", "layer_kind", "method"),
-                     width=compact[i] if squeeze else None, overflow="fold")  # fold, never cut a figure  # fmt: skip
-    for line in cells:
-        t.add_row(*line)
+    widths = [max([len(line[i]) for line in cells] + [max(len(w) for w in h.split())]) for i, h in enumerate(headers)]
+    dropped: list[str] = []
+    if width is not None:
+        while len(columns) > 1 and _table_width(widths) > width:
+            dropped.insert(0, columns.pop())
+            headers.pop()
+            widths.pop()
+            for line in cells:
+                line.pop()
+    # Room to spare widens a column so its header fits on fewer lines, in priority order.
+    room = None if width is None else width - _table_width(widths)
+    for i, h in enumerate(headers):
+        want = max(widths[i], len(h))
+        grow = want - widths[i] if room is None else min(want - widths[i], room)
+        widths[i] += grow
+        if room is not None:
+            room -= grow
+    return Layout(columns, headers, cells, widths, constants, dropped)
+
+
+def _wrap_header(text: str, width: int) -> str:
+    """The header broken at spaces into lines of at most `width` (every word fits: width ≥ its longest)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
+def _numeric(c: str) -> bool:
+    return c in RIGHT or c in FORMAT or c in DERIVED
+
+
+def title_for(rows: list[dict], view: str, constants: list[str] | None = None) -> str:
+    """The view's heading, the values every row holds alike, and the view's own title words."""
+    if constants is None:
+        constants = layout(rows, view, None).constants
+    extra = views.TITLE_EXTRAS.get(view)
+    return " · ".join([views.VIEWS[view].heading, *constants, *(extra(rows) if extra else [])])
+
+
+def caption_for(rows: list[dict], view: str = "bench") -> str:
+    """The view's caption notes, one per line, built from the rows they describe (views.note)."""
+    return "\n".join(views.notes_for(rows, view))
+
+
+def dropped_note(dropped: list[str], width: int) -> str:
+    return (f"not shown at {width} columns: {', '.join(dropped)} "
+            "(--wide shows every column; --columns a,b,... picks them)")  # fmt: skip
+
+
+def table(rows: list[dict], view: str, title: str | None = None, caption: str | None = None, width: int | None = None,
+          display: Display | None = None):  # fmt: skip
+    """A Rich table of the view's columns that fit `width` (default: the terminal's). Every cell is
+    whole on one line: columns are as wide as their widest cell (headers wrap at spaces), and the
+    lowest-priority columns are left out, named in the caption, until the rest fit. title/caption
+    None: built from the rows (title_for, caption_for)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    width = terminal_width() if width is None else width
+    lay = layout(rows, view, width, display)
+    title = title_for(rows, view, lay.constants) if title is None else title
+    caption = caption_for(rows, view) if caption is None else caption
+    if lay.dropped:
+        caption = "\n".join(filter(None, [caption, dropped_note(lay.dropped, width)]))
+    t = Table(title=Text(title) if title else None, caption=Text(caption) if caption else None, title_justify="left",
+              caption_justify="left")  # fmt: skip
+    side = ["right" if _numeric(c) else "left" for c in lay.columns]
+    for h, w, s in zip(lay.headers, lay.widths, side):
+        t.add_column(Text(_wrap_header(h, w), justify=s), justify=s, width=w, no_wrap=True, overflow="ignore")
+    for line in lay.cells:  # Text, not markup: a label holding [brackets] prints as it is
+        t.add_row(*(Text(x, justify=s) for x, s in zip(line, side)))
+    t.attncli_width = lay.total  # the width it needs, for printing it whole (print_table)
     return t
+
+
+def print_table(t, stderr: bool = False) -> None:
+    """Print a table whole: a console at least as wide as the table, so Rich never squeezes it."""
+    out = console(stderr=stderr)
+    need = getattr(t, "attncli_width", 0)
+    if need > out.width:
+        out = console(stderr=stderr, width=need)
+    out.print(t)
+
+
+def to_markdown(rows: list[dict], view: str, display: Display | None = None, notes=(), title: str | None = None) -> str:
+    """The view as a GitHub-flavoured markdown table: its title in bold, the columns the table
+    shows (none dropped for width), its caption below."""
+    lay = layout(rows, view, None, display)
+
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|")
+
+    title = title_for(rows, view, lay.constants) if title is None else title
+    lines = [f"**{esc(title)}**", ""]
+    lines.append("| " + " | ".join(esc(h) for h in lay.headers) + " |")
+    lines.append("|" + "|".join(" ---: " if _numeric(c) else " :--- " for c in lay.columns) + "|")
+    lines += ["| " + " | ".join(esc(x) for x in line) + " |" for line in lay.cells]
+    for line in [*caption_for(rows, view).splitlines(), *notes]:  # each caption note its own paragraph
+        lines += ["", esc(line)]
+    return "\n".join(lines) + "\n"
 
 
 def ordered_columns(rows: list[dict]) -> list[str]:
@@ -226,48 +399,53 @@ def to_json(rows: list[dict]) -> str:
 
 
 def write_atomic(path: str, text: str, option: str) -> None:
-    """Write text to path via a temporary file in the same folder and a rename, so an existing
-    file is replaced whole or not at all."""
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise InputError(option, f"folder '{folder}' does not exist")
-    if target.is_dir():
-        raise InputError(option, f"'{path}' is a folder")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write text to path through the one writer (output.write: links followed, FIFOs and devices
+    written through, regular files replaced atomically with their mode kept)."""
+    output.write(path, text, option)
 
 
-def check_outputs(csv_path: str | None, json_path: str | None) -> None:
-    """Fail before any work when both exports claim stdout."""
-    if csv_path == "-" and json_path == "-":
-        raise InputError("--csv/--json", "only one of them can write to stdout ('-')")
+def check_outputs(csv_path: str | None, json_path: str | None, **more: str | None) -> None:
+    """Fail before any work when an export cannot be written (output.check): both on stdout, a
+    missing or unwritable folder, two exports on one file. --markdown (DISPLAY) is among them."""
+    output.check({"--csv": csv_path, "--json": json_path, **markdown_output(), **more})
 
 
-def emit(rows: list[dict], view: str, *, title: str = "", caption: str = "", csv_path: str | None = None,
-         json_path: str | None = None, table_to_stderr: bool = False) -> None:  # fmt: skip
-    """Print the table (on stderr when a file goes to stdout) and write the requested files."""
-    to_stdout = table_to_stderr or "-" in (csv_path, json_path)
-    console(stderr=to_stdout).print(table(rows, view, title, caption))
-    write_exports(rows, csv_path, json_path)
+def markdown_output() -> dict:
+    """The --markdown export of the running command, for output.check."""
+    path = DISPLAY.get().markdown
+    return {"--markdown": path} if path else {}
+
+
+def emit(rows: list[dict], view: str, *, title: str | None = None, caption: str | None = None,
+         notes: list[str] | tuple[str, ...] = (), csv_path: str | None = None, json_path: str | None = None,
+         table_to_stderr: bool = False, more=()) -> None:  # fmt: skip
+    """Write the requested files, then print the table (on stderr when a file goes to stdout).
+    The files come first, each on its own, so a failure to print (or to write one of them) loses
+    no measurement; an export error is raised after the table. `more`: further exports as
+    (option, path, render) for output.write_all (a plot). title/caption None: built from the rows
+    (title_for, caption_for); `notes`: caption lines the rows cannot tell (the command's own
+    context), added after the rows' notes. --markdown (DISPLAY) writes the same view."""
+    markdown_path = DISPLAY.get().markdown
+    exports = list(more)
+    if markdown_path:
+        exports.append(("--markdown", markdown_path, lambda: to_markdown(rows, view, notes=notes)))
+    errors = export_errors(rows, csv_path, json_path) + output.write_all(exports)
+    to_stdout = table_to_stderr or "-" in (csv_path, json_path, markdown_path)
+    caption = caption_for(rows, view) if caption is None else caption
+    caption = "\n".join(filter(None, [caption, *notes]))
+    print_table(table(rows, view, title, caption, terminal_width(sys.stderr if to_stdout else sys.stdout)),
+                stderr=to_stdout)  # fmt: skip
+    output.raise_first(errors)
+
+
+def export_errors(rows: list[dict], csv_path: str | None, json_path: str | None) -> list:
+    """Write the rows as CSV and/or JSON (output.write_all: each on its own); the errors."""
+    return output.write_all([("--csv", csv_path, lambda: to_csv(rows)), ("--json", json_path, lambda: to_json(rows))])
 
 
 def write_exports(rows: list[dict], csv_path: str | None, json_path: str | None) -> None:
     """Write the rows as CSV and/or JSON: atomically to a file, or to stdout for '-'."""
-    for path, render, option in ((csv_path, to_csv, "--csv"), (json_path, to_json, "--json")):
-        if path == "-":
-            sys.stdout.write(render(rows))
-            sys.stdout.flush()
-        elif path:
-            write_atomic(path, render(rows), option)
+    output.raise_first(export_errors(rows, csv_path, json_path))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -290,45 +468,6 @@ def view_for(rows: list[dict]) -> str:
     if rows and all(r.get("mode") == "cache" for r in rows):
         return "kv-memory"
     return "flops"
-
-
-def caption_for(rows: list[dict]) -> str:
-    """What measured rows ran on and how they were measured, from the rows themselves."""
-    first = next((r for r in rows if r.get("device_name")), None)
-    if first is None:
-        return ""
-    parts = [f"{first['device_name']} · {first['dtype']} · torch {first['torch_version']} · {first['threads']} threads"
-             f" · seed {first['seed']} · latency: median (p25–p75) over ≥5 synchronised runs, noisy when IQR > 10%"
-             f" of median · error vs float64 reference"]  # fmt: skip
-    requested = first.get("backend")
-    if requested:
-        used = {r["mode"]: r.get("backend_used") for r in rows if r.get("backend_used")}
-        if not used:
-            parts.append(f"SDPA backend {requested}")
-        elif len(set(used.values())) == 1:
-            parts.append(f"SDPA backend {requested} → {next(iter(used.values()))}")
-        else:
-            parts.append(f"SDPA backend {requested} → " + ", ".join(f"{u} ({m})" for m, u in used.items()))
-    if any(r.get("healthy") is not None for r in rows):
-        parts.append("healthy: max abs err ≤ 2 × the same-dtype plain-math path's (FlashAttention's test criterion)")
-    if any(r.get("flops_counted") is not None for r in rows):
-        parts.append("FLOPs counted by FlopCounterMode on the plain-math path, which scores the full n×n matrix "
-                     "even when causal (math-path FLOPs: its analytic count)")  # fmt: skip
-    if first.get("peak_gflops"):
-        parts.append(f"roofline vs measured peak {first['peak_gflops']:,.0f} GFLOP/s, {first['peak_gbps']:,.1f} GB/s "
-                     f"({first.get('peak_source') or 'attncli peak'}); % of roof = roofline time / latency")  # fmt: skip
-        if any((r.get("frac_of_peak") or 0) > 1.05 for r in rows):
-            parts.append("a row beats the cached matmul peak: it was measured on a busier machine, so refresh it "
-                         "with `attncli peak --refresh` on a quiet one")  # fmt: skip
-    else:
-        parts.append(f"no measured peak for this device, dtype and thread count: `attncli peak --device {first['device']} "
-                     f"--dtype {first['dtype']} --threads {first['threads']}` fills % of peak and the roofline bound")  # fmt: skip
-    return " · ".join(parts)
-
-
-def title_for(rows: list[dict], view: str) -> str:
-    presets = ", ".join(dict.fromkeys(str(r["preset"]) for r in rows if r.get("preset")))
-    return f"{view} · preset {presets}" if presets and view != "presets" else view
 
 
 def read_rows(path: str) -> list[dict]:

@@ -6,8 +6,6 @@ Analytic columns come from `cost.py` through the registry; `measure/` adds the m
 
 from __future__ import annotations
 
-import dataclasses
-
 from . import registry
 from .cost import ffn_flops, layer_bytes, model_ffn_flops, roofline
 from .errors import InputError
@@ -37,7 +35,11 @@ MEASURED_COLUMNS = (
 )  # fmt: skip
 # Measurement columns: timing stability, the SDPA backend, dtype grading and the FLOP cross-check;
 # the roofline against the device's measured peaks; and the `peak` command's own columns.
-QUALITY_COLUMNS = ("noisy", "backend_used", "compiled", "healthy", "flops_counted", "flops_math_path", "flops_match")
+QUALITY_COLUMNS = (
+    "noisy", "backend_used", "compiled", "healthy", "flops_counted", "flops_math_path", "flops_match",
+    # --verify-flops per layer (one layer of the row's kind) and for the row's `layers` (as `flops`)
+    "flops_counted_layer", "flops_math_path_layer", "flops_counted_model", "flops_math_path_model",
+)  # fmt: skip
 ROOFLINE_COLUMNS = (
     "bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations", "arith_intensity",
     "gbytes_per_s", "peak_gflops", "peak_gbps", "frac_of_peak", "frac_of_bw", "roofline_ms", "frac_of_roofline",
@@ -245,15 +247,15 @@ def roofline_columns(row: dict, peak_gflops: float | None, peak_gbps: float | No
     return out
 
 
-def math_path_flops(spec: AttentionSpec, shape: Shape, layers: int = 1) -> int:
-    """Matmul FLOPs the plain-math path performs (what FlopCounterMode counts there): it scores
-    the full n×n matrix and masks it, so a causal prefill costs as much as a bidirectional one."""
+def math_path_flops(spec: AttentionSpec, shape: Shape, layers: int = 1, element_bytes: int = 4) -> int:
+    """Matmul FLOPs the plain-math path performs in a run dtype of `element_bytes` (what
+    FlopCounterMode counts there): the family's math_flops, which count the query blocks' key
+    bands that path scores (cost.math_path_pairs), else the family's own count."""
     family = registry.get(spec.family)
     if family.math_flops is not None:
-        per_layer = family.math_flops(spec, shape)
+        per_layer = family.math_flops(spec, shape, element_bytes)
     else:
-        full = dataclasses.replace(spec, causal=False) if shape.mode == "prefill" else spec
-        per_layer = family.flops(full, shape)
+        per_layer = family.flops(spec, shape)
     return per_layer.matmul * shape.batch * layers
 
 

@@ -43,9 +43,13 @@ def _require(ok: bool, key: str, rule: str) -> None:
         raise InputError("", f"{key}: {rule}")
 
 
-def _positive_int(value, key: str) -> None:
+def check_positive_int(value, key: str) -> None:
+    """InputError naming `key` unless value is an int (not a bool) above zero."""
     _require(isinstance(value, int) and not isinstance(value, bool), key, f"{value!r} is not an integer")
     _require(value > 0, key, f"{value} must be positive")
+
+
+_positive_int = check_positive_int
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import InputError
+from . import output
+from .errors import InputError, ResourceError
 from .rows import COLUMNS, COMPARE_COLUMNS, MEASURED_COLUMNS, QUALITY_COLUMNS, ROOFLINE_COLUMNS
 from .spec import AttentionSpec, Shape
 
@@ -44,33 +46,102 @@ def header(analytic_columns: Iterable[str], measured: bool) -> list[str]:
     return [c for c in COLUMNS if c in present and c not in COMPARE_COLUMNS]
 
 
-def plan(combinations: list[Combination], path: str | None, columns: list[str], settings: dict,
+class CsvTarget:
+    """A sweep's --csv file, held for the whole sweep.
+
+    A regular file (or a new one) is opened without truncation and locked (`fcntl.flock`, exclusive,
+    not waiting): a second sweep on the same file exits 3 instead of interleaving its rows. The
+    lock goes with the process, so a killed sweep leaves no stale lock. A FIFO or device is written
+    through, unlocked; stdout ('-') and no --csv hold nothing."""
+
+    def __init__(self, path: str | None):
+        self.path, self.raw, self.regular, self.existed, self.created = path, None, False, False, False
+        if not path or path == "-":
+            return
+        target = output.resolve(path)
+        try:
+            st = os.stat(target)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise output.os_error("--csv", path, e, "open") from None
+        self.existed = st is not None
+        self.regular = st is None or stat.S_ISREG(st.st_mode)
+        if not self.regular:
+            return
+        try:
+            fd = os.open(target, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except OSError as e:
+            raise output.os_error("--csv", path, e, "open") from None
+        self.created = st is None
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - no fcntl (Windows): no lock
+            pass
+        except OSError:
+            os.close(fd)
+            raise ResourceError("--csv", f"{path} is being written by another attncli sweep (it holds the file's lock)",
+                                "wait for it to finish, or write to another file") from None  # fmt: skip
+        self.raw = os.fdopen(fd, "r+b", buffering=0)
+
+    def read(self) -> bytes:
+        self.raw.seek(0)
+        return self.raw.read()
+
+    def truncate(self, size: int) -> None:
+        """Cut the file to `size` bytes in place (never a rewrite of what comes before)."""
+        self.raw.truncate(size)
+
+    def size(self) -> int:
+        return os.fstat(self.raw.fileno()).st_size
+
+    def close(self) -> None:
+        """Release the lock; a file this sweep created and never wrote to is removed again."""
+        if self.raw is None:
+            return
+        if self.created and self.size() == 0:
+            try:
+                os.unlink(output.resolve(self.path))
+            except OSError:
+                pass
+        self.raw.close()
+        self.raw = None
+
+
+def plan(combinations: list[Combination], target: CsvTarget, columns: list[str], settings: dict,
          resume: bool, overwrite: bool) -> list[Combination]:  # fmt: skip
     """The combinations still to run, after checking what an existing file holds."""
-    if not path or path == "-":
+    if target.path is None or target.path == "-":
         return combinations
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise InputError("--csv", f"folder '{target.parent}' does not exist")
-    if not target.exists() or overwrite:
+    if not target.regular:
+        if resume:
+            raise InputError("--resume", f"{target.path} is not a regular file: there is nothing to continue")
+        return combinations
+    if not target.existed or overwrite:
         return combinations
     if not resume:
-        raise InputError("--csv", f"{path} exists", "--resume continues it; --overwrite starts it again")
+        raise InputError("--csv", f"{target.path} exists", "--resume continues it; --overwrite starts it again")
     done = finished_keys(target, columns, settings)
     return [c for c in combinations if c.key not in done]
 
 
-def finished_keys(path: Path, columns: list[str], settings: dict) -> set[tuple[str, ...]]:
-    text = path.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):  # a row cut short by a hard kill: drop it
-        text = text[: text.rfind("\n") + 1]
-        path.write_text(text, encoding="utf-8")
+def finished_keys(target: CsvTarget, columns: list[str], settings: dict) -> set[tuple[str, ...]]:
+    data = target.read()
+    if data and not data.endswith(b"\n"):  # a row cut short by a hard kill: drop it, in place
+        data = data[: data.rfind(b"\n") + 1]
+        target.truncate(len(data))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(target.path, "is not a UTF-8 text file") from None
     reader = csv.DictReader(io.StringIO(text))
     found = reader.fieldnames or []
     if found != columns:
         missing = [c for c in columns if c not in found]
         extra = [c for c in found if c not in columns]
-        raise InputError(str(path), f"its columns differ from this sweep's (missing: {', '.join(missing) or '-'}; "
+        raise InputError(str(target.path), f"its columns differ from this sweep's (missing: {', '.join(missing) or '-'}; "
                          f"extra: {', '.join(extra) or '-'})", "write to another file")  # fmt: skip
     named = [c for c in SETTING_COLUMNS if settings.get(c) is not None]  # None: not a setting of this sweep
     want = dict(zip(named, _as_csv(settings[c] for c in named)))
@@ -78,7 +149,7 @@ def finished_keys(path: Path, columns: list[str], settings: dict) -> set[tuple[s
     for row in reader:
         for column, value in want.items():
             if column in row and row[column] != value:
-                raise InputError(str(path), f"was written with {column}={row[column] or '(none)'}, "
+                raise InputError(str(target.path), f"was written with {column}={row[column] or '(none)'}, "
                                  f"this sweep has {column}={value or '(none)'}",
                                  "write to another file or match the settings")  # fmt: skip
         keys.add(tuple(row[c] for c in KEY_COLUMNS))
@@ -86,22 +157,39 @@ def finished_keys(path: Path, columns: list[str], settings: dict) -> set[tuple[s
 
 
 class Appender:
-    """Writes the header once (to a new file or stdout), then each row as it finishes, flushed."""
+    """Writes the header once (to a new file or stdout), then each row as it finishes, flushed.
+    A signal during a row's write waits until the row is whole (signals.deferred)."""
 
-    def __init__(self, path: str | None, columns: list[str], stdout=None, append: bool = False):
-        self.columns, self.count, self.file, self.owned = columns, 0, None, False
+    def __init__(self, target: CsvTarget, columns: list[str], stdout=None, append: bool = False):
+        self.columns, self.count, self.file, self.owned, self.path = columns, 0, None, False, target.path
         fresh = True
-        if path == "-":
+        if target.path == "-":
             self.file = stdout
-        elif path:
-            target = Path(path)
-            fresh = not append or not target.exists() or target.stat().st_size == 0
-            self.file, self.owned = open(target, "w" if fresh else "a", encoding="utf-8", newline=""), True
+        elif target.raw is not None:
+            fresh = not append or target.size() == 0
+            if fresh:
+                target.truncate(0)
+            # A second descriptor of the same open file: it shares the lock, which stays with `target`.
+            self.file, self.owned = os.fdopen(os.dup(target.raw.fileno()), "a", encoding="utf-8", newline=""), True
+        elif target.path:  # a FIFO or device: written through
+            try:
+                self.file, self.owned = open(output.resolve(target.path), "w", encoding="utf-8", newline=""), True
+            except OSError as e:
+                raise output.os_error("--csv", target.path, e, "open") from None
         if self.file is not None:
             self.writer = csv.DictWriter(self.file, fieldnames=columns, lineterminator="\n")
             if fresh:
-                self.writer.writeheader()
+                self._flushed(self.writer.writeheader)
+
+    def _flushed(self, write, *args) -> None:
+        from . import signals
+
+        with signals.deferred():
+            try:
+                write(*args)
                 self.file.flush()
+            except OSError as e:
+                raise output.os_error("--csv", self.path, e) from None
 
     def write(self, row: dict) -> None:
         extra = set(row) - set(self.columns)
@@ -110,20 +198,23 @@ class Appender:
         if self.file is not None:
             from .report import clean
 
-            self.writer.writerow({c: clean(row.get(c)) for c in self.columns})
-            self.file.flush()
+            self._flushed(self.writer.writerow, {c: clean(row.get(c)) for c in self.columns})
         self.count += 1
 
     def close(self) -> None:
         if self.owned:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:
+                pass
+            self.owned = False
 
 
 def run(todo: list[Combination], row_of: Callable[[Combination], dict], appender: Appender,
-        progress: Callable[[str], None] = lambda _: None) -> list[dict]:  # fmt: skip
-    """Run every combination, appending each row as it finishes. KeyboardInterrupt propagates
-    after the rows already written are safe on disk."""
-    out = []
+        progress: Callable[[str], None] = lambda _: None, out: list | None = None) -> list[dict]:  # fmt: skip
+    """Run every combination, appending each row as it finishes (to `out` too). An interruption
+    propagates after the rows already written are safe on disk."""
+    out = [] if out is None else out
     for combo in todo:
         progress(f"{combo.spec.label} {combo.shape.mode} s={combo.shape.seq_len} b={combo.shape.batch}")
         row = row_of(combo)

@@ -569,11 +569,9 @@ def read_inputs(path: str):
 
 
 def check_output_path(path: str, option: str = "--save-io") -> None:
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise InputError(option, f"folder '{target.parent}' does not exist")
-    if target.is_dir():
-        raise InputError(option, f"'{path}' is a folder")
+    from .output import check_path
+
+    check_path(option, path)
 
 
 class LayerSource:
@@ -606,12 +604,15 @@ class LayerSource:
         """--save-io: the first prefill row's input and outputs (run dtype, and the float64 reference)."""
         if not self.save_io or self._saved or shape.mode != "prefill":
             return
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from .output import write
 
         meta = {"weights": str(self.ckpt.where), "layer": str(self.layer), "positions": f"0..{shape.seq_len - 1}",
                 "causal": "true", "dtype": str(y.dtype).replace("torch.", "")}  # fmt: skip
         tensors = {"input": x, "output": y, "output_float64": y_ref}
-        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, self.save_io, metadata=meta)
+        data = save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, metadata=meta)
+        write(self.save_io, data, "--save-io")  # the one writer: links, FIFOs, atomic replace, mode kept
         self._saved = True
 
 

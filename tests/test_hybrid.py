@@ -4,12 +4,11 @@
 import pytest
 import torch
 
-from attncli import presets
+from attncli import cost, presets
 from attncli.measure.bench import Settings, measure_row
 from attncli.measure.stack import measure_model
 from attncli.rows import analytic_row, analytic_rows, kv_row, layer_kinds
 from attncli.spec import Shape
-from attncli.variants import common
 from attncli.variants.hybrid import HybridStack
 from conftest import TINY, counted, torch_imported_by
 
@@ -123,7 +122,7 @@ def test_stack_module_flops_and_cache_bytes_equal_the_model_figures(monkeypatch)
     assert prefill_cache.nbytes == analytic_row(spec, TINY, Shape("prefill", 10, 2), 7, "float64")["kv_cache_bytes"]
     # A softmax-only alternation, prefill on the math path (one query per block: exact pairs).
     spec, m = stack("hybrid:pattern=[swa:window=4,gqa]", 5)
-    monkeypatch.setattr(common, "MAX_SCORE_BYTES", 1)
+    monkeypatch.setattr(cost, "MATH_MAX_SCORE_BYTES", 1)
     assert counted(lambda: m(x, math=True)) == analytic_row(spec, TINY, Shape("prefill", 10, 2), 5, "float64")["flops"]
 
 

@@ -8,7 +8,6 @@ from attncli import cost, presets
 from attncli.measure.bench import Settings, measure_row
 from attncli.rows import analytic_row, kv_row
 from attncli.spec import DTYPE_BYTES, Shape
-from attncli.variants import common
 from conftest import TINY, counted
 
 SMALL = presets.load_preset("small")
@@ -69,7 +68,7 @@ def test_prefill_flops_equal_flop_counter(T, causal, monkeypatch):
     # The headline figure is the fast (chunkwise) path's work ...
     assert counted(lambda: m(x)) == analytic_row(spec, TINY, shape, 1, "float64")["flops"]
     # ... and the math path (one query per block: exactly the causal pairs) is the parallel form.
-    monkeypatch.setattr(common, "MAX_SCORE_BYTES", 1)
+    monkeypatch.setattr(cost, "MATH_MAX_SCORE_BYTES", 1)
     assert counted(lambda: m(x, math=True)) == 2 * cost.linear_parallel_flops(spec, shape).matmul
 
 

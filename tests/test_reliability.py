@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from attncli import preflight, presets
 from attncli.errors import InputError
 from attncli.spec import Shape
+from conftest import examples
 
 
 def test_preflight_refuses_a_million_tokens_in_under_a_second_without_torch(cli):
@@ -153,7 +154,7 @@ DOCS = st.one_of(
 )  # fmt: skip
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=DOCS)
 def test_variant_yaml_documents_load_or_raise_input_error(tmp_path_factory, text):
     f = tmp_path_factory.mktemp("fuzz") / "v.yaml"
@@ -172,7 +173,7 @@ OVERRIDE_PARTS = st.lists(st.tuples(st.sampled_from(KEYS + ["n_kv_heads"] * 3), 
     st.text(alphabet=st.characters(blacklist_characters=",", blacklist_categories=("Cs",)), max_size=6))), max_size=4)  # fmt: skip
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(family=st.sampled_from(["mha", "mqa", "gqa", "gqq", "", "GQA"]), parts=OVERRIDE_PARTS, sep=st.sampled_from([":", "::", ""]))
 def test_override_strings_load_or_raise_input_error(family, parts, sep):
     arg = family + (sep + ",".join(f"{k}={v}" for k, v in parts) if parts or sep else "")

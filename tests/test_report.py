@@ -1,11 +1,13 @@
 """Report views: number formatting, CSV/JSON rendering, atomic writes."""
 
+import errno
 import json
 import math
 
 import pytest
 
-from attncli import report
+from attncli import output, report
+from attncli.errors import ResourceError
 
 
 @pytest.mark.parametrize("column,value,text", [
@@ -37,10 +39,10 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
     target.write_text("old rows\n")
 
     def broken_fsync(fd):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(report.os, "fsync", broken_fsync)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(output.os, "fsync", broken_fsync)
+    with pytest.raises(ResourceError, match="the disk is full"):  # one line, exit 3 (output.os_error)
         report.write_atomic(str(target), "new rows\n", "--csv")
     assert target.read_text() == "old rows\n"
     assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]  # no temporary file left behind

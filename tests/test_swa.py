@@ -7,7 +7,6 @@ from attncli import cost, presets
 from attncli.measure.bench import Settings, measure_row
 from attncli.rows import analytic_row, kv_row
 from attncli.spec import DTYPE_BYTES, Shape
-from attncli.variants import common
 from conftest import TINY, counted
 
 SMALL = presets.load_preset("small")
@@ -55,7 +54,7 @@ def test_swa_is_mha_with_a_window_and_the_window_composes_with_any_sharing():
                                      "swa:window=6,position=alibi", "swa:window=20"])  # fmt: skip
 def test_prefill_flops_equal_flop_counter_on_math_path(variant, monkeypatch):
     # One query per block: the math path then scores exactly the band the analytic count describes.
-    monkeypatch.setattr(common, "MAX_SCORE_BYTES", 1)
+    monkeypatch.setattr(cost, "MATH_MAX_SCORE_BYTES", 1)
     spec, module = build(variant)
     x = torch.randn(2, 12, TINY.d_model, dtype=torch.float64)
     assert counted(lambda: module(x, math=True)) == analytic_row(spec, TINY, Shape("prefill", 12, 2), 1, "float64")["flops"]

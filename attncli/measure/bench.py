@@ -13,7 +13,7 @@ import torch
 from .. import registry
 from ..errors import ResourceError
 from ..rows import analytic_row, byte_columns, math_path_flops, roofline_columns
-from ..spec import AttentionSpec, HybridSpec, PresetSpec, Shape
+from ..spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
 from .backend import probe, sdpa_context
 from .device import device_name, synchronizer
 from .error import GRADED_DTYPES, error_metrics, is_healthy
@@ -172,9 +172,11 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
         noisy=timing.noisy, backend_used=backend_used, compiled=settings.compile,
         healthy=is_healthy(err, err_math) if settings.dtype in GRADED_DTYPES else None,
     )  # fmt: skip
-    if counted is not None:
-        expected = math_path_flops(spec, shape)
-        row.update(flops_counted=counted, flops_math_path=expected, flops_match=counted == expected)
+    if counted is not None:  # one layer; measure/stack.py totals the model columns over the layers
+        expected = math_path_flops(spec, shape, element_bytes=DTYPE_BYTES[settings.dtype])
+        row.update(flops_counted=counted, flops_math_path=expected, flops_match=counted == expected,
+                   flops_counted_layer=counted, flops_math_path_layer=expected,
+                   flops_counted_model=counted, flops_math_path_model=expected)  # fmt: skip
     row.update(roofline_columns(row, settings.peak_gflops, settings.peak_gbps))
     row["peak_source"] = settings.peak_source if settings.peak_gflops else None
     del fast, ref, x, x_ref, cache

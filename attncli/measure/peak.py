@@ -102,18 +102,18 @@ def load_cached(key: str) -> Peak | None:
 def save(peak: Peak) -> str | None:
     """Store `peak` in the cache (replacing any entry with its key). Returns None when stored, or
     why it could not be (the measurement is still good; the caller says so)."""
-    from ..errors import InputError
-    from ..report import write_atomic
+    from ..errors import AttncliError
+    from ..output import write
 
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         peaks = _read_cache(path)
         peaks[peak.key] = asdict(peak)
-        write_atomic(str(path), json.dumps({"format": CACHE_FORMAT, "peaks": peaks}, indent=2) + "\n", "cache")
+        write(str(path), json.dumps({"format": CACHE_FORMAT, "peaks": peaks}, indent=2) + "\n", "cache")
     except OSError as e:
         return f"could not write {path}: {e.strerror or e}"
-    except InputError as e:
+    except AttncliError as e:
         return f"could not write {path}: {e.what}"
     return None
 

@@ -14,6 +14,10 @@ from ..spec import AttentionSpec, HybridSpec, PresetSpec, Shape
 from .bench import Settings, measure_row
 
 SUMMED = ("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "kv_cache_bytes_measured")
+# --verify-flops: the model columns cover the row's layers, as `flops` does; the `_layer` ones (and
+# the older flops_counted, flops_math_path) stay one layer of the kind, empty on a stack's total.
+MODEL_FLOPS = ("flops_counted_model", "flops_math_path_model")
+LAYER_FLOPS = ("flops_counted", "flops_math_path", "flops_counted_layer", "flops_math_path_layer")
 WORST = ("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2")
 SAME = ("backend", "device_name", "torch_version", "threads", "seed")
 
@@ -39,8 +43,11 @@ def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, setting
         return [parts[0][0]]
     total = combine(spec, preset, parts, layers)
     rows = [part for part, _ in parts]
-    for key in SUMMED:
+    for key in SUMMED + MODEL_FLOPS:
         total[key] = _sum(part.get(key) for part in rows)
+    matches = [part.get("flops_match") for part in rows]
+    total["flops_match"] = None if None in matches else all(matches)
+    total.update(dict.fromkeys(LAYER_FLOPS))
     for key in WORST:
         values = [part.get(key) for part in rows]
         total[key] = None if any(v is None for v in values) else max(values)
@@ -63,7 +70,7 @@ def _scaled(one: dict, kind: AttentionSpec, preset: PresetSpec, shape: Shape, se
     latency and cache bytes × count; rates and errors are those of the one layer."""
     row = dict(one)
     row.update(analytic_row(kind, preset, shape, count, settings.dtype, device=str(settings.device)))
-    for key in SUMMED:
+    for key in SUMMED + MODEL_FLOPS:
         row[key] = None if one.get(key) is None else one[key] * count
     row["gflops_per_s"] = _rate(row["flops"], row["latency_ms_median"])
     row["latency_basis"] = f"{count} × 1 layer" if count > 1 else "1 layer"

@@ -7,9 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-# The plain-math path materialises scores one block of queries at a time, so that a float64
-# reference at long sequence lengths needs at most this many bytes of scores at once.
-MAX_SCORE_BYTES = 256 * 2**20
+from .. import cost
+from ..cost import key_range  # the block schedule lives beside its count (cost.math_path_pairs)
 
 
 class Cache(dict):
@@ -93,15 +92,6 @@ def alibi_slopes(n_heads: int) -> list[float]:
     return geometric(m) + geometric(2 * m)[0::2][: n_heads - m]
 
 
-def key_range(i: int, j: int, S: int, q_offset: int, causal: bool, window: int | None) -> tuple[int, int]:
-    """The keys [lo, hi) that queries i..j-1 (at positions q_offset+i..) can see when the S keys sit
-    at positions 0..S-1: up to the last query when causal, within `window` of some query otherwise."""
-    first, last = q_offset + i, q_offset + j - 1
-    hi = min(S, last + 1) if causal else (S if window is None else min(S, last + window))
-    lo = 0 if window is None else max(0, first - window + 1)
-    return lo, max(lo, hi)
-
-
 def score_mask(query_pos, key_pos, causal: bool, window: int | None, alibi, dtype):
     """For queries at query_pos (Tq,) and keys at key_pos (Tk,): the hidden pairs (Tq, Tk) bool, or
     None, and the ALiBi bias (h, Tq, Tk) = −slope·|i − j|, or None. Causal hides keys after the
@@ -126,8 +116,9 @@ def math_attention(q, k, v, causal: bool, q_offset: int = 0, scale: float | None
     causal, sees keys 0..q_offset+t; a `window` W further limits it to keys less than W positions
     away (an explicit banded mask); `alibi` (h,) slopes add −slope·|i − j| to every score.
     `key_pos` (S,) gives the keys' positions when they are not 0..S-1 (a ring-buffer cache).
-    Queries run in blocks; with keys in order, a block scores only the keys its mask can let
-    through (the same numbers: the others would get weight exp(−inf) = 0). Returns (B, h, T, dv).
+    Queries run in blocks (cost.math_query_block); with keys in order, a block scores every key
+    from the first its mask can let through to the last (the same numbers: the others would get
+    weight exp(−inf) = 0), the pairs cost.math_path_pairs counts. Returns (B, h, T, dv).
     """
     B, h, T, dk = q.shape
     g, S = k.shape[1], k.shape[2]
@@ -136,9 +127,9 @@ def math_attention(q, k, v, causal: bool, q_offset: int = 0, scale: float | None
         v = v.repeat_interleave(h // g, dim=1)  # (B, h, S, dv)
     scale = 1.0 / math.sqrt(dk) if scale is None else scale
     out = q.new_empty(B, h, T, v.shape[-1])  # (B, h, T, dv)
-    block = max(1, MAX_SCORE_BYTES // max(1, B * h * S * q.element_size()))
-    if window is not None:  # a block then reads about block + W keys: keep it near W
-        block = min(block, max(64, window))
+    # Blocks of queries within cost.MATH_MAX_SCORE_BYTES of scores (near W with a window):
+    # cost.math_path_pairs counts the pairs this schedule scores, for --verify-flops.
+    block = cost.math_query_block(B, h, S, q.element_size(), window)
     ordered = key_pos is None
     key_pos = torch.arange(S, device=q.device) if key_pos is None else key_pos
     for i in range(0, T, block):

@@ -95,7 +95,9 @@ class GQAAttention(nn.Module):
         keep = min(T, slots)
         positions = torch.arange(start + T - keep, start + T, device=k.device)
         index = positions % self.window  # (keep,) ring slots
-        if int(index.max()) >= slots:
+        first, last = (start + T - keep) % self.window, (start + T - 1) % self.window
+        highest = self.window - 1 if keep >= self.window or first > last else last  # max(index), without a device sync
+        if highest >= slots:
             raise ValueError(f"cache of {slots} slots cannot hold position {start + T - 1} (window {self.window})")
         cache.k.index_copy_(2, index, k[:, :, T - keep :])  # (B, g, slots, hd)
         cache.v.index_copy_(2, index, v[:, :, T - keep :])

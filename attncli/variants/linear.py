@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import cost
 from ..spec import LinearSpec
-from . import common
 from .common import Cache
 
 
@@ -61,7 +61,7 @@ class LinearAttention(nn.Module):
         last query when causal): A = φ(Q)φ(K)ᵀ masked, y = AV / A·1; then the state for decoding."""
         B, h, T, dk = q.shape
         out = q.new_empty(B, h, T, v.shape[-1])  # (B, h, T, dv)
-        block = max(1, common.MAX_SCORE_BYTES // max(1, B * h * T * q.element_size()))
+        block = cost.math_query_block(B, h, T, q.element_size())  # the pairs cost.math_path_pairs counts
         for i in range(0, T, block):
             j = min(T, i + block)
             hi = j if causal else T
