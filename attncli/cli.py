@@ -613,6 +613,7 @@ def sweep_cmd(
         help="Save log-log panels (KV bytes, FLOPs, latency vs seq-len) as .png, .svg or .pdf (needs the plot extra).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an existing --csv file: skip the combinations it holds.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --csv file instead of refusing.")] = False,
+    hf_config: HfConfig = None, tp: Tp = "1", kv_scales: KvScales = None,
 ):  # fmt: skip
     """Every combination of variants × modes × seq-lens × batches, analytic (instant) or --measure'd.
 
@@ -621,30 +622,38 @@ def sweep_cmd(
     from . import sweep
     from .plot import check_plot_path, render
 
-    _check_outputs({"--csv": csv, "--json": json, "--plot": plot}, preset=preset, variants=variants)
+    _check_outputs({"--csv": csv, "--json": json, "--plot": plot}, preset=preset, hf_config=hf_config, variants=variants)
     if resume and (not csv or csv == "-"):
         raise InputError("--resume", "needs --csv PATH, the file to continue")
     if resume and overwrite:
         raise InputError("--resume/--overwrite", "choose one")
     if plot:
         check_plot_path(plot)
-    p = presets.load_preset(preset)
-    specs = _variants(variants, ["mha", "gqa"], p, paths=True)
+    p = _preset(preset, hf_config)
+    specs = _variants(variants, _defaults(p, ["mha", "gqa"]), p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     combos = [sweep.Combination(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
+    plan = None
     if measure:
         if layers is not None:
             raise InputError("--layers", "a measured sweep measures one layer", "drop --layers or --measure")
+        if tp.strip() != "1" or kv_scales is not None:
+            raise InputError("--tp" if tp.strip() != "1" else "--kv-scales", "sizes the serving cache of an analytic sweep",
+                             "drop --measure")  # fmt: skip
         dt, threads = _check_run_options(device, dtype, threads, min_time)
         n_layers = 1
     else:
         n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
-    analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
+        plan = rows.sweep_plan(p, dt, parse_positive_int(tp, "--tp"), kv_scales and kv_scales.strip().lower())
+    if plan is not None:  # a model's layer kinds, TP or a quantised cache: kv-memory's sizing per row
+        analytic_keys = {k for c in combos[:len(specs)] for k in rows.sweep_row(c.spec, p, c.shape, n_layers, plan)}
+    else:
+        analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
     columns = sweep.header(analytic_keys, measured=measure)
     target = sweep.CsvTarget(csv)  # locked from here: a second sweep on this file exits 3
     try:
         all_rows, todo, count, interrupted = _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed,
-                                                    threads, min_time, force, resume, overwrite)  # fmt: skip
+                                                    threads, min_time, force, resume, overwrite, plan)  # fmt: skip
     finally:
         target.close()  # the lock goes; a file this sweep created and never wrote to goes too
     exports = [("--plot", plot, lambda: render(all_rows, plot)[0])] if plot and all_rows else []
@@ -658,7 +667,7 @@ def sweep_cmd(
 
 
 def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, threads, min_time, force, resume,
-           overwrite):  # fmt: skip
+           overwrite, plan=None):  # fmt: skip
     """Run the sweep's combinations into its (locked) CSV: (rows to show, planned, written, interrupted)."""
     from . import sweep
 
@@ -683,10 +692,14 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
             # One layer per row, as bench; a stack is a model of the preset's n_layers, each kind measured once.
             return measure_model(c.spec, p, c.shape, settings, p.n_layers if stack else 1, memo=memo,
                                  measure=measure_or_oom)[-1]  # fmt: skip
+    elif plan is not None:
+        row_of = lambda c: rows.sweep_row(c.spec, p, c.shape, n_layers, plan)  # noqa: E731
     else:
         row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
     identity = {"preset": p.name, "dtype": dt, "layers": None if measure else n_layers,
-                "device": str(settings.device) if measure else None, "seed": seed if measure else None}  # fmt: skip
+                "device": str(settings.device) if measure else None, "seed": seed if measure else None,
+                "tp": plan.tp if plan is not None else None,
+                "kv_scales": plan.storage.scales if plan is not None else None}  # fmt: skip
     new_rows: list[dict] = []
     todo = sweep.plan(combos, target, columns, identity, resume=resume, overwrite=overwrite)
     appender = sweep.Appender(target, columns, stdout=sys.stdout, append=resume)

@@ -356,3 +356,30 @@ def serving_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: i
     for part in parts:  # the stack's label, or the model a preset or config describes
         part["layer_of"] = row["label"] if isinstance(spec, HybridSpec) or preset.model is None else preset.name
     return parts + [row]
+
+
+def sweep_plan(preset: PresetSpec, dtype: str, tp: int, scales: str | None):
+    """An analytic sweep's serving plan (serving.Plan), or None when the sweep is the seed's plain
+    analytic one: a size preset at TP 1 with a float cache."""
+    from . import serving
+
+    storage = serving.Storage.of(dtype, scales)
+    if preset.model is None and tp == 1 and storage.scales is None:
+        return None
+    return serving.Plan(storage=storage, tp=tp)
+
+
+def sweep_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: int, plan) -> dict:
+    """An analytic sweep row sized as kv-memory sizes it (layer kinds, TP, scales, recurrent state;
+    after prefill the cache holds seq_len tokens, after a decode step seq_len + 1), with the FLOP
+    columns where the model's layers are all full attention, its MLP is known and TP is 1 (the
+    FLOP columns are a whole model's; the byte columns are per GPU)."""
+    row = serving_rows(spec, preset, shape.cache_tokens, shape.batch, layers, plan)[-1]
+    row.update(mode=shape.mode, seq_len=shape.seq_len)
+    model = preset.model
+    plain = model is None or (set(model.layer_types) == {"full"} and not model.unsized and model.layer_kv_heads is None)
+    if plain and plan.tp == 1:
+        flops = flop_columns(spec, preset, shape, layers)
+        flops.pop("kv_cache_bytes", None)
+        row.update(flops)
+    return row

@@ -20,7 +20,7 @@ from .rows import COLUMNS, COMPARE_COLUMNS, MEASURED_COLUMNS, QUALITY_COLUMNS, R
 from .spec import AttentionSpec, Shape
 
 KEY_COLUMNS = ("label", "mode", "seq_len", "batch")  # one combination
-SETTING_COLUMNS = ("preset", "dtype", "device", "layers", "seed")  # must agree for --resume
+SETTING_COLUMNS = ("preset", "dtype", "device", "layers", "seed", "tp", "kv_scales")  # must agree for --resume
 
 
 @dataclass(frozen=True)
