@@ -27,6 +27,26 @@ from .errors import (EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUP
 from .options import parse_bytes, parse_int_list, parse_modes, parse_positive_int
 from .spec import COMPUTE_DTYPES, DTYPE_BYTES, Shape, parse_dtype
 
+def _flags_without_metavar() -> None:
+    """Typer 0.29 prints `<bool>` beside every flag in --help (--force <bool>): a flag takes no value,
+    so show none, as click and earlier Typer do."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - another Typer layout: nothing to mend
+        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "attncli_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich.attncli_flags = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_metavar()
+
 app = typer.Typer(
     name="attncli",
     help="Put attention variants side by side: FLOPs, KV-cache memory, latency and output error.",
@@ -47,8 +67,9 @@ VARIANT_HELP = (
 Preset = Annotated[Optional[str], typer.Option("--preset", "-p", show_default=False,
     help="Size or model preset (see `attncli presets`) or a preset YAML path. \\[default: small]")]  # fmt: skip
 SeqLen = Annotated[str, typer.Option("--seq-len", "-s",
-    help="Sequence length in tokens: 1024, a list 1024,4096, or a doubling range 128:4096. "
-         "Prefill processes this many tokens; decode adds one token to a cache of this many.")]  # fmt: skip
+    help="Sequence length in tokens: 1024, a list 1024,4096 or 32k,128k (k = 1,024 tokens, m = 1,048,576), or a "
+         "doubling range 128:4096 (128, 256, …, 4096; an end doubling misses is kept: 100:1000 = 100, 200, 400, 800, "
+         "1000). Prefill processes this many tokens; decode adds one token to a cache of this many.")]  # fmt: skip
 Batch = Annotated[str, typer.Option("--batch", "-b", help="Sequences per batch: a number or a comma list.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", show_default=False,
     help="Attention layers in the model: totals multiply by it (a hybrid repeats its pattern to fill them). "
@@ -91,6 +112,11 @@ VerifyFlops = Annotated[bool, typer.Option("--verify-flops",
 HfConfig = Annotated[Optional[str], typer.Option("--hf-config", metavar="PATH", show_default=False,
     help="A Hugging Face config.json (or the folder holding it), read without transformers: the model's shape, "
          "attention (KV heads, MLA) and layer kinds replace --preset; its own attention is the default variant.")]  # fmt: skip
+MeasureTp = Annotated[Optional[str], typer.Option("--tp", metavar="T", show_default=False,
+    help="Measure the layer sharded over T ranks with torch.distributed (Megatron-style heads; gloo on cpu, NCCL on "
+         "cuda with one GPU per rank), started here, or joined under torchrun (T defaults to its world size).")]  # fmt: skip
+TpTimeout = Annotated[float, typer.Option("--tp-timeout", metavar="SECONDS",
+    help="With --tp: a rank silent this long (hung, or blocked on a dead peer) ends the run (exit 3).")]  # fmt: skip
 Tp = Annotated[str, typer.Option("--tp", metavar="T",
     help="Tensor-parallel degree: bytes per GPU, each holding max(1, n_kv_heads / T) KV heads (MLA's latent: all of it).")]  # fmt: skip
 KvScales = Annotated[Optional[str], typer.Option("--kv-scales", show_default=False,
@@ -314,7 +340,28 @@ def _check_run_options(device: str, dtype: str, threads: Optional[str], min_time
             raise InputError("--dtype", f"{dtype} is a storage format, not a compute dtype", f"choices: auto, {', '.join(COMPUTE_DTYPES)}")
     if min_time < 0:
         raise InputError("--min-time", f"{min_time} must not be negative")
-    return dtype, None if threads is None else parse_positive_int(threads, "--threads")
+    n_threads = None if threads is None else parse_positive_int(threads, "--threads")
+    _warn_threads(n_threads)
+    return dtype, n_threads
+
+
+def _cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _warn_threads(n_threads: Optional[int]) -> None:
+    """More threads than cores: the threads share cores and the timings measure the contention."""
+    cores = _cores()
+    if n_threads and n_threads > cores:
+        sys.stderr.write(f"attncli: warning: --threads {n_threads} is more than the {cores} CPU core"
+                         f"{'s' if cores != 1 else ''} this process can use; the threads will share cores and "
+                         "the timings measure that contention\n")  # fmt: skip
 
 
 def _preflight(work, device: str, dtype: str, force: bool, settings=None) -> None:
@@ -369,7 +416,8 @@ def _with_peak(settings):
 
 def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, view,
              csv, json, layers=None, per_layer=False, hf_config=None, backend="auto", compile_=False,
-             verify_flops=False, real: Optional[dict] = None):  # fmt: skip
+             verify_flops=False, real: Optional[dict] = None, tp: Optional[str] = None,
+             tp_timeout: float = 300.0):  # fmt: skip
     real = real or {}
     _check_outputs({"--csv": csv, "--json": json, "--save-io": real.get("save_io")}, preset=preset,
                    hf_config=hf_config, variants=variants, weights=real.get("weights"), inputs=real.get("inputs"))  # fmt: skip
@@ -394,6 +442,10 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         n_layers = _layers(layers, p, default=p.n_layers if any(isinstance(s, HybridSpec) for s in specs) else 1)
         jobs = [(s, Shape(m, L, b), None) for m in modes for L in seq_lens for b in batches for s in specs]
     dtype, threads = _check_run_options(device, dtype, threads, min_time)
+    from .measure import tp as tpm  # torch-free until a group starts
+
+    tp_degree = tpm.prepare(tp, tp_timeout, [s for s, _, _ in jobs], device, weights=real.get("weights"),
+                            compile_=compile_, verify_flops=verify_flops)  # fmt: skip
     from .measure.backend import check_backend_name
 
     backend = check_backend_name(backend)
@@ -411,19 +463,22 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     done: list[dict] = []
     memo: dict = {}  # one-layer measurements, shared by the variants (a hybrid's linear layers = `linear`)
     interrupted = False
-    with _progress(len(work)) as advance:
+    with tpm.group_or_none(tp_degree, settings, tp_timeout, threads) as group, _progress(len(work)) as advance:
+        measure = group.measure if group is not None else measure_or_oom  # --tp: the layer sharded over the ranks
         try:
             for spec, shape, source in jobs:
                 advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
                 if source is not None:  # a checkpoint's own layer, with its weights and inputs
                     done.append(measure_or_oom(spec, p, shape, settings, source=source))
                 else:
-                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure_or_oom))
+                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure))
         except (KeyboardInterrupt, signals.Interrupted):
             interrupted = True
     signals.ignore_further()  # from here a signal is recorded, not raised: the rows get written first
     if view == "compare":
         rows.add_ratios(done)
+    if done and not tpm.is_leader():  # torchrun's other ranks measured with rank 0; it alone reports
+        return
     if done:
         report.emit(done, view, csv_path=csv, json_path=json)
     if verify_flops and any(r.get("flops_match") is False for r in done):
@@ -489,6 +544,7 @@ def bench(
     per_layer: PerLayer = False, backend: Backend = "auto", compile: Compile = False,
     verify_flops: VerifyFlops = False, csv: Csv = None, json: Json = None,
     weights: Weights = None, layer: LayerIndex = "0", inputs: Inputs = None, save_io: SaveIO = None,
+    tp: MeasureTp = None, tp_timeout: TpTimeout = 300.0,
 ):  # fmt: skip
     """Measure one layer of each variant: latency, GFLOP/s, real KV-cache bytes, output error.
 
@@ -499,7 +555,7 @@ def bench(
     real = {"weights": weights, "layer": layer, "inputs": inputs, "save_io": save_io}
     _measure(variants, ["mha"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force, "bench",
              csv, json, layers, per_layer, hf_config, backend=backend, compile_=compile,
-             verify_flops=verify_flops, real=real)  # fmt: skip
+             verify_flops=verify_flops, real=real, tp=tp, tp_timeout=tp_timeout)  # fmt: skip
 
 
 @app.command("compare")
@@ -512,6 +568,7 @@ def compare(
     per_layer: PerLayer = False, backend: Backend = "auto", compile: Compile = False,
     verify_flops: VerifyFlops = False, csv: Csv = None, json: Json = None,
     weights: Weights = None, layer: LayerIndex = "0", inputs: Inputs = None, save_io: SaveIO = None,
+    tp: MeasureTp = None, tp_timeout: TpTimeout = 300.0,
 ):  # fmt: skip
     """Bench every variant on identical shapes and seeds, with ratios against the first.
 
@@ -520,7 +577,7 @@ def compare(
     real = {"weights": weights, "layer": layer, "inputs": inputs, "save_io": save_io}
     _measure(variants, ["mha", "gqa"], preset, seq_len, batch, mode, device, dtype, seed, threads, min_time, force,
              "compare", csv, json, layers, per_layer, hf_config, backend=backend, compile_=compile,
-             verify_flops=verify_flops, real=real)  # fmt: skip
+             verify_flops=verify_flops, real=real, tp=tp, tp_timeout=tp_timeout)  # fmt: skip
 
 
 @app.command("convert")
@@ -577,12 +634,12 @@ def convert_cmd(
         B, T = inputs_shape(inputs, cfg.d_model)
     else:
         B, T = positive(batch, "--batch"), positive(seq_len, "--seq-len")
-    ckpt.check_window(T)
     for i in chosen:
         ckpt.check_layer(i, layer_option)
         if not inputs:
             ckpt.check_inputs(i)
     n_threads = None if threads is None else positive(threads, "--threads")
+    _warn_threads(n_threads)
     import torch
 
     if n_threads:
@@ -598,7 +655,8 @@ def convert_cmd(
 def sweep_cmd(
     variants: Annotated[Optional[list[str]], typer.Argument(help=VARIANT_HELP + " \\[default: mha gqa]", show_default=False)] = None,
     preset: Preset = None,
-    seq_len: Annotated[str, typer.Option("--seq-len", "-s", help="Sequence lengths in tokens: a doubling range 128:32768, or a comma list.")] = "128:32768",
+    seq_len: Annotated[str, typer.Option("--seq-len", "-s", help="Sequence lengths in tokens: a doubling range 128:32768 or 1k:32k "
+        "(an end doubling misses is kept: 100:1000 ends 800, 1000), or a comma list (k = 1,024).")] = "128:32768",
     batch: Batch = "1",
     mode: Annotated[str, typer.Option("--mode", "-m", help="Comma list of prefill, decode (or both).")] = "prefill,decode",
     layers: Layers = None,
@@ -613,7 +671,11 @@ def sweep_cmd(
         help="Save log-log panels (KV bytes, FLOPs, latency vs seq-len) as .png, .svg or .pdf (needs the plot extra).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an existing --csv file: skip the combinations it holds.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --csv file instead of refusing.")] = False,
-    hf_config: HfConfig = None, tp: Tp = "1", kv_scales: KvScales = None,
+    tp: Annotated[Optional[str], typer.Option("--tp", metavar="T", show_default=False,
+        help="Tensor-parallel degrees (8, 1,2 or 1:8), a key of each row. Analytic: the cache per GPU, as kv-memory "
+             "--tp sizes it. With --measure: each layer sharded over T ranks started here (torch.distributed).")] = None,
+    tp_timeout: TpTimeout = 300.0,
+    hf_config: HfConfig = None, kv_scales: KvScales = None,
 ):  # fmt: skip
     """Every combination of variants × modes × seq-lens × batches, analytic (instant) or --measure'd.
 
@@ -632,28 +694,35 @@ def sweep_cmd(
     p = _preset(preset, hf_config)
     specs = _variants(variants, _defaults(p, ["mha", "gqa"]), p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
-    combos = [sweep.Combination(s, Shape(m, L, b)) for m in modes for L in seq_lens for b in batches for s in specs]
-    plan = None
+    from .measure import tp as tpm  # torch-free until a group starts
+
+    plans = None  # analytic sweeps of a model, at TP > 1 or with a quantised cache: kv-memory's sizing per row
+    if not measure:
+        dt = parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
+        plans = rows.sweep_plans(p, dt, parse_int_list(tp, "--tp") if tp is not None else None,
+                                 kv_scales and kv_scales.strip().lower())  # fmt: skip
+    elif kv_scales is not None:
+        raise InputError("--kv-scales", "sizes the cache of an analytic sweep", "drop --measure")
+    degrees = list(plans) if plans is not None else tpm.sweep_degrees(tp, tp_timeout, measure, specs, device)
+    combos = [sweep.Combination(s, Shape(m, L, b), t) for t in degrees for m in modes for L in seq_lens for b in batches
+              for s in specs]  # fmt: skip
     if measure:
         if layers is not None:
             raise InputError("--layers", "a measured sweep measures one layer", "drop --layers or --measure")
-        if tp.strip() != "1" or kv_scales is not None:
-            raise InputError("--tp" if tp.strip() != "1" else "--kv-scales", "sizes the serving cache of an analytic sweep",
-                             "drop --measure")  # fmt: skip
         dt, threads = _check_run_options(device, dtype, threads, min_time)
         n_layers = 1
     else:
         n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
-        plan = rows.sweep_plan(p, dt, parse_positive_int(tp, "--tp"), kv_scales and kv_scales.strip().lower())
-    if plan is not None:  # a model's layer kinds, TP or a quantised cache: kv-memory's sizing per row
-        analytic_keys = {k for c in combos[:len(specs)] for k in rows.sweep_row(c.spec, p, c.shape, n_layers, plan)}
+    if plans is not None:
+        analytic_keys = {k for c in combos[:len(specs)] for k in rows.sweep_row(c.spec, p, c.shape, n_layers, plans[c.tp])}
+        columns = sweep.header(analytic_keys, measured=False)
     else:
         analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
-    columns = sweep.header(analytic_keys, measured=measure)
+        columns = sweep.header(analytic_keys, measured=measure, tp=degrees != [None])
     target = sweep.CsvTarget(csv)  # locked from here: a second sweep on this file exits 3
     try:
         all_rows, todo, count, interrupted = _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed,
-                                                    threads, min_time, force, resume, overwrite, plan)  # fmt: skip
+                                                    threads, min_time, force, resume, overwrite, tp_timeout, plans)  # fmt: skip
     finally:
         target.close()  # the lock goes; a file this sweep created and never wrote to goes too
     exports = [("--plot", plot, lambda: render(all_rows, plot)[0])] if plot and all_rows else []
@@ -667,9 +736,10 @@ def sweep_cmd(
 
 
 def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, threads, min_time, force, resume,
-           overwrite, plan=None):  # fmt: skip
+           overwrite, tp_timeout=300.0, plans=None):  # fmt: skip
     """Run the sweep's combinations into its (locked) CSV: (rows to show, planned, written, interrupted)."""
     from . import sweep
+    from .measure import tp as tpm
 
     settings = None
     if measure:
@@ -681,6 +751,7 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
         from .spec import HybridSpec
 
         memo: dict = {}
+        groups = tpm.Groups(settings, tp_timeout, threads)  # one set of ranks at a time, for --tp
 
         def row_of(c):  # a combination the pre-flight refuses is an oom row, and the sweep goes on
             stack = isinstance(c.spec, HybridSpec)
@@ -690,16 +761,15 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
             except ResourceError:
                 return oom_row(c.spec, p, c.shape, settings)
             # One layer per row, as bench; a stack is a model of the preset's n_layers, each kind measured once.
-            return measure_model(c.spec, p, c.shape, settings, p.n_layers if stack else 1, memo=memo,
-                                 measure=measure_or_oom)[-1]  # fmt: skip
-    elif plan is not None:
-        row_of = lambda c: rows.sweep_row(c.spec, p, c.shape, n_layers, plan)  # noqa: E731
+            return measure_model(c.spec, p, c.shape, settings, p.n_layers if stack else 1, memo=memo.setdefault(c.tp, {}),
+                                 measure=groups.measure_for(c.tp) or measure_or_oom)[-1]  # fmt: skip
+    elif plans is not None:
+        row_of = lambda c: rows.sweep_row(c.spec, p, c.shape, n_layers, plans[c.tp])  # noqa: E731
     else:
         row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
     identity = {"preset": p.name, "dtype": dt, "layers": None if measure else n_layers,
                 "device": str(settings.device) if measure else None, "seed": seed if measure else None,
-                "tp": plan.tp if plan is not None else None,
-                "kv_scales": plan.storage.scales if plan is not None else None}  # fmt: skip
+                "kv_scales": next(iter(plans.values())).storage.scales if plans else None}  # fmt: skip
     new_rows: list[dict] = []
     todo = sweep.plan(combos, target, columns, identity, resume=resume, overwrite=overwrite)
     appender = sweep.Appender(target, columns, stdout=sys.stdout, append=resume)
@@ -712,6 +782,8 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
     finally:
         signals.ignore_further()  # the rows are on disk; what follows only shows and exports them
         appender.close()
+        if measure:
+            groups.close()
     all_rows = report.read_rows(target.path) if target.regular else new_rows
     return all_rows, todo, appender.count, interrupted
 

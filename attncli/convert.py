@@ -87,6 +87,7 @@ def parse_target(text: str, cfg: ModelConfig) -> Target:
             raise InputError(where, f"n_kv_heads: {G} does not divide the checkpoint's num_key_value_heads {g}",
                              "mean-pooling merges whole groups of KV heads")  # fmt: skip
         return Target(text, "gqa", n_kv_heads=G)
+    check_mla_source(cfg, where)
     R = given.get("kv_lora_rank")
     if R is None:
         raise InputError(where, "missing kv_lora_rank", "e.g. mla:kv_lora_rank=64")
@@ -104,6 +105,24 @@ def default_targets(cfg: ModelConfig) -> list[Target]:
     """Every KV head count that mean-pooling can reach: the divisors of n_kv_heads below it."""
     g = cfg.n_kv_heads
     return [Target(f"gqa:n_kv_heads={G}", "gqa", n_kv_heads=G) for G in range(g - 1, 0, -1) if g % G == 0]
+
+
+def check_mla_source(cfg: ModelConfig, where: str) -> None:
+    """MHA2MLA factors linear keys and values of plain softmax attention with full-head RoPE: a
+    layer with anything else is refused, naming the field (mean-pooling to GQA takes them all)."""
+    rope = cfg.rope
+    blockers = {
+        "qk_norm": cfg.qk_norm,  # a normalised key is not linear in x: no joint SVD of [W_k; W_v]
+        "softcap": cfg.softcap is not None, "sinks": cfg.sinks,
+        "partial_rotary_factor": rope is not None and rope.dim < cfg.head_dim,
+        "sliding_window": any(cfg.layer(i).window for i in range(cfg.n_layers)),
+        "scale": cfg.scale is not None,
+    }
+    for name, present in blockers.items():
+        if present:
+            raise InputError(where, f"{cfg.model_type} layers have {name}: the MHA2MLA conversion (mla target) "
+                                    "takes plain softmax attention with full-head RoPE",
+                             "convert to gqa or mqa instead")  # fmt: skip
 
 
 def check_source(ckpt: Checkpoint) -> None:
@@ -160,6 +179,10 @@ def to_gqa(src, cfg: ModelConfig, G: int):
     for name in ("k_proj.weight", "k_proj.bias", "v_proj.weight", "v_proj.bias"):
         if name in state:
             state[name] = pool_heads(state[name], s.n_kv_heads, G, s.head_dim)
+    w = state.get("k_norm.weight")
+    if w is not None and w.numel() == s.n_kv_heads * s.head_dim:  # per-KV-head norm weights pool with their heads
+        state["k_norm.weight"] = pool_heads(w.reshape(-1), s.n_kv_heads, G, s.head_dim).reshape(
+            (G, s.head_dim) if w.dim() == 2 else (G * s.head_dim,))
     module.load_state_dict(state, strict=True)
     return module.eval()
 

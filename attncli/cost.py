@@ -18,6 +18,9 @@ RMSNORM_FLOPS_PER_ELEMENT = 4  # square, add to the sum, multiply by 1/rms, mult
 ALIBI_FLOPS_PER_SCORE = 2  # slope × distance, added to the score (Press et al. 2022)
 FEATURE_MAP_FLOPS_PER_ELEMENT = 2  # elu(x) + 1: exp or pass-through, then add one (per q and k element)
 NORMALISE_FLOPS_PER_ELEMENT = 1  # linear attention: divide each output element by its normaliser
+LAYERNORM_FLOPS_PER_ELEMENT = 6  # add to the mean, subtract it, square, add to the variance, × 1/σ, × weight
+SOFTCAP_FLOPS_PER_SCORE = 3  # c·tanh(s / c): divide, tanh, multiply (Gemma 2's logit soft-capping)
+# A sink (GPT-OSS) is one more logit in each query's softmax, at SOFTMAX_FLOPS_PER_SCORE per query and head.
 
 
 @dataclass(frozen=True)
@@ -109,12 +112,28 @@ def gqa_flops(spec: GQASpec, shape: Shape, pairs: int | None = None) -> LayerFlo
     proj = 2 * n * d * hd * (h + 2 * g) + 2 * n * h * hd * d  # Q, K, V in; O out
     pairs = query_key_pairs(shape, spec.causal, spec.window) if pairs is None else pairs
     attn = 2 * 2 * pairs * h * hd  # q·kᵀ for every pair and head, then p·v
+    return LayerFlops(proj=proj, attn=attn, elementwise=gqa_elementwise_flops(spec, shape))
+
+
+def gqa_elementwise_flops(spec: GQASpec, shape: Shape) -> int:
+    """Softmax over every scored pair, RoPE on the rotated part of each new query and key head
+    (`rotary_dim`, partial rotary), and what real layers add: q/k norms over every new query and
+    key element, soft-capping of every score, one sink logit per query row and head; ALiBi's bias."""
+    n, hd, h, g = shape.n_query, spec.head_dim, spec.n_heads, spec.n_kv_heads
+    pairs = query_key_pairs(shape, spec.causal, spec.window)
     elementwise = SOFTMAX_FLOPS_PER_SCORE * pairs * h
     if spec.position == "rope":
-        elementwise += ROPE_FLOPS_PER_ELEMENT * n * hd * (h + g)  # rotate new queries and keys
+        elementwise += ROPE_FLOPS_PER_ELEMENT * n * spec.rotated * (h + g)  # rotate new queries and keys
     elif spec.position == "alibi":
         elementwise += ALIBI_FLOPS_PER_SCORE * pairs * h  # a distance bias on every score
-    return LayerFlops(proj=proj, attn=attn, elementwise=elementwise)
+    if spec.qk_norm:
+        per = RMSNORM_FLOPS_PER_ELEMENT if spec.qk_norm_type == "rms" else LAYERNORM_FLOPS_PER_ELEMENT
+        elementwise += per * n * hd * (h + g)
+    if spec.softcap is not None:
+        elementwise += SOFTCAP_FLOPS_PER_SCORE * pairs * h
+    if spec.sinks:
+        elementwise += SOFTMAX_FLOPS_PER_SCORE * n * h
+    return elementwise
 
 
 def gqa_math_flops(spec: GQASpec, shape: Shape, element_bytes: int) -> LayerFlops:
@@ -193,8 +212,13 @@ def linear_params(spec: LinearSpec) -> int:
 
 
 def gqa_params(spec: GQASpec) -> int:
-    """Projection weights (no biases): W_q, W_k, W_v, W_o."""
-    return spec.d_model * spec.head_dim * (2 * spec.n_heads + 2 * spec.n_kv_heads)
+    """Projection weights (no biases): W_q, W_k, W_v, W_o; and the q/k norms' weights (one
+    head_dim vector each, or one per head / per projected element) and the sink logits (one per head)."""
+    h, g, hd = spec.n_heads, spec.n_kv_heads, spec.head_dim
+    params = spec.d_model * hd * (2 * h + 2 * g)
+    if getattr(spec, "qk_norm", False):
+        params += 2 * hd if spec.qk_norm_over == "head" and spec.qk_norm_type == "rms" else (h + g) * hd
+    return params + (h if getattr(spec, "sinks", False) else 0)
 
 
 def gqa_kv_elements_per_token(spec: GQASpec) -> int:

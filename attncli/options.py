@@ -16,20 +16,36 @@ def parse_positive_int(text: str, option: str) -> int:
     return value
 
 
+# Token counts are quoted in powers of 1024 (a "32k context" is 32,768 tokens, "128k" 131,072).
+COUNT_SUFFIXES = {"k": 2**10, "m": 2**20}
+
+
+def parse_count(text: str, option: str) -> int:
+    """A positive whole number, optionally with k (×1,024) or m (×1,048,576): 32k = 32,768."""
+    item = str(text).strip()
+    scale = COUNT_SUFFIXES.get(item[-1:].lower()) if item else None
+    if scale is None:
+        return parse_positive_int(item, option)
+    return parse_positive_int(item[:-1], option) * scale
+
+
 def parse_int_list(text: str, option: str) -> list[int]:
-    """`1024`, `1024,4096`, or a doubling range `128:4096` (128, 256, …, 4096)."""
+    """`1024`, `1024,4096`, `32k,128k` (k = 1,024), or a doubling range `128:4096` (128, 256, …,
+    4096). A range whose end doubling does not reach exactly also holds its end: `100:1000` is
+    100, 200, 400, 800, 1000."""
     values: list[int] = []
     for item in str(text).split(","):
         if ":" in item:
             lo_text, _, hi_text = item.partition(":")
-            lo, hi = parse_positive_int(lo_text, option), parse_positive_int(hi_text, option)
+            lo, hi = parse_count(lo_text, option), parse_count(hi_text, option)
             if lo > hi:
-                raise InputError(option, f"range '{item}' runs backwards", f"e.g. {hi}:{lo}")
+                raise InputError(option, f"range '{item}' runs backwards", f"e.g. {hi_text.strip()}:{lo_text.strip()}")
             while lo <= hi:
                 values.append(lo)
                 lo *= 2
+            values.append(hi)
         else:
-            values.append(parse_positive_int(item, option))
+            values.append(parse_count(item, option))
     return list(dict.fromkeys(values))
 
 

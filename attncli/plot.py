@@ -45,36 +45,92 @@ def render(rows: list[dict], path: str, group_by: list[str] | None = None) -> tu
     """The image's bytes (format from `path`'s suffix) and its size in pixels."""
     import io
 
+    import matplotlib.pyplot as plt
+
+    fig, n_panels = figure(rows, group_by)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=DPI, format=Path(path).suffix.lower().lstrip("."))
+    plt.close(fig)
+    return buf.getvalue(), (round(PANEL_WIDTH_IN * n_panels * DPI), round(PANEL_HEIGHT_IN * DPI))
+
+
+# Lines that coincide (MLA's naive and absorbed paths hold the same cache) must both stay visible:
+# each line gets its own dash pattern and hollow marker, and later lines are drawn thinner on top.
+STYLES = (("-", "o", 3.0, 8), ("--", "s", 2.2, 6), (":", "^", 1.8, 7), ("-.", "D", 1.5, 5), ((0, (5, 1)), "v", 1.2, 6),
+          ((0, (1, 1)), "x", 1.0, 6))  # fmt: skip
+AXIS_FORMAT = {"kv_cache_bytes": "iec", "flops": "si"}
+
+
+def figure(rows: list[dict], group_by: list[str] | None = None):
+    """The matplotlib figure (and its panel count): one log-log panel per quantity the rows hold, a
+    line per group (the default line key, plus the `group_by` columns), x = seq_len; the title says
+    what every row shares (preset, mode, dtype, layers, batch, device)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    from .report import _iec
+    from .views import title_piece
 
     panels = [(c, name) for c, name in PANELS if any(_positive(r.get(c)) for r in rows)]
     if not panels:
         raise InputError("--plot", "the rows hold none of kv_cache_bytes, flops, latency_ms_median")
-    keys = group_by or _default_groups(rows)
+    keys = list(dict.fromkeys([*_default_groups(rows), *(group_by or [])]))
     fig, axes = plt.subplots(1, len(panels), figsize=(PANEL_WIDTH_IN * len(panels), PANEL_HEIGHT_IN), dpi=DPI,
                              layout="constrained", squeeze=False)  # fmt: skip
+    fig.suptitle(plot_title(rows, keys, title_piece), fontsize="medium")
     for ax, (column, name) in zip(axes[0], panels):
         lines = defaultdict(list)
         for r in rows:
             if _positive(r.get(column)) and _positive(r.get("seq_len")):
                 lines[" ".join(str(r.get(k)) for k in keys)].append((r["seq_len"], r[column]))
-        for label, points in lines.items():
+        for i, (label, points) in enumerate(lines.items()):
             xs, ys = zip(*sorted(points))
-            ax.plot(xs, ys, marker="o", markersize=3, label=label)
+            dash, marker, width, size = STYLES[i % len(STYLES)]
+            ax.plot(xs, ys, linestyle=dash, marker=marker, linewidth=width, markersize=size, markerfacecolor="none",
+                    label=label, zorder=2 + i)  # fmt: skip
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        kind = AXIS_FORMAT.get(column)
+        if kind == "iec":  # bytes: ticks at powers of two, labelled KiB/MiB/GiB
+            ax.set_yscale("log", base=2)
+            ax.yaxis.set_major_locator(LogLocator(base=2, numticks=8))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _iec(int(v)) if v >= 1 else f"{v:g} B"))
+        else:
+            ax.set_yscale("log")
+            if kind == "si":
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _si_tick(v)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("sequence length (tokens)")
         ax.set_ylabel(name)
         ax.set_title(name.split(" (")[0])
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize="small")
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=DPI, format=Path(path).suffix.lower().lstrip("."))
-    plt.close(fig)
-    return buf.getvalue(), (round(PANEL_WIDTH_IN * len(panels) * DPI), round(PANEL_HEIGHT_IN * DPI))
+    return fig, len(panels)
+
+
+def _si_tick(v: float) -> str:
+    """A tick at a power of ten: 1k, 10M, 100G (FLOPs count in powers of 1000)."""
+    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= scale:
+            return f"{v / scale:g}{unit}"
+    return f"{v:g}"
+
+
+def plot_title(rows: list[dict], keys: list[str], piece) -> str:
+    """What every row holds alike (the constants a table puts in its title); the line key names the rest."""
+    parts = []
+    for c in ("preset", "mode", "dtype", "layers", "batch", "device"):
+        values = {r.get(c) for r in rows}
+        if len(values) == 1 and rows[0].get(c) is not None:
+            text = piece(c, rows[0][c])
+            if text:
+                parts.append(text)
+        elif c == "mode" and len(values) > 1:
+            parts.append(" and ".join(str(v) for v in dict.fromkeys(r.get(c) for r in rows)))
+    return " · ".join(parts) + (f" — lines: {', '.join(keys)}" if keys else "")
 
 
 def _positive(v) -> bool:
@@ -82,9 +138,9 @@ def _positive(v) -> bool:
 
 
 def _default_groups(rows: list[dict]) -> list[str]:
-    """The label, plus mode and batch when the rows hold more than one of them."""
+    """The label, plus mode, batch, dtype, preset, layers or tp when the rows hold more than one of them."""
     keys = ["label"]
-    for k in ("mode", "batch", "dtype", "preset"):
+    for k in ("mode", "batch", "dtype", "preset", "layers", "tp"):  # tp: a sweep over --tp 1,2 draws one line per degree
         if len({r.get(k) for r in rows}) > 1:
             keys.append(k)
     return keys

@@ -309,6 +309,14 @@ _LABEL_SUFFIX = {
     "window": lambda v: "nowindow" if v is None else f"w{v}",
     "memory_len": lambda v: f"m{v}",
     "chunk_size": lambda v: f"c{v}",
+    "qk_norm": lambda v: "qknorm" if v else "noqknorm",
+    "qk_norm_over": lambda v: f"norm-{v}",
+    "qk_norm_type": lambda v: f"norm-{v}",
+    "norm_eps": lambda v: f"eps{v:g}",
+    "softcap": lambda v: "nocap" if v is None else f"cap{v:g}",
+    "sinks": lambda v: "sinks" if v else "nosinks",
+    "rotary_dim": lambda v: "rotfull" if v is None else f"rot{v}",
+    "scale": lambda v: "scaledefault" if v is None else f"scale{v:g}",
 }
 
 

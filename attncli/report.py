@@ -104,6 +104,12 @@ HEADER.update({
     "torch_version": "torch", "latency_spread": "p25–p75 ms",
 })  # fmt: skip
 
+# Tensor-parallel rows (measure/tp.py).
+FORMAT.update({**dict.fromkeys(("kv_cache_bytes_per_rank", "allreduce_bytes"), _iec), "allreduce_ms": _fixed3,
+               "tp_err_rel_l2": lambda x: f"{x:.1e}"})  # fmt: skip
+HEADER.update({"kv_cache_bytes_per_rank": "KV / rank", "allreduce_ms": "all-reduce ms",
+               "allreduce_bytes": "all-reduce bytes", "tp_err_rel_l2": "rel L2 vs TP 1"})  # fmt: skip
+
 # Booleans shown as words; a column whose every value is its `HIDDEN_WHEN` value (or None) is left out.
 BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", ""),
               "beyond_max_position": ("BEYOND", "")}  # fmt: skip

@@ -23,8 +23,13 @@ Both spellings of a config are read: the older top-level `rope_theta` + `rope_sc
   its softmax scale by m(factor, mscale_all_dim)² (`softmax_scale_factor`; DeepSeek-V2's
   modeling code and transformers' `yarn_apply_mscale`).
 
-Any other type (`dynamic`, `longrope`, …) is an `InputError` naming the field: never a silent
-default.
+- `dynamic` (dynamic NTK; transformers' `_compute_dynamic_ntk_parameters`) and `longrope`
+  (Phi-3; `_compute_longrope_parameters`): frequencies that depend on the length of each call,
+  see `freq_at`; longrope multiplies cos and sin by sqrt(1 + ln s / ln L).
+
+Partial rotary (`partial_rotary_factor`, GPT-NeoX's `rotary_pct`) rotates the first
+int(head_dim · factor) elements of each head. Any other type is an `InputError` naming the
+field: never a silent default.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 
-SUPPORTED = ("default", "linear", "llama3", "yarn")
+SUPPORTED = ("default", "linear", "llama3", "yarn", "dynamic", "longrope")
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,10 @@ class RopeSettings:
     @property
     def summary(self) -> str:
         """A short description for rows: `yarn×40`, `llama3×8`, `default`."""
-        return "default" if self.type == "default" else f"{self.type}×{self.params['factor']:g}"
+        factor = self.params.get("factor")
+        if self.type == "default" or factor is None:
+            return self.type
+        return f"{self.type}×{factor:g}"
 
 
 def _number(params: dict, key: str, where: str, field_name: str, default=None, positive: bool = True) -> float:
@@ -78,9 +86,17 @@ def source(config: dict) -> tuple[str, object]:
     return "rope_scaling", scaling if scaling is not None else {}
 
 
-def parse(config: dict, dim: int, where: str, interleave: bool = False,
-          default_theta: float = 10000.0) -> RopeSettings:
-    """The RoPE settings of a config.json mapping, for heads rotating `dim` elements."""
+def parse(config: dict, dim: int, where: str, interleave: bool = False, default_theta: float = 10000.0,
+          partial_default: float = 1.0, allow_partial: bool = True, original_max: int | None = None,
+          max_position_embeddings: int | None = None) -> RopeSettings:  # fmt: skip
+    """The RoPE settings of a config.json mapping, for heads of `dim` elements.
+
+    `default_theta`: the config class's; `partial_default`: the partial_rotary_factor the class
+    fills in when config.json has none (Phi 0.5, StableLM 0.25, GLM-4 0.5, GPT-NeoX's rotary_pct
+    0.25); the rotated width is int(dim · factor), as transformers' rotary modules take it.
+    `original_max`: the class's own `original_max_position_embeddings` attribute (Phi-3 declares
+    one, and transformers then lets it override the scaling mapping's); None for the others, whose
+    llama3/yarn/longrope read the mapping's own, else max_position_embeddings."""
     name, raw = source(config)
     if not isinstance(raw, dict):
         raise InputError(where, f"{name}: {raw!r} is not a mapping")
@@ -97,30 +113,48 @@ def parse(config: dict, dim: int, where: str, interleave: bool = False,
     theta = raw.get("rope_theta", config.get("rope_theta", default_theta))
     if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not theta > 1:
         raise InputError(where, f"{theta_where}: {theta!r} must be a number above 1")
-    partial = raw.get("partial_rotary_factor", config.get("partial_rotary_factor", 1.0))
-    if partial not in (1, 1.0, None):
-        raise InputError(where, f"partial_rotary_factor: {partial!r} is not supported", "attncli rotates whole heads")
+    partial_where = f"{name}.partial_rotary_factor" if "partial_rotary_factor" in raw else "partial_rotary_factor"
+    partial = raw.get("partial_rotary_factor", config.get("partial_rotary_factor", partial_default))
+    partial = 1.0 if partial is None else partial
+    if isinstance(partial, bool) or not isinstance(partial, (int, float)) or not 0 < partial <= 1:
+        raise InputError(where, f"{partial_where}: {partial!r} must be a number in (0, 1]")
+    if partial != 1 and not allow_partial:
+        raise InputError(where, f"{partial_where}: {partial!r} is not supported", "attncli rotates the whole RoPE part")
+    rotated = int(dim * partial)
+    if rotated % 2 or rotated == 0:
+        raise InputError(where, f"{partial_where}: {partial:g} × head_dim {dim} = {dim * partial:g} rotated elements; "
+                                "attncli needs an even, positive number")  # fmt: skip
     params = {k: v for k, v in raw.items() if k not in (type_key, "rope_theta", "partial_rotary_factor")}
     params["_type"] = kind
-    if kind != "default":
+    max_pos = config.get("max_position_embeddings", max_position_embeddings)
+    if kind in ("linear", "llama3", "yarn", "dynamic"):
         _number(params, "factor", where, name)
-        if kind in ("llama3", "yarn"):
-            # transformers gives a top-level original_max_position_embeddings priority over the
-            # one inside the scaling fields, and falls back on max_position_embeddings.
-            key = "original_max_position_embeddings"
-            original = config.get(key) or params.get(key) or config.get("max_position_embeddings")
-            params["original_max_position_embeddings"] = original
-            _number(params, "original_max_position_embeddings", where, name)
-        if kind == "llama3":
-            low = _number(params, "low_freq_factor", where, name)
-            high = _number(params, "high_freq_factor", where, name)
-            if not high > low:
-                raise InputError(where, f"{name}.high_freq_factor: {high:g} must exceed low_freq_factor {low:g}")
-        if kind == "yarn":
-            for key in ("beta_fast", "beta_slow", "mscale", "mscale_all_dim", "attention_factor"):
-                if params.get(key) is not None:
-                    _number(params, key, where, name, positive=key.startswith("beta") or key == "attention_factor")
-    return RopeSettings(type=kind, theta=float(theta), dim=dim, interleave=interleave, params=params)
+    if kind in ("llama3", "yarn", "longrope"):
+        key = "original_max_position_embeddings"
+        params[key] = original_max if original_max is not None else params.get(key) or max_pos
+        _number(params, key, where, name)
+    if kind in ("dynamic", "longrope"):
+        params["max_position_embeddings"] = max_pos
+        _number(params, "max_position_embeddings", where, "config")
+    if kind == "llama3":
+        low = _number(params, "low_freq_factor", where, name)
+        high = _number(params, "high_freq_factor", where, name)
+        if not high > low:
+            raise InputError(where, f"{name}.high_freq_factor: {high:g} must exceed low_freq_factor {low:g}")
+    if kind == "yarn":
+        for key in ("beta_fast", "beta_slow", "mscale", "mscale_all_dim", "attention_factor"):
+            if params.get(key) is not None:
+                _number(params, key, where, name, positive=key.startswith("beta") or key == "attention_factor")
+    if kind == "longrope":
+        for key in ("short_factor", "long_factor"):
+            values = params.get(key)
+            if not isinstance(values, list) or len(values) != rotated // 2 or \
+                    not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):  # fmt: skip
+                raise InputError(where, f"{name}.{key}: must list {rotated // 2} positive numbers (one per rotated pair)")
+        for key in ("factor", "attention_factor"):
+            if params.get(key) is not None:
+                _number(params, key, where, name)
+    return RopeSettings(type=kind, theta=float(theta), dim=rotated, interleave=interleave, params=params)
 
 
 def _mscale(scale: float, k: float = 1.0) -> float:
@@ -134,6 +168,8 @@ def inv_freq(rope: RopeSettings) -> list[float]:
     base = [theta ** (-2 * i / dim) for i in range(dim // 2)]  # RoFormer's θ_i
     if rope.type == "default":
         return base
+    if rope.type in ("dynamic", "longrope"):  # at positions within the pre-training length
+        return freq_at(rope)(0)
     factor = float(p["factor"])
     if rope.type == "linear":
         return [f / factor for f in base]
@@ -170,11 +206,48 @@ def inv_freq(rope: RopeSettings) -> list[float]:
     return out
 
 
+def freq_at(rope: RopeSettings):
+    """For types whose frequencies depend on the call (transformers' `dynamic_rope_update`, from
+    max(position_ids) + 1 = seq_len): seq_len → frequencies (dim/2 values, float64); None otherwise.
+
+    - `dynamic` (dynamic NTK, `_compute_dynamic_ntk_parameters`): up to max_position_embeddings M
+      the plain θ_i; beyond, base θ' = θ·(factor·seq_len/M − (factor − 1))^(dim/(dim − 2)).
+    - `longrope` (`_compute_longrope_parameters`, Phi-3): θ_i / short_factor_i while
+      seq_len ≤ original_max_position_embeddings, θ_i / long_factor_i beyond.
+    attncli's modules call it with the end of each prefill or decode step, as transformers'
+    rotary module sees them (lengths only grow, so transformers' cached state agrees)."""
+    dim, theta, p = rope.dim, rope.theta, rope.params
+    if rope.type == "dynamic":
+        factor, M = float(p["factor"]), float(p["max_position_embeddings"])
+
+        def dynamic(seq_len: int) -> list[float]:
+            seq = max(seq_len, M)
+            base = theta * ((factor * seq / M) - (factor - 1)) ** (dim / (dim - 2))
+            return [base ** (-2 * i / dim) for i in range(dim // 2)]
+
+        return dynamic
+    if rope.type == "longrope":
+        L = float(p["original_max_position_embeddings"])
+
+        def longrope(seq_len: int) -> list[float]:
+            ext = p["long_factor"] if seq_len > L else p["short_factor"]
+            return [theta ** (-2 * i / dim) / float(e) for i, e in enumerate(ext)]
+
+        return longrope
+    return None
+
+
 def attention_factor(rope: RopeSettings) -> float:
-    """The factor that multiplies cos and sin (YaRN's temperature; 1 for the other types)."""
+    """The factor that multiplies cos and sin (YaRN's temperature, LongRoPE's; 1 for the others)."""
+    p = rope.params
+    if rope.type == "longrope":  # sqrt(1 + ln s / ln L) with s = factor, else M / L (Phi-3's rule)
+        if p.get("attention_factor") is not None:
+            return float(p["attention_factor"])
+        L = float(p["original_max_position_embeddings"])
+        factor = float(p["factor"]) if p.get("factor") is not None else float(p["max_position_embeddings"]) / L
+        return 1.0 if factor <= 1 else math.sqrt(1 + math.log(factor) / math.log(L))
     if rope.type != "yarn":
         return 1.0
-    p = rope.params
     if p.get("attention_factor") is not None:
         return float(p["attention_factor"])
     factor = float(p["factor"])

@@ -14,12 +14,17 @@ from .spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
 # Fields of one family's spec that rows carry as columns, only on that family's rows (MLA's).
 SPEC_COLUMNS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "absorb")
 
+# What real layers add to the GQA family (issue 14): q/k norms, logit cap, sinks, partial rotary, scale.
+LAYER_COLUMNS = ("qk_norm", "softcap", "sinks", "rotary_dim", "scale")
+
 # The schema, in display order. Commands fill the columns they compute; later work appends.
 IDENTITY_COLUMNS = (
     "label", "family", "preset", "mode", "seq_len", "batch", "layers", "cache_tokens", "dtype", "device",
     "d_model", "n_heads", "n_kv_heads", "head_dim", "causal", "position",
     *SPEC_COLUMNS,
     "window", "memory_len", "stack", "layer_of",  # sliding window, cross memory, layer stacks
+    "stack_missing",  # layer kinds of a stack's pattern that a model shorter than its period lacks
+    *LAYER_COLUMNS,
 )  # fmt: skip
 ANALYTIC_COLUMNS = (
     "flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "attn_share", "params",
@@ -61,8 +66,14 @@ CONVERT_COLUMNS = (
     "method", "kv_dtype", "kv_bytes_per_token_before", "params_before",
     "conv_err_max_abs", "conv_err_rel_l2", "conv_err_cos",
 )  # fmt: skip
+# Tensor-parallel measurement (`bench`/`compare`/`sweep --measure --tp T`, measure/tp.py); `tp` and
+# `kv_heads_per_gpu` are the serving columns of the same names.
+TP_COLUMNS = (
+    "tp_backend", "tp_launcher", "tp_slowest_rank", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes",
+    "tp_err_rel_l2",
+)  # fmt: skip
 COLUMNS = (IDENTITY_COLUMNS + ANALYTIC_COLUMNS + MEASURED_COLUMNS + QUALITY_COLUMNS + ROOFLINE_COLUMNS + PEAK_COLUMNS
-           + COMPARE_COLUMNS + SERVING_COLUMNS + WEIGHTS_COLUMNS + CONVERT_COLUMNS)  # fmt: skip
+           + COMPARE_COLUMNS + SERVING_COLUMNS + WEIGHTS_COLUMNS + CONVERT_COLUMNS + TP_COLUMNS)  # fmt: skip
 
 
 def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, batch: int, layers: int,
@@ -75,7 +86,19 @@ def identity(spec: AttentionSpec, preset: PresetSpec, mode: str, seq_len: int, b
         "head_dim": spec.head_dim, "causal": spec.causal, "position": spec.position,
         **{c: getattr(spec, c) for c in SPEC_COLUMNS if hasattr(spec, c)},
         "window": getattr(spec, "window", None), "memory_len": getattr(spec, "memory_len", None),
+        **layer_columns(spec),
     }  # fmt: skip
+
+
+def layer_columns(spec: AttentionSpec) -> dict:
+    """The GQA family's real-layer fields (None on other families' rows): `qk_norm` names the
+    norm (`rms`, `rms_proj`, `layer`) or is false; `rotary_dim` is the rotated width when RoPE
+    rotates part of each head; `scale` the softmax scale when it is not 1/sqrt(head_dim)."""
+    if not hasattr(spec, "qk_norm"):
+        return dict.fromkeys(LAYER_COLUMNS)
+    norm = False if not spec.qk_norm else spec.qk_norm_type + ("_proj" if spec.qk_norm_over == "proj" else "")
+    return {"qk_norm": norm, "softcap": spec.softcap, "sinks": spec.sinks, "rotary_dim": spec.rotary_dim,
+            "scale": spec.scale}  # fmt: skip
 
 
 def kv_columns(spec: AttentionSpec, dtype: str, layers: int, cache_tokens: int, batch: int) -> dict:
@@ -157,6 +180,11 @@ def combine(spec: HybridSpec, preset: PresetSpec, parts: list[tuple[dict, int]],
     row["stack"] = " + ".join(f"{count}×{part['label']}" for part, count in parts)
     if first.get("ffn_kind") is not None:
         row["ffn_kind"] = first["ffn_kind"]
+    # A model shorter than one period of the pattern lacks some of its layers (hybrid on micro's 4
+    # layers: 4×linear, no softmax layer); say which, so the table does not imply they are there.
+    held = {part["label"] for part, _ in parts}
+    missing = [layer.label for layer in dict.fromkeys(spec.layers) if layer.label not in held]
+    row["stack_missing"] = ", ".join(missing) or None
     for key in ADDITIVE:
         values = [part.get(key) for part, _ in parts if part.get(key) is not None]
         row[key] = sum(values) if values else None
@@ -358,15 +386,16 @@ def serving_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: i
     return parts + [row]
 
 
-def sweep_plan(preset: PresetSpec, dtype: str, tp: int, scales: str | None):
-    """An analytic sweep's serving plan (serving.Plan), or None when the sweep is the seed's plain
-    analytic one: a size preset at TP 1 with a float cache."""
+def sweep_plans(preset: PresetSpec, dtype: str, degrees: list[int] | None, scales: str | None) -> dict | None:
+    """An analytic sweep's serving plans by TP degree (serving.Plan), or None when the sweep is the
+    seed's plain analytic one: a size preset, no --tp, a float cache. With no --tp a model's rows
+    are at TP 1 (their `tp` key says so)."""
     from . import serving
 
     storage = serving.Storage.of(dtype, scales)
-    if preset.model is None and tp == 1 and storage.scales is None:
+    if preset.model is None and degrees is None and storage.scales is None:
         return None
-    return serving.Plan(storage=storage, tp=tp)
+    return {t: serving.Plan(storage=storage, tp=t) for t in degrees or [1]}
 
 
 def sweep_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: int, plan) -> dict:

@@ -100,16 +100,54 @@ class GQASpec(AttentionSpec):
 
     n_kv_heads: int  # key/value heads; each serves n_heads / n_kv_heads query heads
     window: int | None = None  # sliding window in tokens: a query sees at most this many keys; None = all
+    # What real layers add (issue 14), each free to combine with the above:
+    qk_norm: bool = False  # normalise every query and key before RoPE (Qwen3, Gemma 3, OLMo-2, StableLM, Cohere)
+    qk_norm_over: str = "head"  # head: each head's head_dim elements (Qwen3); proj: the whole projection (OLMo-2)
+    qk_norm_type: str = "rms"  # rms: RMSNorm (Zhang & Sennrich 2019); layer: LayerNorm without bias, weights per head (StableLM, Cohere)
+    norm_eps: float = 1e-6  # the q/k norms' epsilon (Qwen3Config.rms_norm_eps's default)
+    softcap: float | None = None  # attention logit soft-capping c: score → c·tanh(score / c) (Gemma 2: 50); None = off
+    sinks: bool = False  # one learned logit per head joins every softmax and attends to nothing (GPT-OSS)
+    rotary_dim: int | None = None  # elements of each head RoPE rotates, the first ones (partial rotary); None = head_dim
+    scale: float | None = None  # softmax scale of q·k; None = 1/sqrt(head_dim) (Gemma: query_pre_attn_scalar^-1/2)
 
     positions: ClassVar[tuple[str, ...]] = ("rope", "none", "alibi")
 
     def __post_init__(self):
+        if self.rotary_dim is not None:
+            _positive_int(self.rotary_dim, "rotary_dim")
+            _require(self.rotary_dim <= self.head_dim, "rotary_dim", f"{self.rotary_dim} exceeds head_dim {self.head_dim}")
+            _require(self.position == "rope", "rotary_dim", f"is set but position is {self.position}, not rope")
         super().__post_init__()
         _positive_int(self.n_kv_heads, "n_kv_heads")
         _require(self.n_kv_heads <= self.n_heads, "n_kv_heads", f"{self.n_kv_heads} exceeds n_heads {self.n_heads}")
         _require(self.n_heads % self.n_kv_heads == 0, "n_kv_heads", f"{self.n_kv_heads} does not divide n_heads {self.n_heads}")
         if self.window is not None:
             _positive_int(self.window, "window")
+        _require(isinstance(self.qk_norm, bool), "qk_norm", f"{self.qk_norm!r} is not true or false")
+        _require(self.qk_norm_over in ("head", "proj"), "qk_norm_over", f"'{self.qk_norm_over}' is not one of head, proj")
+        _require(self.qk_norm_type in ("rms", "layer"), "qk_norm_type", f"'{self.qk_norm_type}' is not one of rms, layer")
+        _require(self.qk_norm_type == "rms" or self.qk_norm_over == "head", "qk_norm_type",
+                 "layer norms each head (qk_norm_over: head)")  # fmt: skip
+        _require(self.norm_eps >= 0, "norm_eps", f"{self.norm_eps} must be ≥ 0")
+        for key in ("softcap", "scale"):
+            value = getattr(self, key)
+            _require(value is None or value > 0, key, f"{value} must be positive")
+        _require(isinstance(self.sinks, bool), "sinks", f"{self.sinks!r} is not true or false")
+
+    @property
+    def rotary_field(self) -> tuple[str, int]:
+        if self.rotary_dim is not None:
+            return "rotary_dim", self.rotary_dim
+        return "head_dim", self.head_dim
+
+    @property
+    def rotated(self) -> int:
+        """Elements of each query and key head RoPE rotates (0 without RoPE)."""
+        return 0 if self.position != "rope" else (self.rotary_dim or self.head_dim)
+
+    @property
+    def softmax_scale(self) -> float:
+        return self.scale if self.scale is not None else self.head_dim**-0.5
 
     @property
     def group_size(self) -> int:
@@ -174,6 +212,8 @@ class CrossSpec(GQASpec):
         _positive_int(self.memory_len, "memory_len")
         _require(not self.causal, "causal", "cross-attention sees the whole encoder memory; causal must be false")
         _require(self.window is None, "window", "cross-attention takes no sliding window")
+        for key in ("qk_norm", "softcap", "sinks", "scale"):
+            _require(getattr(self, key) in (None, False), key, "is a self-attention field (gqa); cross does not take it")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,21 +16,22 @@ from typing import Callable, Iterable
 
 from . import output
 from .errors import InputError, ResourceError
-from .rows import COLUMNS, COMPARE_COLUMNS, MEASURED_COLUMNS, QUALITY_COLUMNS, ROOFLINE_COLUMNS
+from .rows import COLUMNS, COMPARE_COLUMNS, MEASURED_COLUMNS, QUALITY_COLUMNS, ROOFLINE_COLUMNS, TP_COLUMNS
 from .spec import AttentionSpec, Shape
 
-KEY_COLUMNS = ("label", "mode", "seq_len", "batch")  # one combination
-SETTING_COLUMNS = ("preset", "dtype", "device", "layers", "seed", "tp", "kv_scales")  # must agree for --resume
+KEY_COLUMNS = ("label", "mode", "seq_len", "batch", "tp")  # one combination (tp: --tp, analytic or measured)
+SETTING_COLUMNS = ("preset", "dtype", "device", "layers", "seed", "kv_scales")  # must agree for --resume
 
 
 @dataclass(frozen=True)
 class Combination:
     spec: AttentionSpec
     shape: Shape
+    tp: int | None = None  # ranks the layer is sharded over (--tp); None: unsharded
 
     @property
     def key(self) -> tuple[str, ...]:
-        return _as_csv((self.spec.label, self.shape.mode, self.shape.seq_len, self.shape.batch))
+        return _as_csv((self.spec.label, self.shape.mode, self.shape.seq_len, self.shape.batch, self.tp))
 
 
 def _as_csv(values: Iterable) -> tuple[str, ...]:
@@ -40,9 +41,12 @@ def _as_csv(values: Iterable) -> tuple[str, ...]:
     return tuple(next(csv.reader([buf.getvalue()])))
 
 
-def header(analytic_columns: Iterable[str], measured: bool) -> list[str]:
-    """The sweep's columns, in schema order: the analytic ones its rows fill, then measured ones."""
+def header(analytic_columns: Iterable[str], measured: bool, tp: bool = False) -> list[str]:
+    """The sweep's columns, in schema order: the analytic ones its rows fill, then measured ones
+    (and with `tp`, the tensor-parallel ones)."""
     present = set(analytic_columns) | (set(MEASURED_COLUMNS + QUALITY_COLUMNS + ROOFLINE_COLUMNS) if measured else set())
+    if tp:
+        present |= set(TP_COLUMNS) | {"tp", "kv_heads_per_gpu"}
     return [c for c in COLUMNS if c in present and c not in COMPARE_COLUMNS]
 
 
@@ -152,7 +156,7 @@ def finished_keys(target: CsvTarget, columns: list[str], settings: dict) -> set[
                 raise InputError(str(target.path), f"was written with {column}={row[column] or '(none)'}, "
                                  f"this sweep has {column}={value or '(none)'}",
                                  "write to another file or match the settings")  # fmt: skip
-        keys.add(tuple(row[c] for c in KEY_COLUMNS))
+        keys.add(tuple(row.get(c, "") for c in KEY_COLUMNS))  # a file without `tp` was not sharded
     return keys
 
 
@@ -216,7 +220,8 @@ def run(todo: list[Combination], row_of: Callable[[Combination], dict], appender
     propagates after the rows already written are safe on disk."""
     out = [] if out is None else out
     for combo in todo:
-        progress(f"{combo.spec.label} {combo.shape.mode} s={combo.shape.seq_len} b={combo.shape.batch}")
+        progress(f"{combo.spec.label} {combo.shape.mode} s={combo.shape.seq_len} b={combo.shape.batch}"
+                 + (f" tp={combo.tp}" if combo.tp else ""))  # fmt: skip
         row = row_of(combo)
         appender.write(row)
         out.append(row)

@@ -28,6 +28,8 @@ _RUN = ("label", "layer_of", "mode", "seq_len", "batch", "layers", "status")
 _MEASURED_TAIL = ("bound", "frac_of_roofline", "kv_cache_bytes_measured", "naive_err_rel_l2", "err_max_abs",
                   "naive_err_max_abs", "flops_math_path", "flops_counted", "flops_match", "backend_used", "compiled")  # fmt: skip
 
+_TP = ("tp", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes", "tp_err_rel_l2")  # --tp rows (empty otherwise)
+
 VIEWS: dict[str, View] = {v.name: v for v in (
     View("flops", "FLOPs", ("label", "layer_of", "mode", "seq_len", "batch", "layers", "flops", "attn_share",
                             "proj_flops", "attn_flops", "kv_cache_bytes", "ffn_flops", "ffn_kind", "elementwise_flops",
@@ -37,8 +39,8 @@ VIEWS: dict[str, View] = {v.name: v for v in (
                                    "kv_bytes_per_token", "weight_bytes", "model_params", "window", "cache_tokens", "tp",
                                    "kv_heads_per_gpu", "kv_scale_bytes", "linear_state_bytes", "ssm_state_bytes")),
     View("bench", "bench", (*_RUN, "latency_ms_median", "noisy", "latency_spread", "flops", "gflops_per_s",
-                            "kv_cache_bytes", "err_rel_l2", "healthy", *_MEASURED_TAIL)),
-    View("compare", "compare", (*_RUN, "latency_ms_median", "noisy", "speedup_vs_base", "kv_cache_bytes",
+                            "kv_cache_bytes", *_TP, "err_rel_l2", "healthy", *_MEASURED_TAIL)),
+    View("compare", "compare", (*_RUN, "latency_ms_median", "noisy", "speedup_vs_base", "kv_cache_bytes", *_TP,
                                 "kv_ratio_vs_base", "flops", "flops_ratio_vs_base", "err_rel_l2", "healthy",
                                 "latency_spread", "gflops_per_s", *_MEASURED_TAIL)),
     View("peak", "peak", ("device_name", "dtype", "threads", "peak_gflops", "peak_gbps", "ridge_flops_per_byte",
@@ -74,7 +76,7 @@ def title_piece(column: str, value) -> str | None:
     if column == "threads":
         return _plural(value, "thread") if isinstance(value, int) else f"threads {value}"
     if column == "tp":
-        return None if value == 1 else f"TP {value}, per GPU"
+        return None if value == 1 else f"TP {value}"
     return str(value)
 
 
@@ -94,11 +96,12 @@ def _title_extra(view: str):
 def _kv_title(rows: list[dict]) -> list[str]:
     from .report import _iec
 
+    out = ["per GPU"] if any((r.get("tp") or 1) > 1 for r in rows) else []
     budgets = {r.get("budget_bytes") for r in rows} - {None}
     if len(budgets) != 1:
-        return []
+        return out
     weights = any(r.get("weight_bytes") is not None for r in rows)
-    return [f"budget {_iec(next(iter(budgets)))} per GPU" + (" incl. weights" if weights else "")]
+    return out + [f"budget {_iec(next(iter(budgets)))} per GPU" + (" incl. weights" if weights else "")]
 
 
 @_title_extra("convert")
@@ -163,6 +166,15 @@ def group_names(rows: list[dict], key: Callable[[dict], object]) -> dict:
     return {v: which(rows, lambda r, v=v: key(r) == v) for v in values}
 
 
+@note("flops", "bench", "compare", "kv-memory")
+def _short_stack(rows: list[dict]) -> str | None:
+    """A stack on a model shorter than its pattern's period is not what its label names."""
+    lines = [f"{row_name(r, rows)} on {r['layers']} layers is {r['stack']}: fewer layers than one period of its "
+             f"pattern, so no {r['stack_missing']} layer (--layers or hybrid:softmax_every=N changes that)"
+             for r in rows if r.get("stack_missing")]  # fmt: skip
+    return "; ".join(dict.fromkeys(lines)) or None
+
+
 # --- measured rows (bench, compare; sweep --measure) ---------------------------------------------
 
 
@@ -191,6 +203,18 @@ def _backend(rows: list[dict]) -> str | None:
     if len(used) == 1:
         return f"SDPA backend {requested} → {next(iter(used))}"
     return f"SDPA backend {requested} → " + "; ".join(f"{u}: {names}" for u, names in used.items())
+
+
+@note("bench", "compare")
+def _tensor_parallel(rows: list[dict]) -> str | None:
+    """Rows measured with --tp (measure/tp.py)."""
+    first = next((r for r in rows if r.get("tp_backend")), None)
+    if first is None:
+        return None
+    return (f"TP: {first['tp_launcher']} ranks over {first['tp_backend']}; latency = the slowest rank's median over "
+            "barrier-aligned rounds; all-reduce timed alone on the output's shape; KV / rank measured from each "
+            "rank's cache tensors; errors: the all-reduced output vs the unsharded layer (float64; rel L2 vs TP 1: "
+            "in the run dtype)")  # fmt: skip
 
 
 @note("bench", "compare")

@@ -2,20 +2,15 @@
 
 A checkpoint is a folder with `config.json` and `*.safetensors` (one file, or shards listed by
 `model.safetensors.index.json`), or one `.safetensors` file with `config.json` beside it. Nothing
-is downloaded. Families read (tensor names as in transformers' modeling files):
-
-- GQA (`llama`, `mistral`, `mixtral`, `qwen2`, `qwen2_moe`): `self_attn.{q,k,v,o}_proj.weight`;
-  biases on q/k/v/o when Llama's `attention_bias` is true, on q/k/v always for Qwen2;
-  half-split RoPE.
-- MLA (`deepseek_v2`, `deepseek_v3`): `self_attn.q_proj` or `q_a_proj`/`q_a_layernorm`/`q_b_proj`,
-  `kv_a_proj_with_mqa`, `kv_a_layernorm`, `kv_b_proj`, `o_proj`; biases on q_a/kv_a/o under
-  `attention_bias`; interleaved RoPE unless `rope_interleave: false`; DeepSeek's YaRN softmax
-  scale; FP8 block-quantised weights (`weight_scale_inv`, DeepSeek-V3's release) are dequantised.
+is downloaded. What each architecture stores and how its config fields map onto an attncli
+layer is its reader's (attncli/models/<family>.py, registry in models/reader.py); this module
+keeps the checkpoint mechanics: the index, the headers, dtypes, FP8 dequantisation, the inputs.
 
 This module is pure Python at import: config.json and the safetensors headers (an 8-byte length
-and a JSON table of names, dtypes and shapes) are read without torch, so a missing tensor, a
-shape that disagrees with the config or an unsupported `rope_scaling` fails with exit 2 before
-torch loads. Tensors themselves are read with the `safetensors` package.
+and a JSON table of names, dtypes and shapes) are read without torch, so an unsupported
+model_type, a missing tensor, a shape that disagrees with the config or an unsupported
+`rope_scaling` fails with exit 2 before torch loads and before any tensor is read. Tensors
+themselves are read with the `safetensors` package.
 """
 
 from __future__ import annotations
@@ -28,12 +23,11 @@ from pathlib import Path
 
 from . import rope_scaling
 from .errors import InputError, ResourceError
-from .spec import DTYPE_BYTES, AttentionSpec, GQASpec, MLASpec, PresetSpec, Shape
+from .models.reader import LayerAttn, ModelConfig, reader_for, supported  # noqa: F401 (ModelConfig: convert's type)
+from .spec import AttentionSpec, GQASpec, MLASpec, PresetSpec, Shape
 
 CONFIG_NAME = "config.json"
 INDEX_NAME = "model.safetensors.index.json"
-GQA_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe")
-MLA_TYPES = ("deepseek_v2", "deepseek_v3")
 INSTALL_HINT = ("install it: pip install safetensors (a dependency of attncli; "
                 "in a checkout: .venv/bin/pip install -e .)")
 MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit on the JSON header
@@ -45,166 +39,17 @@ def require_safetensors(option: str = "--weights") -> None:
         raise ResourceError(option, "the safetensors package is not installed", INSTALL_HINT)
 
 
-# ------------------------------------------------------------------------------------------------
-# config.json
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """What loading one attention layer needs from config.json, under attncli's field names."""
-
-    model_type: str
-    family: str  # gqa (MHA/GQA/MQA) or mla
-    d_model: int  # hidden_size
-    n_heads: int  # num_attention_heads
-    n_layers: int  # num_hidden_layers
-    head_dim: int  # GQA: head_dim (default hidden_size / num_attention_heads); MLA: nope + rope
-    n_kv_heads: int | None  # GQA: num_key_value_heads
-    rms_norm_eps: float  # the input RMSNorm's epsilon
-    biases: tuple[str, ...]  # projections that carry a bias
-    rope: rope_scaling.RopeSettings
-    softmax_scale_factor: float = 1.0  # multiplies 1/sqrt(qk width) (DeepSeek under YaRN)
-    d_ff: int | None = None  # intermediate_size (for the FFN-share column)
-    kv_lora_rank: int | None = None
-    q_lora_rank: int | None = None
-    qk_nope_head_dim: int | None = None
-    qk_rope_head_dim: int | None = None
-    v_head_dim: int | None = None
-    sliding_window: int | None = None  # tokens, when every layer attends to a window
-    torch_dtype: str | None = None  # the dtype the weights were saved in (config's torch_dtype / dtype)
-    fp8_block: tuple[int, int] | None = None  # FP8 block-quantised weights: the block (rows, cols)
-
-
-def _int(cfg: dict, key: str, where: str, default=None, required: bool = True) -> int | None:
-    value = cfg.get(key)
-    if value is None:  # absent or null: transformers reads both as "use the default"
-        value = default
-    if value is None:
-        if required:
-            raise InputError(where, f"missing field '{key}'")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(where, f"{key}: {value!r} is not an integer")
-    if value <= 0:
-        raise InputError(where, f"{key}: {value} must be positive")
-    return value
-
-
 def parse_config(cfg: dict, where: str) -> ModelConfig:
-    """Validate a config.json mapping and name the field at fault."""
+    """Validate a config.json mapping with its architecture's reader and name the field at fault."""
     if not isinstance(cfg, dict):
         raise InputError(where, "is not a JSON object")
-    model_type = cfg.get("model_type")
-    if model_type not in GQA_TYPES + MLA_TYPES:
-        shown = f"'{model_type}'" if model_type is not None else "missing"
-        raise InputError(where, f"model_type: {shown} is not supported",
-                         f"supported: {', '.join(GQA_TYPES + MLA_TYPES)}")  # fmt: skip
-    d, h = _int(cfg, "hidden_size", where), _int(cfg, "num_attention_heads", where)
-    n_layers = _int(cfg, "num_hidden_layers", where)
-    eps = cfg.get("rms_norm_eps", 1e-6)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
-        raise InputError(where, f"rms_norm_eps: {eps!r} is not a non-negative number")
-    torch_dtype = cfg.get("torch_dtype") or cfg.get("dtype")
-    torch_dtype = torch_dtype if torch_dtype in DTYPE_BYTES else None
-    quant = cfg.get("quantization_config")
-    fp8_block = None
-    if quant:
-        method = quant.get("quant_method") if isinstance(quant, dict) else quant
-        if method != "fp8":
-            raise InputError(where, f"quantization_config.quant_method: '{method}' is not supported",
-                             "attncli reads unquantised or FP8 block-quantised (DeepSeek-V3) weights")  # fmt: skip
-        block = quant.get("weight_block_size") or [128, 128]
-        fp8_block = (int(block[0]), int(block[1]))
-    common = dict(model_type=model_type, d_model=d, n_heads=h, n_layers=n_layers, rms_norm_eps=float(eps),
-                  d_ff=_int(cfg, "intermediate_size", where, required=False), torch_dtype=torch_dtype,
-                  fp8_block=fp8_block)  # fmt: skip
-    if model_type in MLA_TYPES:
-        r, nope = _int(cfg, "kv_lora_rank", where), _int(cfg, "qk_nope_head_dim", where)
-        rope_dim, dv = _int(cfg, "qk_rope_head_dim", where), _int(cfg, "v_head_dim", where)
-        rq = _int(cfg, "q_lora_rank", where, required=False)
-        if rope_dim % 2:
-            raise InputError(where, f"qk_rope_head_dim: {rope_dim} must be even")
-        # transformers' DeepSeek-V3 reads rope_interleave (default true); its DeepSeek-V2 rotates
-        # interleaved pairs always (complex multiplication), whatever a stray rope_interleave says.
-        interleave = True if model_type == "deepseek_v2" else cfg.get("rope_interleave", True)
-        rope = rope_scaling.parse(cfg, rope_dim, where, interleave=bool(interleave))
-        biases = ()
-        if cfg.get("attention_bias"):  # transformers' DeepSeek: q_a (with a low-rank query), kv_a and o
-            biases = ("q_a_proj",) * (rq is not None) + ("kv_a_proj_with_mqa", "o_proj")
-        return ModelConfig(family="mla", head_dim=nope + rope_dim, n_kv_heads=None, biases=biases, rope=rope,
-                           softmax_scale_factor=rope_scaling.softmax_scale_factor(rope), kv_lora_rank=r,
-                           q_lora_rank=rq, qk_nope_head_dim=nope, qk_rope_head_dim=rope_dim, v_head_dim=dv,
-                           **common)  # fmt: skip
-    g = _int(cfg, "num_key_value_heads", where, default=h)
-    hd = _int(cfg, "head_dim", where, default=None, required=False)
-    if hd is None:
-        if d % h:
-            raise InputError(where, f"num_attention_heads: {h} does not divide hidden_size {d}", "set head_dim")
-        hd = d // h
-    if h % g:
-        raise InputError(where, f"num_key_value_heads: {g} does not divide num_attention_heads {h}")
-    if hd % 2:
-        raise InputError(where, f"head_dim: {hd} must be even for RoPE")
-    # Biases as each transformers module creates them: Qwen2 always on q/k/v (not o); Qwen2-MoE on
-    # q/k/v under `qkv_bias` (Qwen2MoeConfig default true); Llama on all four under `attention_bias`;
-    # Mistral and Mixtral never (their modules ignore a stray attention_bias).
-    qkv = ("q_proj", "k_proj", "v_proj")
-    if model_type == "qwen2":
-        biases = qkv
-    elif model_type == "qwen2_moe":
-        biases = qkv if cfg.get("qkv_bias", True) else ()
-    elif model_type == "llama":
-        biases = (*qkv, "o_proj") if cfg.get("attention_bias") else ()
-    else:
-        biases = ()
-    # Windows: Mistral and Mixtral read sliding_window; Qwen2 only under use_sliding_window;
-    # Llama has no window (its module ignores a stray sliding_window).
-    # A Mistral config without the key gets MistralConfig's default, 4096; an explicit null is no window.
-    window = cfg.get("sliding_window", 4096 if model_type == "mistral" else None) if model_type in ("mistral", "mixtral") else None
-    if model_type.startswith("qwen2") and cfg.get("use_sliding_window"):
-        window = cfg.get("sliding_window")
-    rope = rope_scaling.parse(cfg, hd, where)
-    return ModelConfig(family="gqa", head_dim=hd, n_kv_heads=g, biases=biases, rope=rope,
-                       sliding_window=window if isinstance(window, int) and window > 0 else None, **common)  # fmt: skip
+    return reader_for(cfg.get("model_type"), where).parse(cfg, where)
 
 
 def attention_shapes(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], str]]:
-    """The tensors of one attention layer (names relative to `self_attn.`, as the modules
-    name their parameters) → (shape, the config fields that imply it)."""
-    d, h = cfg.d_model, cfg.n_heads
-    out: dict[str, tuple[tuple[int, ...], str]] = {}
-    if cfg.family == "gqa":
-        g, hd = cfg.n_kv_heads, cfg.head_dim
-        q = (h * hd, f"num_attention_heads {h} × head_dim {hd}")
-        kv = (g * hd, f"num_key_value_heads {g} × head_dim {hd}")
-        rows = {"q_proj": q, "k_proj": kv, "v_proj": kv}
-        for name, (n, why) in rows.items():
-            out[f"{name}.weight"] = ((n, d), f"{why}, hidden_size {d}")
-        out["o_proj.weight"] = ((d, h * hd), f"hidden_size {d}, num_attention_heads {h} × head_dim {hd}")
-        widths = {**rows, "o_proj": (d, f"hidden_size {d}")}
-    else:
-        r, rq, dv = cfg.kv_lora_rank, cfg.q_lora_rank, cfg.v_head_dim
-        nope, rope = cfg.qk_nope_head_dim, cfg.qk_rope_head_dim
-        qk = (h * (nope + rope), f"num_attention_heads {h} × (qk_nope_head_dim {nope} + qk_rope_head_dim {rope})")
-        if rq is None:
-            out["q_proj.weight"] = ((qk[0], d), f"{qk[1]}, hidden_size {d}")
-        else:
-            out["q_a_proj.weight"] = ((rq, d), f"q_lora_rank {rq}, hidden_size {d}")
-            out["q_a_layernorm.weight"] = ((rq,), f"q_lora_rank {rq}")
-            out["q_b_proj.weight"] = ((qk[0], rq), f"{qk[1]}, q_lora_rank {rq}")
-        out["kv_a_proj_with_mqa.weight"] = ((r + rope, d),
-                                            f"kv_lora_rank {r} + qk_rope_head_dim {rope}, hidden_size {d}")  # fmt: skip
-        out["kv_a_layernorm.weight"] = ((r,), f"kv_lora_rank {r}")
-        out["kv_b_proj.weight"] = ((h * (nope + dv), r),
-                                   f"num_attention_heads {h} × (qk_nope_head_dim {nope} + v_head_dim {dv}), kv_lora_rank {r}")  # fmt: skip
-        out["o_proj.weight"] = ((d, h * dv), f"hidden_size {d}, num_attention_heads {h} × v_head_dim {dv}")
-        widths = {"q_a_proj": (rq, f"q_lora_rank {rq}"),
-                  "kv_a_proj_with_mqa": (r + rope, f"kv_lora_rank {r} + qk_rope_head_dim {rope}"),
-                  "o_proj": (d, f"hidden_size {d}")}  # fmt: skip
-    for name in cfg.biases:
-        n, why = widths[name]
-        out[f"{name}.bias"] = ((n,), why)
-    return out
+    """The tensors of one attention layer as stored (names relative to the attention module) →
+    (shape, the config fields that imply it)."""
+    return reader_for(cfg.model_type, cfg.model_type).stored(cfg)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -284,7 +129,10 @@ class Checkpoint:
                              "attncli reads the layer's shape from config.json beside the weights")  # fmt: skip
         self.folder, self.config_path = folder, config_path
         self.raw_config = _read_json(config_path)
-        self.config = parse_config(self.raw_config, str(config_path))
+        if not isinstance(self.raw_config, dict):
+            raise InputError(str(config_path), "is not a JSON object")
+        self.reader = reader_for(self.raw_config.get("model_type"), str(config_path))  # before any tensor
+        self.config = self.reader.parse(self.raw_config, str(config_path))
         self.tensors = self._index(p)
         self.prefix = self._prefix()
         self._last: tuple = (None, None)  # ((layer, dtype), tensors) of the last layer read
@@ -320,18 +168,25 @@ class Checkpoint:
         return tensors
 
     def _prefix(self) -> str:
-        """What comes before `layers.N.self_attn.` (`model.` for *ForCausalLM, '' for a bare model)."""
+        """What comes before `layers.N.self_attn.` (`model.` for *ForCausalLM, '' for a bare model;
+        `gpt_neox.` before `layers.N.attention.`, `transformer.` before `h.N.self_attention.`)."""
+        r = self.reader
         found: dict[str, int] = {}
+        pattern = re.compile(rf"^(.*?){re.escape(r.layers_name)}\.\d+\.{re.escape(r.attention_name)}\.")
         for name in self.tensors:
-            m = re.match(r"^(.*?)layers\.\d+\.self_attn\.", name)
+            m = pattern.match(name)
             if m:
                 found[m.group(1)] = found.get(m.group(1), 0) + 1
         if not found:
-            raise InputError(self.where, "holds no attention layer (no tensor named '…layers.N.self_attn.…')")
+            raise InputError(self.where, f"holds no attention layer (no tensor named "
+                                         f"'…{r.layers_name}.N.{r.attention_name}.…')")  # fmt: skip
         return max(found, key=found.get)
 
+    def layer_prefix(self, layer: int) -> str:
+        return f"{self.prefix}{self.reader.layers_name}.{layer}."
+
     def name(self, layer: int, rel: str) -> str:
-        return f"{self.prefix}layers.{layer}.self_attn.{rel}"
+        return f"{self.layer_prefix(layer)}{self.reader.attention_name}.{rel}"
 
     def check_layer(self, layer: int, option: str = "--layer") -> None:
         """Every tensor the layer needs is present with the shape the config implies, and none is
@@ -352,7 +207,7 @@ class Checkpoint:
         for full in self.tensors:
             if full.startswith(own):
                 rel = full[len(own) :]
-                if rel in expected or rel.endswith("rotary_emb.inv_freq"):  # old Llama files saved the RoPE buffer
+                if rel in expected or self.reader.ignored(rel):
                     continue
                 if rel.endswith("_scale_inv") and rel[: -len("_scale_inv")] in expected and self.config.fp8_block:
                     continue
@@ -368,18 +223,12 @@ class Checkpoint:
                                          f"{_shape_text(shape)} ({why})")  # fmt: skip
         return info
 
-    def norm_name(self, layer: int) -> str:
-        return f"{self.prefix}layers.{layer}.input_layernorm.weight"
+    def norm_name(self, layer: int, part: str = "weight") -> str | None:
+        norm = self.reader.input_norm
+        return None if norm is None else f"{self.layer_prefix(layer)}{norm}.{part}"
 
     def embed_name(self) -> str:
-        return f"{self.prefix}embed_tokens.weight"
-
-    def check_window(self, tokens: int) -> None:
-        """attncli attends to every earlier token: refuse lengths past a sliding window."""
-        window = self.config.sliding_window
-        if window and tokens > window:
-            raise InputError(self.where, f"sliding_window {window} is shorter than {tokens} tokens: attncli attends "
-                                         "to every earlier token", f"use --seq-len ≤ {window}")  # fmt: skip
+        return f"{self.prefix}{self.reader.embed_name}.weight"
 
     def check_inputs(self, layer: int) -> None:
         """The tensors the default inputs need: the token embeddings and the layer's input norm."""
@@ -389,7 +238,8 @@ class Checkpoint:
         if len(info.shape) != 2 or info.shape[1] != d:
             raise InputError(self.where, f"tensor '{self.embed_name()}' has shape {_shape_text(info.shape)} but "
                                          f"config.json implies [vocab, {d}] (hidden_size {d})")  # fmt: skip
-        self._checked(self.norm_name(layer), (d,), f"hidden_size {d}", hint)
+        if self.norm_name(layer) is not None:
+            self._checked(self.norm_name(layer), (d,), f"hidden_size {d}", hint)
 
     # -- specs -----------------------------------------------------------------------------------
 
@@ -399,8 +249,15 @@ class Checkpoint:
         label = f"{c.model_type}-L{layer}"
         if c.family == "gqa":
             family = "mha" if c.n_kv_heads == c.n_heads else "mqa" if c.n_kv_heads == 1 else "gqa"
+            at = c.layer(layer)
+            rope = at.rope
+            rotary = rope.dim if rope is not None and rope.dim < c.head_dim else None
             return [GQASpec(family=family, d_model=c.d_model, n_heads=c.n_heads, head_dim=c.head_dim,
-                            n_kv_heads=c.n_kv_heads, rope_theta=c.rope.theta, label=label)]  # fmt: skip
+                            n_kv_heads=c.n_kv_heads, position="rope" if rope is not None else "none",
+                            rope_theta=rope.theta if rope is not None else 10000.0, window=at.window,
+                            qk_norm=c.qk_norm, qk_norm_over=c.qk_norm_over, qk_norm_type=c.qk_norm_type,
+                            norm_eps=c.norm_eps, softcap=c.softcap, sinks=c.sinks, rotary_dim=rotary,
+                            scale=c.scale, label=label)]  # fmt: skip
         return [MLASpec(family="mla", d_model=c.d_model, n_heads=c.n_heads, kv_lora_rank=c.kv_lora_rank,
                         q_lora_rank=c.q_lora_rank, qk_nope_head_dim=c.qk_nope_head_dim,
                         qk_rope_head_dim=c.qk_rope_head_dim, v_head_dim=c.v_head_dim, absorb=absorb,
@@ -460,9 +317,10 @@ class Checkpoint:
         key = (layer, dtype or torch.float32)
         if self._last[0] != key:
             self.check_layer(layer)
-            rels = list(attention_shapes(self.config))
+            rels = list(self.reader.stored(self.config))
             read = self.read([self.name(layer, rel) for rel in rels])
-            self._last = (key, {rel: read[self.name(layer, rel)].to(key[1]) for rel in rels})
+            state = self.reader.to_module(self.config, {rel: read[self.name(layer, rel)] for rel in rels})
+            self._last = (key, {name: t.to(key[1]) for name, t in state.items()})
         return self._last[1]
 
     def module(self, spec: AttentionSpec, layer: int, dtype=None):
@@ -472,15 +330,19 @@ class Checkpoint:
         from . import registry
 
         module = registry.get(spec.family).build(spec)
-        configure(module, self.config)
+        configure(module, self.config, self.config.layer(layer))
         module.to(dtype or torch.float32)  # before loading: load_state_dict copies into the parameters' dtype
         module.load_state_dict(self.layer_tensors(layer, dtype), strict=True)
         return module.eval()
 
     def hidden_states(self, layer: int, batch: int, tokens: int, seed: int):
         """Default inputs, float64 (batch, tokens, d_model): the token embeddings of seeded random
-        ids passed through the layer's input RMSNorm (Zhang & Sennrich 2019, as Llama and
-        DeepSeek: x / sqrt(mean(x²) + eps) · w)."""
+        ids (times the model's embedding scale: Gemma's sqrt(d_model), Granite's
+        embedding_multiplier) passed through the layer's input norm, as the reader names it:
+        RMSNorm x / sqrt(mean(x²) + eps) · w (Zhang & Sennrich 2019; Llama, DeepSeek), Gemma's
+        · (1 + w), or LayerNorm (x − mean) / sqrt(var + eps) · w + b (Ba et al. 2016; GPT-NeoX,
+        Phi, Falcon, StableLM, Starcoder2, Cohere); no norm where the layer sees the residual
+        stream itself (OLMo-2 normalises after attention)."""
         import torch
 
         self.check_inputs(layer)
@@ -489,8 +351,19 @@ class Checkpoint:
         ids = torch.randint(embed.shape[0], (batch, tokens), generator=gen)  # (B, T)
         rows = self._embedding_rows(ids.unique().tolist())  # {id: (d,)}
         x = torch.stack([rows[i] for i in ids.flatten().tolist()]).view(batch, tokens, -1)  # (B, T, d)
-        w = self.read([self.norm_name(layer)])[self.norm_name(layer)].to(torch.float64)  # (d,)
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.config.rms_norm_eps) * w  # (B, T, d)
+        x = x * self.config.embed_scale
+        name = self.norm_name(layer)
+        if name is None:
+            return x
+        w = self.read([name])[name].to(torch.float64)  # (d,)
+        eps, kind = self.config.rms_norm_eps, self.reader.norm_kind
+        if kind == "layer":
+            bias_name = self.norm_name(layer, "bias")
+            b = self.read([bias_name])[bias_name].to(torch.float64) if bias_name in self.tensors else 0.0
+            centred = x - x.mean(-1, keepdim=True)
+            return centred * torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + eps) * w + b  # (B, T, d)
+        scale = 1.0 + w if kind == "rms1p" else w
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * scale  # (B, T, d)
 
     def _embedding_rows(self, ids: list[int]) -> dict:
         """Rows of the embedding table, read one slice at a time (the table can be gigabytes)."""
@@ -503,9 +376,10 @@ class Checkpoint:
             return {i: table[i : i + 1][0].to(torch.float64) for i in ids}  # each (d,)
 
 
-def configure(module, cfg: ModelConfig) -> None:
+def configure(module, cfg: ModelConfig, at: LayerAttn | None = None) -> None:
     """Give a freshly built attncli module the checkpoint's conventions: bias parameters, the
-    RoPE layout and frequencies, and DeepSeek's softmax scale."""
+    layer's RoPE layout and frequencies (scaled, partial, or called per length), and DeepSeek's
+    softmax scale."""
     import torch
     from torch import nn
 
@@ -515,9 +389,10 @@ def configure(module, cfg: ModelConfig) -> None:
         linear = getattr(module, name)
         linear.bias = nn.Parameter(torch.zeros(linear.out_features))  # filled by load_state_dict
     if getattr(module, "rope", None) is not None:
-        r = cfg.rope
+        r = (at or cfg.layer(0)).rope or cfg.rope
         module.rope = Rope(r.dim, r.theta, inv_freq=rope_scaling.inv_freq(r),
-                           attention_factor=rope_scaling.attention_factor(r), interleave=r.interleave)  # fmt: skip
+                           attention_factor=rope_scaling.attention_factor(r), interleave=r.interleave,
+                           freq_at=rope_scaling.freq_at(r))  # fmt: skip
     if cfg.family == "mla":
         module.scale = module.scale * cfg.softmax_scale_factor
 
@@ -549,23 +424,32 @@ def inputs_shape(path: str, d_model: int, option: str = "--inputs") -> tuple[int
     """(batch, seq) of a hidden-states file, checked without torch."""
     require_safetensors()
     tensors = read_header(Path(path), where=path)
-    info = tensors.get("hidden_states")
+    name = inputs_tensor(tensors)
+    info = tensors.get(name)
     if info is None:
         listed = ", ".join(sorted(tensors)[:8]) or "none"
         raise InputError(option, f"{path} has no tensor 'hidden_states' (tensors: {listed})")
     if len(info.shape) != 3 or info.shape[2] != d_model or 0 in info.shape:
-        raise InputError(option, f"tensor 'hidden_states' in {path} has shape {_shape_text(info.shape)}; "
+        raise InputError(option, f"tensor '{name}' in {path} has shape {_shape_text(info.shape)}; "
                                  f"expected [batch, seq, {d_model}] (hidden_size {d_model})")  # fmt: skip
     return info.shape[0], info.shape[1]
 
 
+def inputs_tensor(names) -> str:
+    """The tensor --inputs reads: `hidden_states`, or the `input` of a file --save-io wrote (it holds
+    `input`, `output` and `output_float64`), so a saved run can be fed back."""
+    if "hidden_states" not in names and {"input", "output_float64"} <= set(names):
+        return "input"
+    return "hidden_states"
+
+
 def read_inputs(path: str):
-    """The `hidden_states` tensor of a file, float64 (batch, seq, d_model)."""
+    """The `hidden_states` tensor of a file (or a --save-io file's `input`), float64 (batch, seq, d_model)."""
     import torch
     from safetensors import safe_open
 
     with safe_open(path, framework="pt") as f:
-        return f.get_tensor("hidden_states").to(torch.float64)
+        return f.get_tensor(inputs_tensor(list(f.keys()))).to(torch.float64)
 
 
 def check_output_path(path: str, option: str = "--save-io") -> None:
@@ -643,7 +527,6 @@ def rows_for_checkpoint(weights: str, layer_text: str, inputs: str | None, save_
             shapes.append(Shape(m, seq if m == "prefill" else seq - 1, batch))
     else:
         shapes = [Shape(m, L, b) for m in modes for L in seq_lens for b in batches]
-    ckpt.check_window(max(s.cache_tokens for s in shapes))
     sources = {layer: LayerSource(ckpt, layer, inputs, save_io if layer == layers[0] else None) for layer in layers}
     # Ordered as the variant rows are (mode, seq-len, batch, then layer and path), so compare's
     # ratios refer to the first layer's row of each shape.

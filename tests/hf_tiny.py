@@ -7,6 +7,8 @@ built offline from configs and written with `save_pretrained`; nothing is downlo
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 VOCAB, HIDDEN = 96, 64
@@ -154,3 +156,137 @@ def attention_output(model, layer: int, x, rope=None):
     attn = model.model.layers[layer].self_attn
     with torch.no_grad():
         return attn(hidden_states=x, position_embeddings=position_embeddings(model, x, rope), attention_mask=None)[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# any architecture: a tiny config of any model_type, and its attention module's output, prefill or
+# one cached decode step, with the mask and position embeddings the model would give that layer
+
+TINY = dict(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=96, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+            pad_token_id=None, bos_token_id=None, eos_token_id=None)  # no special ids past the tiny vocabulary  # fmt: skip
+
+
+def build_any(model_type: str, folder, seed: int = 0, attn="eager", **overrides):
+    """A random `model_type` model from AutoConfig.for_model(TINY + overrides), saved to `folder`;
+    returns it (float32, eval, eager attention: the readable truth, and the only implementation
+    that applies Gemma 2's soft-capping and GPT-OSS's sinks)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(model_type, **{**TINY, **overrides})
+    config._attn_implementation = attn
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    _randomise(model, seed)
+    model.save_pretrained(folder)
+    return model
+
+
+def parts(model, layer: int):
+    """(attention module, rotary module or None) of a layer."""
+    base = model.base_model
+    layers = getattr(base, "layers", None)
+    layers = layers if layers is not None else base.h
+    block = layers[layer]
+    attn = next(getattr(block, n) for n in ("self_attn", "attention", "self_attention") if hasattr(block, n))
+    return attn, getattr(base, "rotary_emb", None)
+
+
+def _rotary(rotary, x, pos, layer_type):
+    return rotary(x, pos) if layer_type is None else rotary(x, pos, layer_type)
+
+
+def _layout(rotary, x, layer_type):
+    """Which frequency each cos/sin column holds, found by running the rotary module (a copy) on
+    distinct tiny marker frequencies at position 1, where sin(f) ≈ f."""
+    probe = copy.deepcopy(rotary).float()
+    name = "inv_freq" if layer_type is None else f"{layer_type}_inv_freq"
+    inv = getattr(probe, name)
+    markers = 1e-4 * (torch.arange(inv.numel(), dtype=torch.float32) + 1)
+    inv.copy_(markers)
+    if hasattr(probe, "rope_type"):
+        probe.rope_type = "default" if layer_type is None else {k: "default" for k in probe.rope_type}
+    scale = probe.attention_scaling if layer_type is None else getattr(probe, f"{layer_type}_attention_scaling", 1.0)
+    _, sin = _rotary(probe, x.float()[:1, :2], torch.tensor([[1, 1]]), layer_type)
+    cols = (sin[0, 0] / scale / 1e-4).round().long() - 1  # (columns,) frequency index per column
+    return cols
+
+
+def position_embeddings_at(model, layer: int, x, positions, inv_freq64=None, layer_type=None):
+    """What the model feeds this layer's attention for tokens at `positions`: its own rotary
+    module in float32; in float64, cos/sin of attncli's frequencies (checked against the model's
+    buffer by the caller), in the rotary module's column layout and attention scaling."""
+    _, rotary = parts(model, layer)
+    B = x.shape[0]
+    pos = torch.as_tensor(positions)[None].expand(B, -1)
+    if x.dtype == torch.float32 or rotary is None or inv_freq64 is None:  # (None: the layer has no RoPE)
+        return None if rotary is None else _rotary(rotary, x, pos, layer_type)
+    cols = _layout(rotary, x, layer_type)
+    scale = rotary.attention_scaling if layer_type is None else getattr(rotary, f"{layer_type}_attention_scaling", 1.0)
+    angles = torch.as_tensor(positions, dtype=torch.float64)[:, None] * inv_freq64[cols][None]  # (T, columns)
+    return (angles.cos() * scale)[None].expand(B, -1, -1), (angles.sin() * scale)[None].expand(B, -1, -1)
+
+
+def causal_mask(q_positions, k_positions, window, dtype, batch):
+    """Additive (B, 1, Tq, Tk) mask: 0 where key k is at most the query's position and, with a
+    window W, less than W positions behind it (transformers' sliding_window_overlay)."""
+    q = torch.as_tensor(q_positions)[:, None]
+    k = torch.as_tensor(k_positions)[None, :]
+    ok = k <= q
+    if window is not None:
+        ok &= (q - k) < window
+    mask = torch.zeros(ok.shape, dtype=dtype).masked_fill(~ok, torch.finfo(dtype).min)
+    return mask[None, None].expand(batch, 1, -1, -1)
+
+
+def attention_run(model, layer: int, x, window=None, decode=False, inv_freq64=None, layer_type=None):
+    """transformers' attention module of `layer` on x (B, T, d) at positions 0..T-1: the whole
+    prefill's output (B, T, d), or (decode) the output of the last token as one cached decode step
+    after a prefill of the T − 1 before it (B, 1, d), through a DynamicCache."""
+    from transformers import DynamicCache
+
+    attn, _ = parts(model, layer)
+    B, T, _ = x.shape
+
+    def call(xs, positions, keys, cache):
+        pe = position_embeddings_at(model, layer, x, positions, inv_freq64, layer_type)
+        mask = causal_mask(positions, keys, window, x.dtype, B)
+        kw = dict(hidden_states=xs, attention_mask=mask, position_embeddings=pe)
+        if cache is not None:
+            kw["past_key_values"] = cache
+            kw["cache_position"] = torch.as_tensor(positions)
+        with torch.no_grad():
+            return attn(**kw)[0]
+
+    if not decode:
+        return call(x, list(range(T)), list(range(T)), None)
+    cache = DynamicCache()
+    call(x[:, : T - 1], list(range(T - 1)), list(range(T - 1)), cache)
+    return call(x[:, T - 1 :], [T - 1], list(range(T)), cache)
+
+
+def float64_model(model, attn: str = "sdpa"):
+    """A float64 copy whose norms compute in float64 (transformers' upcast them to float32),
+    running `attn` attention: SDPA, because transformers' eager path takes its softmax in float32
+    whatever the dtype (eager_attention_forward: softmax(..., dtype=torch.float32))."""
+    model = copy.deepcopy(model).double()
+    model.config._attn_implementation = attn
+    for module in model.modules():
+        name = type(module).__name__
+        if name.endswith("RMSNorm"):
+            eps = getattr(module, "variance_epsilon", getattr(module, "eps", None))
+            one = 1.0 if name.startswith("Gemma") else 0.0  # Gemma scales by (1 + w)
+
+            def forward(x, m=module, eps=eps, one=one):
+                return (one + m.weight) * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+            module.forward = forward
+        elif name == "CohereLayerNorm":
+
+            def forward(x, m=module):
+                mean = x.mean(-1, keepdim=True)
+                var = (x - mean).pow(2).mean(-1, keepdim=True)
+                return m.weight * ((x - mean) * torch.rsqrt(var + m.variance_epsilon))
+
+            module.forward = forward
+    return model

@@ -13,7 +13,7 @@ CASES = [
     (["kv-memory", "gqa:n_kv_heads=3"], "n_kv_heads: 3 does not divide n_heads 8"),
     (["kv-memory", "mha", "-s", "0"], "--seq-len: 0 must be a positive integer"),
     (["kv-memory", "mha", "-s", "-5"], "--seq-len: -5 must be a positive integer"),
-    (["kv-memory", "mha", "-s", "1k"], "--seq-len: '1k' is not a whole number"),
+    (["kv-memory", "mha", "-s", "1x"], "--seq-len: '1x' is not a whole number"),
     (["flops", "mha", "-s", "4096:128"], "--seq-len: range '4096:128' runs backwards"),
     (["kv-memory", "mha", "-b", "0"], "--batch: 0 must be a positive integer"),
     (["kv-memory", "mha", "--layers", "0"], "--layers: 0 must be a positive integer"),

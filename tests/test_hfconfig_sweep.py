@@ -48,11 +48,16 @@ def test_sweep_a_hybrid_model_and_a_model_preset(cli, tmp_path):
 def test_sweep_serving_options_are_checked(cli, tmp_path):
     r = cli("sweep", "-p", "small", "-s", "128", "--tp", "3")
     assert r.code == 2 and "--tp: 3 does not divide the 8 attention heads" in r.err, r.err
-    r = cli("sweep", "-p", "small", "-s", "128", "--measure", "--tp", "2")
-    assert r.code == 2 and r.err.startswith("attncli: --tp: sizes the serving cache of an analytic sweep"), r.err
+    r = cli("sweep", "-p", "small", "-s", "128", "--measure", "--dtype", "float32", "--kv-scales", "per-tensor")
+    assert r.code == 2 and r.err.startswith("attncli: --kv-scales: sizes the cache of an analytic sweep"), r.err
     table = tmp_path / "s.csv"
-    assert cli("sweep", "-p", "small", "-s", "128", "--tp", "2", "--csv", table).code == 0
-    r = cli("sweep", "-p", "small", "-s", "128,256", "--tp", "4", "--csv", table, "--resume")
-    assert r.code == 2 and "was written with tp=2, this sweep has tp=4" in r.err, r.err
+    assert cli("sweep", "gqa", "-p", "small", "-s", "128", "-m", "prefill", "--tp", "2", "--csv", table).code == 0
+    r = cli("sweep", "gqa", "-p", "small", "-s", "128", "-m", "prefill", "--tp", "2,4", "--csv", table, "--resume")
+    assert r.code == 0, r.err  # tp is a key: the TP 4 row is added, the TP 2 one kept
+    rows = list(csv.DictReader(table.open()))
+    assert [(r["tp"], r["kv_heads_per_gpu"]) for r in rows] == [("2", "1"), ("4", "1")]  # small's gqa: 2 KV heads
+    r = cli("sweep", "gqa", "-p", "small", "-s", "128", "-m", "prefill", "--tp", "2", "--dtype", "fp8", "--csv", table,
+            "--resume")  # fmt: skip
+    assert r.code == 2 and "was written with dtype=bfloat16, this sweep has dtype=fp8" in r.err, r.err
     plain = cli("sweep", "mha", "-p", "small", "-s", "128", "-m", "prefill", "--json", "-").rows()[0]
-    assert "tp" not in plain  # a size preset at TP 1 in bfloat16: the seed's analytic rows
+    assert "kv_heads_per_gpu" not in plain  # a size preset, no --tp, bfloat16: the seed's analytic rows

@@ -68,12 +68,14 @@ def test_formulas_by_hand():
 
 
 @pytest.mark.parametrize("rope_fields, message", [
-    ({"rope_scaling": {"type": "dynamic", "factor": 2.0}}, "rope_scaling.type: unsupported rope_scaling type 'dynamic'"),
-    ({"rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4}}, "rope_parameters.rope_type: unsupported rope_scaling type 'longrope'"),
+    ({"rope_scaling": {"type": "proportional", "factor": 2.0}}, "rope_scaling.type: unsupported rope_scaling type 'proportional'"),
+    ({"rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4}}, "rope_parameters.short_factor: must list 32 positive numbers"),
+    ({"rope_scaling": {"type": "dynamic"}}, "rope_scaling.factor: missing"),
     ({"rope_scaling": {"type": "yarn"}}, "rope_scaling.factor: missing"),
     ({"rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1}}, "rope_scaling.high_freq_factor: missing"),
     ({"rope_theta": "big"}, "rope_theta: 'big' must be a number above 1"),
-    ({"partial_rotary_factor": 0.5}, "partial_rotary_factor: 0.5 is not supported"),
+    ({"partial_rotary_factor": 1.5}, "partial_rotary_factor: 1.5 must be a number in (0, 1]"),
+    ({"partial_rotary_factor": 0.3}, "partial_rotary_factor: 0.3 × head_dim 64 = 19.2 rotated elements"),
 ])  # fmt: skip
 def test_unsupported_or_broken_rope_fields_name_the_field(rope_fields, message):
     with pytest.raises(InputError) as e:

@@ -20,6 +20,14 @@ MODEL_FLOPS = ("flops_counted_model", "flops_math_path_model")
 LAYER_FLOPS = ("flops_counted", "flops_math_path", "flops_counted_layer", "flops_math_path_layer")
 WORST = ("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2")
 SAME = ("backend", "device_name", "torch_version", "threads", "seed")
+# Rows measured with --tp (measure/tp.py) add their own: summed, worst and shared columns.
+TP_KEYS = {"summed": ("kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes"), "worst": ("tp_err_rel_l2",),
+           "same": ("tp", "tp_backend", "tp_launcher")}  # fmt: skip
+
+
+def _keys(row: dict, kind: str) -> tuple[str, ...]:
+    base = {"summed": SUMMED, "worst": WORST, "same": SAME}[kind]
+    return base + TP_KEYS[kind] if "tp_backend" in row else base
 
 
 def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings, layers: int = 1,
@@ -43,15 +51,15 @@ def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, setting
         return [parts[0][0]]
     total = combine(spec, preset, parts, layers)
     rows = [part for part, _ in parts]
-    for key in SUMMED + MODEL_FLOPS:
+    for key in _keys(rows[0], "summed") + MODEL_FLOPS:
         total[key] = _sum(part.get(key) for part in rows)
     matches = [part.get("flops_match") for part in rows]
     total["flops_match"] = None if None in matches else all(matches)
     total.update(dict.fromkeys(LAYER_FLOPS))
-    for key in WORST:
+    for key in _keys(rows[0], "worst"):
         values = [part.get(key) for part in rows]
         total[key] = None if any(v is None for v in values) else max(values)
-    total.update({key: rows[0].get(key) for key in SAME})
+    total.update({key: rows[0].get(key) for key in _keys(rows[0], "same")})
     runs = [part.get("n_runs") for part in rows]
     total["n_runs"] = None if None in runs else min(runs)
     total["gflops_per_s"] = _rate(total["flops"], total["latency_ms_median"])
@@ -70,7 +78,7 @@ def _scaled(one: dict, kind: AttentionSpec, preset: PresetSpec, shape: Shape, se
     latency and cache bytes × count; rates and errors are those of the one layer."""
     row = dict(one)
     row.update(analytic_row(kind, preset, shape, count, settings.dtype, device=str(settings.device)))
-    for key in SUMMED + MODEL_FLOPS:
+    for key in _keys(one, "summed") + MODEL_FLOPS:
         row[key] = None if one.get(key) is None else one[key] * count
     row["gflops_per_s"] = _rate(row["flops"], row["latency_ms_median"])
     row["latency_basis"] = f"{count} × 1 layer" if count > 1 else "1 layer"

@@ -35,35 +35,53 @@ class Rope:
     Layouts: half-split, as GPT-NeoX and Llama (pair i is elements i and i + dim/2), or
     `interleave`, as DeepSeek's checkpoints (pair i is elements 2i and 2i + 1). Frequencies are
     θ_i = theta^(-2i/dim) unless `inv_freq` gives them (a checkpoint's scaled RoPE, see
-    `attncli.rope_scaling`); `attention_factor` multiplies cos and sin (YaRN). Tables are
-    computed in float64 on the CPU, then cast, so every dtype rotates by the same angles."""
+    `attncli.rope_scaling`); `attention_factor` multiplies cos and sin (YaRN). `freq_at`, when
+    given, returns the frequencies of a call whose last position is seq_len − 1 (dynamic NTK and
+    longrope: transformers recomputes them from max(position_ids) + 1 on every call), or None for
+    `inv_freq`. Heads wider than `dim` rotate their first `dim` elements and pass the rest through
+    (partial rotary: GPT-NeoX's rotary_pct, Phi's partial_rotary_factor). Tables are computed in
+    float64 on the CPU, then cast, so every dtype rotates by the same angles."""
 
-    def __init__(self, dim: int, theta: float, inv_freq=None, attention_factor: float = 1.0, interleave: bool = False):
+    def __init__(self, dim: int, theta: float, inv_freq=None, attention_factor: float = 1.0, interleave: bool = False,
+                 freq_at=None):  # fmt: skip
         self.dim, self.theta = dim, theta
-        self.attention_factor, self.interleave = float(attention_factor), interleave
+        self.attention_factor, self.interleave, self.freq_at = float(attention_factor), interleave, freq_at
         if inv_freq is None:
             self.inv_freq = theta ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (dim/2,)
         else:
             self.inv_freq = torch.as_tensor(inv_freq, dtype=torch.float64).reshape(dim // 2)  # (dim/2,)
         self._tables: dict = {}  # (device, dtype) -> (cos, sin), each (positions, dim)
+        self._call: tuple = (None, None)  # freq_at's last (key, (cos, sin))
+
+    def _angles(self, positions, inv_freq):
+        angles = torch.outer(positions, inv_freq)  # (n, dim/2)
+        if self.interleave:
+            return angles.repeat_interleave(2, dim=-1)  # (n, dim): θ_0 θ_0 θ_1 θ_1 …
+        return torch.cat([angles, angles], dim=-1)  # (n, dim): θ_0 … θ_{dim/2-1} θ_0 …
 
     def tables(self, start: int, length: int, device, dtype):
+        f = self.attention_factor
+        freqs = self.freq_at(start + length) if self.freq_at is not None else None
+        if freqs is not None:  # frequencies that depend on the call: computed for its positions only
+            key = (str(device), dtype, start, length, tuple(freqs))
+            if self._call[0] != key:
+                inv = torch.as_tensor(freqs, dtype=torch.float64).reshape(self.dim // 2)
+                angles = self._angles(torch.arange(start, start + length, dtype=torch.float64), inv)  # (length, dim)
+                self._call = (key, ((angles.cos() * f).to(device, dtype), (angles.sin() * f).to(device, dtype)))
+            return self._call[1]
         key = (str(device), dtype)
         cos, sin = self._tables.get(key, (None, None))
         if cos is None or cos.shape[0] < start + length:
             n = 1 << max(0, (start + length - 1).bit_length())  # room to grow without recomputing
-            angles = torch.outer(torch.arange(n, dtype=torch.float64), self.inv_freq)  # (n, dim/2)
-            if self.interleave:
-                angles = angles.repeat_interleave(2, dim=-1)  # (n, dim): θ_0 θ_0 θ_1 θ_1 …
-            else:
-                angles = torch.cat([angles, angles], dim=-1)  # (n, dim): θ_0 … θ_{dim/2-1} θ_0 …
-            f = self.attention_factor
+            angles = self._angles(torch.arange(n, dtype=torch.float64), self.inv_freq)  # (n, dim)
             cos, sin = (angles.cos() * f).to(device, dtype), (angles.sin() * f).to(device, dtype)
             self._tables[key] = (cos, sin)
         return cos[start : start + length], sin[start : start + length]
 
     def __call__(self, x: torch.Tensor, start: int) -> torch.Tensor:
-        # x: (B, H, T, dim)
+        # x: (B, H, T, head_dim); the first `dim` elements of each head are rotated
+        if x.shape[-1] > self.dim:  # partial rotary: rotate the first dim elements, pass the rest
+            return torch.cat([self(x[..., : self.dim], start), x[..., self.dim :]], dim=-1)  # (B, H, T, head_dim)
         cos, sin = self.tables(start, x.shape[-2], x.device, x.dtype)  # (T, dim) each
         if self.interleave:  # DeepSeek's rope_interleave: pairs (x0, x1), (x2, x3), ...
             rotated = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)  # (B, H, T, dim): pairs (-x1, x0)
@@ -75,6 +93,30 @@ class Rope:
         out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)  # − x₂·sin
         out[..., half:].addcmul_(x[..., :half], sin[..., half:])  # + x₁·sin
         return out
+
+
+class QKNorm(torch.nn.Module):
+    """A query or key norm (Qwen3, Gemma 3, OLMo-2, StableLM, Cohere), applied before RoPE.
+
+    `rms` (Zhang & Sennrich 2019): x / sqrt(mean(x²) + eps) · w, over each head's elements (w of
+    head_dim, shared by the heads: Qwen3, Gemma 3) or over the whole projection (w of
+    heads·head_dim: OLMo-2). `layer` (Ba et al. 2016, no bias): (x − mean) / sqrt(var + eps) · w
+    over each head, w per head (heads, head_dim): StableLM's per-head LayerNorms, Cohere's. Half
+    precision inputs are normalised in float32, as transformers' norms do."""
+
+    def __init__(self, kind: str, over: str, heads: int, head_dim: int, eps: float):
+        super().__init__()
+        self.kind, self.over, self.eps = kind, over, eps
+        shape = (head_dim,) if kind == "rms" and over == "head" else (heads * head_dim,) if over == "proj" else (heads, head_dim)
+        self.weight = torch.nn.Parameter(torch.ones(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, T, heads, head_dim) when over heads; (B, T, heads·head_dim) over the projection
+        y = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        if self.kind == "layer":
+            y = y - y.mean(-1, keepdim=True)
+        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (y * self.weight.to(y.dtype)).to(x.dtype)
 
 
 def alibi_slopes(n_heads: int) -> list[float]:
@@ -108,7 +150,8 @@ def score_mask(query_pos, key_pos, causal: bool, window: int | None, alibi, dtyp
 
 
 def math_attention(q, k, v, causal: bool, q_offset: int = 0, scale: float | None = None, *,
-                   window: int | None = None, alibi=None, key_pos=None):  # fmt: skip
+                   window: int | None = None, alibi=None, key_pos=None, softcap: float | None = None,
+                   sinks=None):  # fmt: skip
     """Plain-math attention: explicit scores, bias, mask, softmax, weighted sum.
 
     q: (B, h, T, dk); k: (B, g, S, dk); v: (B, g, S, dv) with g dividing h (query head i uses KV
@@ -116,6 +159,8 @@ def math_attention(q, k, v, causal: bool, q_offset: int = 0, scale: float | None
     causal, sees keys 0..q_offset+t; a `window` W further limits it to keys less than W positions
     away (an explicit banded mask); `alibi` (h,) slopes add −slope·|i − j| to every score.
     `key_pos` (S,) gives the keys' positions when they are not 0..S-1 (a ring-buffer cache).
+    `softcap` c caps each scaled score at c·tanh(score / c) before the mask (Gemma 2); `sinks` (h,)
+    adds one logit per head to every softmax, whose weight then goes to no value (GPT-OSS).
     Queries run in blocks (cost.math_query_block); with keys in order, a block scores every key
     from the first its mask can let through to the last (the same numbers: the others would get
     weight exp(−inf) = 0), the pairs cost.math_path_pairs counts. Returns (B, h, T, dv).
@@ -137,18 +182,25 @@ def math_attention(q, k, v, causal: bool, q_offset: int = 0, scale: float | None
         lo, hi = key_range(i, j, S, q_offset, causal, window) if ordered else (0, S)
         scores = q[:, :, i:j] @ k[:, :, lo:hi].transpose(-2, -1)  # (B, h, j-i, hi-lo)
         scores.mul_(scale)  # in place: at long lengths the score blocks are the memory traffic
+        if softcap is not None:
+            scores.div_(softcap).tanh_().mul_(softcap)
         query_pos = torch.arange(i, j, device=q.device) + q_offset
         hidden, bias = score_mask(query_pos, key_pos[lo:hi], causal, window, alibi, scores.dtype)
         if bias is not None:
             scores.add_(bias)
         if hidden is not None:
             scores.masked_fill_(hidden, float("-inf"))
-        out[:, :, i:j] = torch.softmax(scores, dim=-1) @ v[:, :, lo:hi]  # (B, h, j-i, dv)
+        if sinks is None:
+            weights = torch.softmax(scores, dim=-1)  # (B, h, j-i, hi-lo)
+        else:  # the sink is one more column of the softmax, dropped after it
+            sink = sinks.to(scores.dtype).view(1, h, 1, 1).expand(B, h, j - i, 1)
+            weights = torch.softmax(torch.cat([scores, sink], dim=-1), dim=-1)[..., :-1]  # (B, h, j-i, hi-lo)
+        out[:, :, i:j] = weights @ v[:, :, lo:hi]  # (B, h, j-i, dv)
     return out
 
 
 def masked_sdpa(q, k, v, causal: bool, q_offset: int = 0, *, window: int | None = None, alibi=None,
-                key_pos=None, block: int = 512):  # fmt: skip
+                key_pos=None, block: int = 512, scale: float | None = None):  # fmt: skip
     """The fast path when a plain causal flag cannot say the mask: SDPA over blocks of `block`
     queries, each given only the keys its band reaches [key_range] and an explicit mask (boolean;
     float when ALiBi adds its bias). With a window W the work grows as T·(W + block), not T².
@@ -169,7 +221,7 @@ def masked_sdpa(q, k, v, causal: bool, q_offset: int = 0, *, window: int | None 
         else:
             mask = None if hidden is None else ~hidden  # (j-i, hi-lo), True = attend
         out[:, :, i:j] = F.scaled_dot_product_attention(q[:, :, i:j], k[:, :, lo:hi], v[:, :, lo:hi],
-                                                        attn_mask=mask, **shared)  # (B, h, j-i, dv)
+                                                        attn_mask=mask, scale=scale, **shared)  # (B, h, j-i, dv)
     return out
 
 

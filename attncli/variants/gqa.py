@@ -3,6 +3,11 @@
 Masks and position compose with the sharing: `causal`, a sliding `window` (the `swa` family) and
 `position` rope, alibi or none. With a window the decode cache is a ring buffer of W slots: the
 token at position t lives in slot t mod W, so the cache never holds more than W tokens.
+
+What real layers add composes too: q/k norms before RoPE (`qk_norm`), partial rotary
+(`rotary_dim`), a softmax `scale`, logit soft-capping (`softcap`) and per-head attention sinks
+(`sinks`). SDPA cannot cap logits or add a sink column, so with either of those the fast path is
+the blocked plain-math path (as transformers runs Gemma 2 and GPT-OSS in eager attention).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import GQASpec
-from .common import Cache, add_projections, Rope, alibi_slopes, masked_sdpa, math_attention
+from .common import Cache, QKNorm, Rope, add_projections, alibi_slopes, masked_sdpa, math_attention
 
 
 class GQAAttention(nn.Module):
@@ -21,23 +26,39 @@ class GQAAttention(nn.Module):
         self.spec = spec
         h, hd = spec.n_heads, spec.head_dim
         add_projections(self, spec)  # q/k/v/o_proj, as Hugging Face's Llama checkpoints, no biases
-        self.rope = Rope(hd, spec.rope_theta) if spec.position == "rope" else None
+        self.rope = Rope(spec.rotated, spec.rope_theta) if spec.position == "rope" else None
+        if spec.qk_norm:  # named as Qwen3's and OLMo-2's checkpoints name them
+            for name, heads in (("q_norm", h), ("k_norm", spec.n_kv_heads)):
+                setattr(self, name, QKNorm(spec.qk_norm_type, spec.qk_norm_over, heads, hd, spec.norm_eps))
+        self.sinks = nn.Parameter(torch.zeros(h)) if spec.sinks else None  # (h,) one logit per head
+        self.scale = spec.softmax_scale
+        self.softcap = spec.softcap
         self.window = spec.window
         slopes = torch.tensor(alibi_slopes(h)) if spec.position == "alibi" else None
         self.register_buffer("alibi", slopes, persistent=False)  # (h,) or None
         # Query block of the masked fast path: about the window, so a block reads ≤ 2W keys.
         self.block = 512 if spec.window is None else max(64, min(1024, spec.window))
 
+    def _heads(self, proj: torch.Tensor, heads: int, norm: str) -> torch.Tensor:
+        """(B, T, heads·hd) projection → (B, heads, T, hd), through its q/k norm when there is one."""
+        B, T, _ = proj.shape
+        spec = self.spec
+        if spec.qk_norm and spec.qk_norm_over == "proj":
+            proj = getattr(self, norm)(proj)  # (B, T, heads·hd)
+        x = proj.view(B, T, heads, spec.head_dim)  # (B, T, heads, hd)
+        if spec.qk_norm and spec.qk_norm_over == "head":
+            x = getattr(self, norm)(x)
+        return x.transpose(1, 2)  # (B, heads, T, hd)
+
     def _q(self, x: torch.Tensor, start: int) -> torch.Tensor:
         # x: (B, T, d_model); tokens sit at positions start..start+T-1
-        B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.spec.n_heads, self.spec.head_dim).transpose(1, 2)  # (B, h, T, hd)
+        q = self._heads(self.q_proj(x), self.spec.n_heads, "q_norm")  # (B, h, T, hd)
         return q if self.rope is None else self.rope(q, start)
 
     def _kv(self, x: torch.Tensor, start: int):
         B, T, _ = x.shape
         g, hd = self.spec.n_kv_heads, self.spec.head_dim
-        k = self.k_proj(x).view(B, T, g, hd).transpose(1, 2)  # (B, g, T, hd)
+        k = self._heads(self.k_proj(x), g, "k_norm")  # (B, g, T, hd)
         v = self.v_proj(x).view(B, T, g, hd).transpose(1, 2)  # (B, g, T, hd)
         return (k if self.rope is None else self.rope(k, start)), v
 
@@ -47,21 +68,22 @@ class GQAAttention(nn.Module):
     def _attend(self, q, k, v, causal: bool, math: bool, q_offset: int = 0, key_pos=None):
         # q: (B, h, T, hd); k, v: (B, g, S, hd) -> (B, h, T, hd)
         masks = {"window": self.window, "alibi": self.alibi, "key_pos": key_pos}
-        if math:
-            return math_attention(q, k, v, causal=causal, q_offset=q_offset, **masks)
+        if math or self.softcap is not None or self.sinks is not None:  # SDPA can say neither
+            return math_attention(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale, softcap=self.softcap,
+                                  sinks=self.sinks, **masks)  # fmt: skip
         if self.window is not None or self.alibi is not None:
-            return masked_sdpa(q, k, v, causal=causal, q_offset=q_offset, block=self.block, **masks)
+            return masked_sdpa(q, k, v, causal=causal, q_offset=q_offset, block=self.block, scale=self.scale, **masks)
         B, h, T, hd = q.shape
         g = self.spec.n_kv_heads
         if g != h and T == 1 and not causal:
             # One new token per sequence: a KV group's query heads become one block of queries over
             # that group's keys (as FlashDecoding and FlashMLA pack heads); 2-3× faster than
             # enable_gqa on the CPU at 1-4k cached tokens, and the same arithmetic.
-            o = F.scaled_dot_product_attention(q.reshape(B, g, h // g, hd), k, v)  # (B, g, h/g, hd)
+            o = F.scaled_dot_product_attention(q.reshape(B, g, h // g, hd), k, v, scale=self.scale)  # (B, g, h/g, hd)
             return o.reshape(B, h, 1, hd)
         # enable_gqa lets the kernel share KV heads without copying them (torch >= 2.5)
         shared = {"enable_gqa": True} if g != h else {}
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, **shared)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=self.scale, **shared)
 
     def _out(self, o: torch.Tensor) -> torch.Tensor:
         B, h, T, hd = o.shape
