@@ -101,8 +101,9 @@ MinTime = Annotated[float, typer.Option("--min-time",
 Force = Annotated[bool, typer.Option("--force",
     help="Skip the memory pre-flight (rows that then run out of memory get status oom).")]  # fmt: skip
 Backend = Annotated[str, typer.Option("--backend",
-    help="SDPA backend of the fast path: auto (torch's choice), math, flash, efficient, cudnn "
-         "(torch.nn.attention.sdpa_kernel). One the device cannot run is an error, never a fallback.")]  # fmt: skip
+    help="Backend of the fast path: auto (torch's choice), math, flash, efficient, cudnn "
+         "(torch.nn.attention.sdpa_kernel), or flex (FlexAttention with block masks, compiled once per shape "
+         "outside the timing; docs/backends.md). One the device cannot run is an error, never a fallback.")]  # fmt: skip
 Compile = Annotated[bool, typer.Option("--compile",
     help="Time torch.compile of the layer instead of eager mode (rows labelled +compile; "
          "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
@@ -817,7 +818,7 @@ def report_cmd(
     view = report.view_for(saved)
     exports = [("--plot", plot, lambda: render(saved, plot, keys or None)[0])] if plot else []
     if keys:  # the files first (output.write_all), then the tables
-        groups = [(f"{report.title_for(group, view)} · " + ", ".join(f"{k}={v}" for k, v in zip(keys, value)), group)
+        groups = [(report.group_title(group, view, keys, value), group)
                   for value, group in report.group_rows(saved, keys).items()]  # fmt: skip
         markdown = report.DISPLAY.get().markdown
         if markdown:

@@ -101,8 +101,9 @@ HEADER.update({
     "frac_of_peak": "% of peak", "frac_of_bw": "% of BW", "roofline_ms": "roofline ms",
     "frac_of_roofline": "% of roof", "ridge_flops_per_byte": "ridge FLOP/B", "matmul_n": "matmul n",
     "copy_bytes": "copy buffer", "measured_at": "measured", "peak_source": "source", "device_name": "device",
-    "torch_version": "torch", "latency_spread": "p25–p75 ms",
+    "torch_version": "torch", "latency_spread": "p25–p75 ms", "compile_s": "compile s",
 })  # fmt: skip
+FORMAT["compile_s"] = lambda x: f"{x:.1f}"  # seconds compiling before the timing (--backend flex, --compile)
 
 # Tensor-parallel rows (measure/tp.py).
 FORMAT.update({**dict.fromkeys(("kv_cache_bytes_per_rank", "allreduce_bytes"), _iec), "allreduce_ms": _fixed3,
@@ -278,14 +279,14 @@ def layout(rows: list[dict], view: str, width: int | None = None, display: Displ
             widths.pop()
             for line in cells:
                 line.pop()
-    # Room to spare widens a column so its header fits on fewer lines, in priority order.
+    # Room to spare widens a column so its header fits on one line, in priority order (a column
+    # the room cannot bring to one line keeps its width: half a header's growth buys nothing).
     room = None if width is None else width - _table_width(widths)
     for i, h in enumerate(headers):
-        want = max(widths[i], len(h))
-        grow = want - widths[i] if room is None else min(want - widths[i], room)
-        widths[i] += grow
-        if room is not None:
-            room -= grow
+        grow = max(widths[i], len(h)) - widths[i]
+        if room is None or grow <= room:
+            widths[i] += grow
+            room = None if room is None else room - grow
     return Layout(columns, headers, cells, widths, constants, dropped)
 
 
@@ -328,6 +329,7 @@ def table(rows: list[dict], view: str, title: str | None = None, caption: str | 
     whole on one line: columns are as wide as their widest cell (headers wrap at spaces), and the
     lowest-priority columns are left out, named in the caption, until the rest fit. title/caption
     None: built from the rows (title_for, caption_for)."""
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
@@ -337,15 +339,16 @@ def table(rows: list[dict], view: str, title: str | None = None, caption: str | 
     caption = caption_for(rows, view) if caption is None else caption
     if lay.dropped:
         caption = "\n".join(filter(None, [caption, dropped_note(lay.dropped, width)]))
-    t = Table(title=Text(title) if title else None, caption=Text(caption) if caption else None, title_justify="left",
-              caption_justify="left")  # fmt: skip
+    t = Table()
     side = ["right" if _numeric(c) else "left" for c in lay.columns]
     for h, w, s in zip(lay.headers, lay.widths, side):
-        t.add_column(Text(_wrap_header(h, w), justify=s), justify=s, width=w, no_wrap=True, overflow="ignore")
+        t.add_column(Text(_wrap_header(h, w), justify=s), justify=s, width=w, no_wrap=True)  # w fits every cell
     for line in lay.cells:  # Text, not markup: a label holding [brackets] prints as it is
         t.add_row(*(Text(x, justify=s) for x, s in zip(line, side)))
-    t.attncli_width = lay.total  # the width it needs, for printing it whole (print_table)
-    return t
+    # Title and caption wrap at the terminal's width, not the table's (a narrow table would fold them).
+    shown = Group(*([Text(title)] if title else []), t, *([Text(caption)] if caption else []))
+    shown.attncli_width = lay.total  # the width the table needs, for printing it whole (print_table)
+    return shown
 
 
 def print_table(t, stderr: bool = False) -> None:
@@ -495,6 +498,14 @@ def read_rows(path: str) -> list[dict]:
         raise InputError(path, "has no 'label' column: not an attncli report")
     df = df.convert_dtypes()
     return df.astype(object).where(df.notna(), None).to_dict("records")
+
+
+def group_title(rows: list[dict], view: str, keys: list[str], value: tuple) -> str:
+    """A `report --group-by` table's title: the view's title, then the grouping values its
+    constants do not already say (a title column such as mode is there once)."""
+    title = title_for(rows, view)
+    where = ", ".join(f"{k}={v}" for k, v in zip(keys, value) if k not in views.TITLE_COLUMNS)
+    return f"{title} · {where}" if where else title
 
 
 def group_rows(rows: list[dict], columns: list[str]) -> dict[tuple, list[dict]]:

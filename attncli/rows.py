@@ -44,6 +44,7 @@ QUALITY_COLUMNS = (
     "noisy", "backend_used", "compiled", "healthy", "flops_counted", "flops_math_path", "flops_match",
     # --verify-flops per layer (one layer of the row's kind) and for the row's `layers` (as `flops`)
     "flops_counted_layer", "flops_math_path_layer", "flops_counted_model", "flops_math_path_model",
+    "compile_s",  # seconds compiling before the timing (--backend flex, --compile)
 )  # fmt: skip
 ROOFLINE_COLUMNS = (
     "bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations", "arith_intensity",

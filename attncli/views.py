@@ -26,7 +26,7 @@ TITLE_COLUMNS = ("preset", "mode", "seq_len", "batch", "layers", "dtype", "devic
 
 _RUN = ("label", "layer_of", "mode", "seq_len", "batch", "layers", "status")
 _MEASURED_TAIL = ("bound", "frac_of_roofline", "kv_cache_bytes_measured", "naive_err_rel_l2", "err_max_abs",
-                  "naive_err_max_abs", "flops_math_path", "flops_counted", "flops_match", "backend_used", "compiled")  # fmt: skip
+                  "naive_err_max_abs", "flops_math_path", "flops_counted", "flops_match", "backend_used", "compiled", "compile_s")  # fmt: skip
 
 _TP = ("tp", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes", "tp_err_rel_l2")  # --tp rows (empty otherwise)
 

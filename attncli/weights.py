@@ -224,7 +224,7 @@ class Checkpoint:
         return info
 
     def norm_name(self, layer: int, part: str = "weight") -> str | None:
-        norm = self.reader.input_norm
+        norm = self.reader.norm_of(self.config)
         return None if norm is None else f"{self.layer_prefix(layer)}{norm}.{part}"
 
     def embed_name(self) -> str:

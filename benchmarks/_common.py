@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: run attncli in this process and read its rows back."""
+"""Shared by the benchmark scripts: run attncli in this process and read its rows back; run the
+sides of a comparison in interleaved rounds and report the median with its p25–p75."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,3 +37,71 @@ def attncli(*args: str, show: bool = False) -> list[dict]:
             raise SystemExit(f"attncli {' '.join(args)} exited {code}")
         with open(path, encoding="utf-8") as f:
             return json.load(f)
+
+
+# ------------------------------------------------------------------------------------------------
+# Interleaved rounds and their spread (DESIGN.md, "Latency": compare in rounds, A B A B …, take
+# each ratio per round, report the median and its p25–p75). Shared by every benchmark script.
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The median and the interquartile range (p25–p75, linear interpolation) of n values."""
+
+    median: float
+    p25: float
+    p75: float
+    n: int
+    low: float  # the smallest value
+    high: float  # the largest
+
+    def show(self, fmt: str = ".3f", unit: str = "") -> str:
+        """`0.812 (p25–p75 0.801–0.825, n=10)`."""
+        return (f"{self.median:{fmt}}{unit} (p25–p75 {self.p25:{fmt}}–{self.p75:{fmt}}{unit}, n={self.n})")
+
+    @property
+    def iqr_fraction(self) -> float:
+        """(p75 − p25) / median: above 0.10 the figure is quoted with a caveat (timing.NOISY_IQR_FRACTION)."""
+        return (self.p75 - self.p25) / self.median if self.median else float("inf")
+
+
+def spread(values) -> Spread:
+    from attncli.measure.timing import percentile
+
+    s = sorted(values)
+    if not s:
+        raise ValueError("no values")
+    return Spread(percentile(s, 50), percentile(s, 25), percentile(s, 75), len(s), s[0], s[-1])
+
+
+def interleaved(sides: dict, rounds: int, on_round=None) -> dict[str, list]:
+    """Call each of `sides` (name → function returning a number or a row) once per round, in
+    alternating order (A B C, then C B A, …: ABBA over the rounds, so that a machine slowing down
+    or speeding up within a round favours no side), and return each side's values per round.
+    `on_round(i, values)` is called after each round with that round's {name: value}."""
+    names = list(sides)
+    out: dict[str, list] = {n: [] for n in names}
+    for i in range(rounds):
+        order = names if i % 2 == 0 else names[::-1]
+        got = {n: sides[n]() for n in order}
+        for n in names:
+            out[n].append(got[n])
+        if on_round is not None:
+            on_round(i, {n: got[n] for n in names})
+    return out
+
+
+def per_round(a: list[float], b: list[float]) -> list[float]:
+    """The ratios a[i] / b[i], round by round (never a ratio of medians)."""
+    return [x / y for x, y in zip(a, b)]
+
+
+def machine_line() -> str:
+    """Which machine and how busy it was: the load average against the cores (Unix)."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return f"{cores} cores"
+    busy = " — BUSY: other work shares the cores, figures are noisy" if load > 0.5 * cores else ""
+    return f"{cores} cores, 1-min load average {load:.1f}{busy}"

@@ -1,22 +1,26 @@
 #!/usr/bin/env python
-"""Back-to-back repeatability of `bench` medians (issue 6, acceptance 3: ≤ 5% on a quiet machine).
+"""Repeatability of `bench` medians between fresh processes (issue 6, acceptance 3: ≤ 5% on a
+quiet machine; issue 21: over at least 10 pairs).
 
-Runs the same `attncli bench` command twice, each in a fresh process, one right after the other,
-and prints each row's two medians and their difference relative to their mean.
+Runs the same `attncli bench` command 2 × --pairs times, each in a fresh process, one right after
+the other. Pair i is runs 2i and 2i+1; for each row its difference is |m1 − m2| / mean(m1, m2).
+Prints, per row, the median difference over the pairs with its p25–p75 and the largest, and the
+spread of the medians themselves across all runs.
 
-    python benchmarks/repeatability.py                       # bench mha -p medium -s 1024 --device cpu --dtype float32
-    python benchmarks/repeatability.py -- compare mha gqa -m both   # any attncli arguments after --
+    python benchmarks/repeatability.py [--pairs 10]          # bench mha -p medium -s 1024 --device cpu --dtype float32
+    python benchmarks/repeatability.py --pairs 10 -- compare mha gqa -m both   # any attncli arguments after --
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, machine_line, spread
+
 DEFAULT = ["bench", "mha", "-p", "medium", "-s", "1024", "--device", "cpu", "--dtype", "float32"]
 TARGET = 0.05
 
@@ -30,17 +34,25 @@ def run(args: list[str]) -> list[dict]:
 
 
 def main() -> None:
-    args = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else DEFAULT
-    first, second = run(args), run(args)
-    print(f"attncli {' '.join(args)}  (two fresh processes, back to back)")
-    worst = 0.0
-    for a, b in zip(first, second):
-        m1, m2 = a["latency_ms_median"], b["latency_ms_median"]
-        diff = abs(m1 - m2) / ((m1 + m2) / 2)
-        worst = max(worst, diff)
-        noisy = " [noisy]" if a["noisy"] or b["noisy"] else ""
-        print(f"{a['label']:>12} {a['mode']:>7} s={a['seq_len']} b={a['batch']}: {m1:.3f} ms, {m2:.3f} ms → {100 * diff:.1f}%{noisy}")
-    print(f"largest back-to-back median difference: {100 * worst:.1f}% ({'within' if worst <= TARGET else 'OVER'} {100 * TARGET:.0f}%)")
+    own, rest = (sys.argv[1 : sys.argv.index("--")], sys.argv[sys.argv.index("--") + 1 :]) if "--" in sys.argv else (sys.argv[1:], [])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=10)
+    a = ap.parse_args(own)
+    args = rest or DEFAULT
+    print(f"attncli {' '.join(args)}  ({2 * a.pairs} fresh processes back to back; machine: {machine_line()})")
+    runs = [run(args) for _ in range(2 * a.pairs)]
+    worst_median = 0.0
+    for j, first in enumerate(runs[0]):
+        name = f"{first['label']} {first['mode']} s={first['seq_len']} b={first['batch']}"
+        medians = [r[j]["latency_ms_median"] for r in runs]
+        diffs = [abs(m1 - m2) / ((m1 + m2) / 2) for m1, m2 in zip(medians[0::2], medians[1::2])]
+        noisy = sum(bool(r[j]["noisy"]) for r in runs)
+        d = spread([100 * x for x in diffs])
+        worst_median = max(worst_median, d.median / 100)
+        print(f"{name}: back-to-back difference {d.show('.1f', '%')}, largest {d.high:.1f}%; "
+              f"median latency {spread(medians).show('.3f', ' ms')}; {noisy} of {len(runs)} runs noisy")  # fmt: skip
+    verdict = "within" if worst_median <= TARGET else "OVER"
+    print(f"median back-to-back difference, worst row: {100 * worst_median:.1f}% ({verdict} {100 * TARGET:.0f}%)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ built offline from configs and written with `save_pretrained`; nothing is downlo
 from __future__ import annotations
 
 import copy
+import inspect
 
 import torch
 
@@ -252,8 +253,11 @@ def attention_run(model, layer: int, x, window=None, decode=False, inv_freq64=No
         pe = position_embeddings_at(model, layer, x, positions, inv_freq64, layer_type)
         mask = causal_mask(positions, keys, window, x.dtype, B)
         kw = dict(hidden_states=xs, attention_mask=mask, position_embeddings=pe)
-        if cache is not None:
-            kw["past_key_values"] = cache
+        if "alibi" in inspect.signature(attn.forward).parameters:  # Falcon's (RoPE) layers take alibi=None
+            kw["alibi"] = None
+        if cache is not None:  # the cache argument's name differs: cache (transformers 5), layer_past (GPT-NeoX)
+            params = inspect.signature(attn.forward).parameters
+            kw[next((n for n in ("cache", "layer_past") if n in params), "past_key_values")] = cache
             kw["cache_position"] = torch.as_tensor(positions)
         with torch.no_grad():
             return attn(**kw)[0]

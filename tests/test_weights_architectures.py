@@ -41,6 +41,14 @@ BUILDS = {
     "granite": ("granite", dict(attention_multiplier=0.3, embedding_multiplier=2.0, attention_bias=True)),
     "starcoder2": ("starcoder2", dict(sliding_window=4)),
     "smollm3": ("smollm3", dict(no_rope_layers=[1, 0])),
+    "gpt_neox": ("gpt_neox", dict(rotary_pct=0.5, rotary_emb_base=5000)),
+    "phi": ("phi", {}),
+    "stablelm": ("stablelm", dict(qk_layernorm=True, use_qkv_bias=True)),
+    "cohere": ("cohere", dict(use_qk_norm=True, attention_bias=True)),
+    "glm4": ("glm4", dict(head_dim=16)),
+    "falcon-new": ("falcon", dict(new_decoder_architecture=True, num_kv_heads=2, bias=True)),
+    "falcon-mqa": ("falcon", dict(multi_query=True)),
+    "falcon-mha": ("falcon", dict(multi_query=False, bias=True)),
 }
 # case: (build, layer)
 ARCHS = {
@@ -51,10 +59,15 @@ ARCHS = {
     "gpt_oss-L0-sliding-sinks": ("gpt_oss", 0), "gpt_oss-L1-full": ("gpt_oss", 1),
     "granite": ("granite", 0), "starcoder2-window-bias": ("starcoder2", 1),
     "smollm3-L0-rope": ("smollm3", 0), "smollm3-L1-nope": ("smollm3", 1),
+    "gpt_neox": ("gpt_neox", 1), "phi": ("phi", 1), "stablelm-qk_layernorm": ("stablelm", 1),
+    "cohere-qk_norm": ("cohere", 1), "glm4": ("glm4", 1),
+    "falcon-new-decoder": ("falcon-new", 1), "falcon-multi-query": ("falcon-mqa", 0), "falcon-mha": ("falcon-mha", 1),
 }
-# transformers' eager attention takes its softmax in float32 whatever the dtype, and SDPA cannot
-# soft-cap or add sinks: for these the float64 reference is only as exact as that float32 softmax
-EAGER_ONLY = {"gemma2": 1e-6}
+# Where transformers' own module computes a step in float32 whatever the dtype, its float64 output
+# is only that exact: Gemma 2 needs eager attention (SDPA cannot soft-cap), whose softmax is
+# float32; Cohere's apply_rotary_pos_emb rotates q and k in float32.
+F32_STEP = {"gemma2": 1e-6, "cohere": 1e-6}
+EAGER_ONLY = {"gemma2"}
 EAGER64 = {"gpt_oss"}  # SDPA has no sinks; GPT-OSS's own eager softmax keeps the dtype (exact in float64)
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 TOKENS = 11
@@ -114,7 +127,7 @@ def test_prefill_and_decode_equal_transformers(built, name, dtype):
         at = module.rope.freq_at  # frequencies that depend on the length of the call (longrope, dynamic)
         inv64 = module.rope.inv_freq if at is None else torch.tensor(at(TOKENS), dtype=torch.float64)
         assert torch.allclose(inv64, buffer.double(), rtol=2e-6, atol=0)
-    tol = TOL[dtype] if dtype == torch.float32 else EAGER_ONLY.get(build, TOL[dtype])
+    tol = TOL[dtype] if dtype == torch.float32 else F32_STEP.get(build, TOL[dtype])
     reference = model if dtype == torch.float32 else \
         hf_tiny.float64_model(model, attn="eager" if build in EAGER_ONLY or build in EAGER64 else "sdpa")  # fmt: skip
     x = torch.randn(2, TOKENS, hf_tiny.HIDDEN, generator=torch.Generator().manual_seed(7), dtype=torch.float64).to(dtype)

@@ -14,7 +14,8 @@ from .. import registry
 from ..errors import ResourceError
 from ..rows import analytic_row, byte_columns, math_path_flops, roofline_columns
 from ..spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
-from .backend import probe, sdpa_context
+from ..variants import flex
+from .backend import check_flex_available, probe, sdpa_context
 from .device import device_name, synchronizer
 from .error import GRADED_DTYPES, error_metrics, is_healthy
 from .timing import time_fn
@@ -67,16 +68,22 @@ def inputs(shape: Shape, d_model: int, settings: Settings, source=None):
 def _compiled(run, arg, settings: Settings, label: str):
     """torch.compile of the layer call; its first call (the compilation) fails here, not mid-timing.
     Dynamo's caches are cleared first: every row compiles its own layer, and a full cache would
-    otherwise fall back to eager mode without a word after a few rows."""
+    otherwise fall back to eager mode without a word after a few rows. Returns (fn, seconds of
+    the first call)."""
+    import time
+
     torch._dynamo.reset()
     fn = torch.compile(run, dynamic=False, backend=settings.compile_backend)
     try:
+        t0 = time.perf_counter()
         fn(arg)
+        synchronizer(settings.device)()
+        seconds = time.perf_counter() - t0
     except Exception as e:  # noqa: BLE001 - inductor can fail in many ways (no compiler, unsupported op)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ResourceError("--compile", f"torch.compile failed for {label}: {first[:200]}",
                             "run without --compile") from None
-    return fn
+    return fn, seconds
 
 
 def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings, source=None) -> dict:
@@ -102,6 +109,10 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
         fast.set_memory(memory)
         ref.set_memory(memory_ref)
     what = f"{spec.label} {shape.mode} on {settings.device} {settings.dtype}"
+    if settings.backend == "flex":  # fresh compile caches per row, as _compiled: see variants/flex.py
+        check_flex_available(settings.device)
+        torch._dynamo.reset()
+        flex.reset()
     with torch.inference_mode(), sdpa_context(settings.backend):
         if shape.mode == "prefill":
             cache = None
@@ -127,10 +138,13 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
             def run_math():
                 return fast.step(arg, cache, L, math=True)
 
-        backend_used = probe(lambda: run(arg), settings.backend, what)
+        compile_before = flex.compile_seconds()
+        backend_used = probe(lambda: run(arg), settings.backend, what)  # flex compiles its kernels here
+        compile_s = flex.compile_seconds() - compile_before if settings.backend == "flex" else None
         timed = run
         if settings.compile:
-            timed, backend_used = _compiled(run, arg, settings, label), None  # inductor may swap the kernel
+            (timed, seconds), backend_used = _compiled(run, arg, settings, label), None  # inductor may swap the kernel
+            compile_s = (compile_s or 0.0) + seconds
         timing = time_fn(lambda: timed(arg), settings.device, min_run_time=settings.min_run_time)
         if cache is None and not settings.compile:
             y, cache = fast(x)  # the output, and the cache tensors a prefill really allocates
@@ -169,7 +183,7 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
         naive_err_max_abs=err_math and err_math["max_abs"], naive_err_rel_l2=err_math and err_math["rel_l2"],
         backend=settings.backend, device_name=device_name(settings.device), torch_version=torch.__version__,
         threads=torch.get_num_threads(), seed=settings.seed, status="ok" if err and err_math else "nan",
-        noisy=timing.noisy, backend_used=backend_used, compiled=settings.compile,
+        noisy=timing.noisy, backend_used=backend_used, compiled=settings.compile, compile_s=compile_s,
         healthy=is_healthy(err, err_math) if settings.dtype in GRADED_DTYPES else None,
     )  # fmt: skip
     if counted is not None:  # one layer; measure/stack.py totals the model columns over the layers
