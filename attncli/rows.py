@@ -130,12 +130,12 @@ def flop_columns(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: 
 
 def ffn_columns(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: int) -> tuple[int, str]:
     """(FFN FLOPs of `layers` layers for the batch, the FFN kind). A size preset keeps the seed's
-    plain two-matrix MLP of d_ff (4·d_model unless set). A whole model (a model preset,
+    plain two-matrix MLP of d_ff (4·d_model unless set), with no kind (it is no model's MLP). A whole model (a model preset,
     --hf-config) counts its own MLP: three matrices when gated, only the active experts on MoE
     layers (cost.model_ffn_flops), layer by layer; a part of it the config lacks is refused."""
     model = preset.model
-    if model is None:
-        return ffn_flops(spec.d_model, preset.d_ff or 4 * spec.d_model, shape.n_query) * layers * shape.batch, "plain"
+    if model is None:  # the seed's scale figure, no model's MLP: no ffn_kind
+        return ffn_flops(spec.d_model, preset.d_ff or 4 * spec.d_model, shape.n_query) * layers * shape.batch, None
     from .params import check_sized
 
     check_sized(model, preset.path or preset.name, "FLOP counts")

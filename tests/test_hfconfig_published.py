@@ -150,7 +150,7 @@ def test_ffn_flops_count_three_matrices_for_a_gated_mlp(cli):
     assert row["ffn_flops"] == 3 * 2 * 4096 * 4096 * 14336 * 32 and round(row["ffn_flops"] / 1e12, 1) == 46.2
     assert row["ffn_kind"] == "gated" and row["attn_share"] == row["flops"] / (row["flops"] + row["ffn_flops"])
     small = cli("flops", "mha", "-p", "small", "-s", "128", "--layers", "1", "--json", "-").rows()[0]
-    assert small["ffn_kind"] == "plain"  # size presets keep the seed's two-matrix 4·d_model FFN
+    assert small["ffn_flops"] == 2 * 2 * 128 * 512 * 2048 and small["ffn_kind"] is None  # the seed's 2 × 4·d_model
 
 
 def test_moe_ffn_flops_count_only_the_active_experts(cli):
