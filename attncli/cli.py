@@ -103,7 +103,8 @@ Force = Annotated[bool, typer.Option("--force",
 Backend = Annotated[str, typer.Option("--backend",
     help="Backend of the fast path: auto (torch's choice), math, flash, efficient, cudnn "
          "(torch.nn.attention.sdpa_kernel), or flex (FlexAttention with block masks, compiled once per shape "
-         "outside the timing; docs/backends.md). One the device cannot run is an error, never a fallback.")]  # fmt: skip
+         "outside the timing), or an optional GPU library when installed: flash_attn, flashinfer, xformers "
+         "(docs/backends.md). One the device cannot run is an error, never a fallback.")]  # fmt: skip
 Compile = Annotated[bool, typer.Option("--compile",
     help="Time torch.compile of the layer instead of eager mode (rows labelled +compile; "
          "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
@@ -189,7 +190,12 @@ def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool
 def _layers(layers: Optional[str], preset, default: Optional[int] = None) -> int:
     if layers is None:
         return preset.n_layers if default is None else default
-    return parse_positive_int(layers, "--layers")
+    from .spec import MAX_LAYERS
+
+    n = parse_positive_int(layers, "--layers")
+    if n > MAX_LAYERS:  # a hybrid's kinds are counted per period, but rows still list each kind: keep it sane
+        raise InputError("--layers", f"{n:,} layers is more than attncli handles ({MAX_LAYERS:,})")
+    return n
 
 
 def _preset(preset: Optional[str], hf_config: Optional[str]):
@@ -330,8 +336,18 @@ def list_presets(csv: Csv = None, json: Json = None):
 # measuring commands (torch imported here, after every option has been checked)
 
 
-def _check_run_options(device: str, dtype: str, threads: Optional[str], min_time: float):
+SEED_MAX = 2**63 - 1 - 1000  # torch seeds are 64-bit; the inputs and the plain-math weights use seed + 1 … + 1000
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= SEED_MAX:
+        shown = f"{seed:,}" if abs(seed) < 10**30 else f"a {len(str(abs(seed)))}-digit number"
+        raise InputError("--seed", f"{shown} is outside 0 … {SEED_MAX:,}")
+
+
+def _check_run_options(device: str, dtype: str, threads: Optional[str], min_time: float, seed: int = 0):
     """Validate the measuring options without torch: bad input fails before the slow import."""
+    _check_seed(seed)
     from .measure.device import check_device_name
 
     check_device_name(device)
@@ -339,6 +355,10 @@ def _check_run_options(device: str, dtype: str, threads: Optional[str], min_time
         dtype = parse_dtype(dtype)
         if dtype not in COMPUTE_DTYPES:
             raise InputError("--dtype", f"{dtype} is a storage format, not a compute dtype", f"choices: auto, {', '.join(COMPUTE_DTYPES)}")
+    import math
+
+    if not math.isfinite(min_time):
+        raise InputError("--min-time", f"{min_time} is not a finite number of seconds")
     if min_time < 0:
         raise InputError("--min-time", f"{min_time} must not be negative")
     n_threads = None if threads is None else parse_positive_int(threads, "--threads")
@@ -442,7 +462,7 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         # stack among the variants every row is a model of the preset's n_layers (unless --layers).
         n_layers = _layers(layers, p, default=p.n_layers if any(isinstance(s, HybridSpec) for s in specs) else 1)
         jobs = [(s, Shape(m, L, b), None) for m in modes for L in seq_lens for b in batches for s in specs]
-    dtype, threads = _check_run_options(device, dtype, threads, min_time)
+    dtype, threads = _check_run_options(device, dtype, threads, min_time, seed)
     from .measure import tp as tpm  # torch-free until a group starts
 
     tp_degree = tpm.prepare(tp, tp_timeout, [s for s, _, _ in jobs], device, weights=real.get("weights"),
@@ -524,7 +544,9 @@ class _progress:
 
         def advance(description: str):
             if self.bar is not None:
-                self.bar.update(self.task, completed=self.count, description=description)
+                from rich.markup import escape
+
+                self.bar.update(self.task, completed=self.count, description=escape(description))  # user labels
             self.count += 1
 
         return advance
@@ -618,6 +640,7 @@ def convert_cmd(
     _check_outputs({"--csv": csv, "--json": json}, weights=weights, inputs=inputs)
     ckpt = Checkpoint(weights, option="DIR")
     convert.check_source(ckpt)
+    _check_seed(seed)
     cfg = ckpt.config
     layer_option = "--layers" if layers is not None else "--layer"
     chosen = parse_layers(layers if layers is not None else layer, cfg.n_layers, layer_option)
@@ -710,7 +733,7 @@ def sweep_cmd(
     if measure:
         if layers is not None:
             raise InputError("--layers", "a measured sweep measures one layer", "drop --layers or --measure")
-        dt, threads = _check_run_options(device, dtype, threads, min_time)
+        dt, threads = _check_run_options(device, dtype, threads, min_time, seed)
         n_layers = 1
     else:
         n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
@@ -896,6 +919,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     signals.install()  # SIGINT, SIGTERM, SIGHUP: finished rows written, one line, 128 + signal
+    output.safe_streams()  # a stream that cannot encode '·', '–', '×' gets ASCII stand-ins, never an error
     try:
         return _main(args, debug)
     finally:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import InputError, read_text
 from .models import defaults as type_defaults
-from .spec import LinearLayerSpec, MambaLayerSpec, ModelSpec, MoESpec, PresetSpec
+from .spec import MAX_LAYERS, LinearLayerSpec, MambaLayerSpec, ModelSpec, MoESpec, PresetSpec
 
 CONFIG_NAME = "config.json"
 
@@ -65,14 +65,33 @@ def read_config(path: str | Path) -> tuple[dict, str]:
     where = str(p)
     text = read_text(p, where)
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates(where))
     except json.JSONDecodeError as e:
         raise InputError(where, f"unreadable JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
         raise InputError(where, "unreadable JSON: nested too deeply") from None
+    except InputError:
+        raise
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise InputError(where, f"unreadable JSON: {str(e).split(';')[0]}") from None
     if not isinstance(data, dict):
         raise InputError(where, f"must hold a JSON object of fields, not a {type(data).__name__}")
     return data, where
+
+
+def _no_duplicates(where: str):
+    """json.loads' object hook refusing a key given twice (json keeps the last silently; a config
+    whose two values disagree has no right one)."""
+
+    def pairs(items):
+        seen = {}
+        for key, value in items:
+            if key in seen:
+                raise InputError(where, f"duplicate key '{key}' in the JSON", "keep one value")
+            seen[key] = value
+        return seen
+
+    return pairs
 
 
 def load(path: str | Path, name: str | None = None) -> PresetSpec:
@@ -399,7 +418,9 @@ def _layout(f: _Fields, model_type: str) -> dict:
                    f"{len(pattern)} layers")  # fmt: skip
         return {"layer_types": tuple(NEMOTRON_H_PATTERN[c] for c in pattern)}
     listed = next((k for k in ("layer_types", "layers_block_type") if f.explicit(k)), None)
-    _, n_layers = f.one_of(LAYERS, "layer count")
+    key, n_layers = f.one_of(LAYERS, "layer count")
+    if n_layers > MAX_LAYERS:  # before a tuple of n_layers layer kinds is built
+        f.fail(key, f"{n_layers:,} layers is more than attncli handles ({MAX_LAYERS:,})")
     if model_type == "jamba" and not listed:  # JambaConfig.layers_block_type: attention where i % period == offset
         period, offset = f.int("attn_layer_period"), f.int("attn_layer_offset", minimum=0)
         if offset >= period:

@@ -151,7 +151,8 @@ def console(stderr: bool = False, width: int | None = None):
     stream = sys.stderr if stderr else sys.stdout
     if width is None:
         width = terminal_width(stream)
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    # markup=False: labels, paths and titles are user text, never Rich markup ('[/]', '[red]' print as typed).
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False, markup=False)
 
 
 def terminal_width(stream=None) -> int:

@@ -43,6 +43,11 @@ def _require(ok: bool, key: str, rule: str) -> None:
         raise InputError("", f"{key}: {rule}")
 
 
+# The most layers a model, a stack's period or --layers may have: far beyond any model (the deepest
+# published ones have a few hundred), small enough that a list of layer kinds stays a few MiB.
+MAX_LAYERS = 2**20
+
+
 def check_positive_int(value, key: str) -> None:
     """InputError naming `key` unless value is an int (not a bool) above zero."""
     _require(isinstance(value, int) and not isinstance(value, bool), key, f"{value!r} is not an integer")
@@ -50,6 +55,12 @@ def check_positive_int(value, key: str) -> None:
 
 
 _positive_int = check_positive_int
+
+
+def check_layer_count(value: int, key: str) -> int:
+    """A layer count within MAX_LAYERS (checked before anything is built per layer)."""
+    _require(value <= MAX_LAYERS, key, f"{value:,} layers is more than attncli handles ({MAX_LAYERS:,})")
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,8 +267,10 @@ class HybridSpec(AttentionSpec):
     def __post_init__(self):
         super().__post_init__()
         _positive_int(self.softmax_every, "softmax_every")
+        check_layer_count(self.softmax_every, "softmax_every")
         if self.pattern is not None:
             _require(len(self.pattern) > 0, "pattern", "is empty; list at least one layer variant")
+            check_layer_count(len(self.pattern), "pattern")
         for layer in self.layers:
             _require(not isinstance(layer, HybridSpec), "pattern", f"a stack cannot contain a stack ('{layer.label}')")
             _require(layer.d_model == self.d_model, "pattern",
@@ -267,10 +280,11 @@ class HybridSpec(AttentionSpec):
         """The distinct layer specs of an n_layers model and how many layers each fills, in
         first-appearance order (the pattern repeats, and is cut at n_layers)."""
         counts: dict[AttentionSpec, int] = {}
-        for i in range(n_layers):
-            layer = self.layers[i % len(self.layers)]
-            counts[layer] = counts.get(layer, 0) + 1
-        return list(counts.items())
+        period = len(self.layers)
+        whole, rest = divmod(n_layers, period)  # counted per period, not layer by layer
+        for i, layer in enumerate(self.layers):
+            counts[layer] = counts.get(layer, 0) + whole + (1 if i < rest else 0)
+        return [(layer, n) for layer, n in counts.items() if n > 0]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,6 +307,7 @@ class PresetSpec:
         _positive_int(self.d_model, "d_model")
         _positive_int(self.n_heads, "n_heads")
         _positive_int(self.n_layers, "n_layers")
+        check_layer_count(self.n_layers, "n_layers")
         if self.head_dim is not None:
             _positive_int(self.head_dim, "head_dim")
         if self.d_ff is not None:

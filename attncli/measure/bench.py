@@ -15,7 +15,7 @@ from ..errors import ResourceError
 from ..rows import analytic_row, byte_columns, math_path_flops, roofline_columns
 from ..spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
 from ..variants import flex
-from .backend import check_flex_available, probe, sdpa_context
+from .backend import check_available, probe, sdpa_context
 from .device import device_name, synchronizer
 from .error import GRADED_DTYPES, error_metrics, is_healthy
 from .timing import time_fn
@@ -109,8 +109,8 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
         fast.set_memory(memory)
         ref.set_memory(memory_ref)
     what = f"{spec.label} {shape.mode} on {settings.device} {settings.dtype}"
+    check_available(settings.backend, settings.device)  # flex's compiler; an optional library's import
     if settings.backend == "flex":  # fresh compile caches per row, as _compiled: see variants/flex.py
-        check_flex_available(settings.device)
         torch._dynamo.reset()
         flex.reset()
     with torch.inference_mode(), sdpa_context(settings.backend):
