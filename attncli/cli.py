@@ -479,25 +479,21 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     if device.strip().lower() != "cpu":  # an explicit cpu was checked above, before torch
         _preflight(kinds, device, dtype, force, settings)
     from .measure.oom import measure_or_oom
-    from .measure.stack import measure_model
+    from .measure.stack import measure_jobs
 
     done: list[dict] = []
-    memo: dict = {}  # one-layer measurements, shared by the variants (a hybrid's linear layers = `linear`)
     interrupted = False
     with tpm.group_or_none(tp_degree, settings, tp_timeout, threads) as group, _progress(len(work)) as advance:
         measure = group.measure if group is not None else measure_or_oom  # --tp: the layer sharded over the ranks
-        try:
-            for spec, shape, source in jobs:
-                advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
-                if source is not None:  # a checkpoint's own layer, with its weights and inputs
-                    done.append(measure_or_oom(spec, p, shape, settings, source=source))
-                else:
-                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure))
+        try:  # each shape's rows timed together, in rounds (not under --tp: the ranks time each layer together)
+            done, interrupted = measure_jobs(jobs, p, settings, n_layers, per_layer, memo={}, measure=measure,
+                                             advance=advance, interleave=group is None)  # fmt: skip
         except (KeyboardInterrupt, signals.Interrupted):
             interrupted = True
     signals.ignore_further()  # from here a signal is recorded, not raised: the rows get written first
     if view == "compare":
         rows.add_ratios(done)
+    rows.drop_private(done)
     if done and not tpm.is_leader():  # torchrun's other ranks measured with rank 0; it alone reports
         return
     if done:
