@@ -24,6 +24,7 @@ BUILDS = {
     "gpt_oss": ("gpt_oss", dict(head_dim=16, sliding_window=4, num_local_experts=2, num_experts_per_tok=1)),
     "qwen3": ("qwen3", dict(head_dim=16)),
     "phi": ("phi", {}),
+    "stablelm": ("stablelm", dict(qk_layernorm=True)),
     "starcoder2": ("starcoder2", dict(sliding_window=4)),
     "olmo2": ("olmo2", {}),
     "granite": ("granite", dict(embedding_multiplier=3.0, attention_multiplier=0.2)),
@@ -77,10 +78,8 @@ def variant_of(row) -> str:
 
 @pytest.mark.parametrize("name, layer, shown", [
     ("gemma2", 0, {"softcap": 30.0, "scale": 24**-0.5, "window": 4, "qk_norm": False, "sinks": False}),
-    ("gpt_oss", 0, {"sinks": True, "window": 4, "softcap": None}),
-    ("qwen3", 1, {"qk_norm": "rms", "rotary_dim": None}),
-    ("phi", 1, {"rotary_dim": 8, "qk_norm": False}),
-    ("olmo2", 0, {"qk_norm": "rms_proj"}),
+    ("gpt_oss", 0, {"sinks": True, "window": 4, "softcap": None, "rotary_dim": None}),
+    ("stablelm", 1, {"qk_norm": "layer", "rotary_dim": 4, "window": None}),
 ])  # fmt: skip
 def test_bench_rows_show_the_fields_and_flops_agrees(built, cli, name, layer, shown):
     folder, _ = built(name)
