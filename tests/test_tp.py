@@ -104,15 +104,18 @@ def test_options_tp_does_not_take_are_exit_2(cli, args, what):
     assert what in _err_line(cli, "bench", "gqa", "--tp", "2", *device, *args)
 
 
-def test_sweep_tp_needs_measure(cli):
-    assert "--measure" in _err_line(cli, "sweep", "gqa", "--tp", "1,2", "-s", "64")
+def test_sweep_tp_without_measure_sizes_the_cache_per_gpu(cli):
+    # issue 13: an analytic sweep's --tp is kv-memory's per-GPU sizing (tests/test_hfconfig_sweep.py)
+    rows = cli("sweep", "gqa", "--tp", "1,2", "-s", "64", "-m", "prefill", "--json", "-").rows()
+    assert [(r["tp"], r["kv_heads_per_gpu"]) for r in rows] == [(1, 2), (2, 1)]
+    assert "--tp: 3 does not divide" in _err_line(cli, "sweep", "gqa", "--tp", "3", "-s", "64")
 
 
 def test_tp_refusals_do_not_import_torch():
     from conftest import torch_imported_by
 
     imported, codes = torch_imported_by(["bench", "gqa", "--tp", "3", "--device", "cpu"],
-                                        ["sweep", "gqa", "--tp", "2", "-s", "64"])  # fmt: skip
+                                        ["sweep", "gqa", "--tp", "3", "-s", "64"])  # fmt: skip
     assert codes == [2, 2] and not imported
 
 
