@@ -51,7 +51,8 @@ FORMAT = {
     **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params", "params_before"), _si),
     "memory_proj_flops": _si,
     **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured", "kv_scale_bytes",
-                     "linear_state_bytes", "weight_bytes", "budget_bytes", "kv_bytes_per_token_before"), _iec),
+                     "linear_state_bytes", "weight_bytes", "budget_bytes", "kv_bytes_per_token_before",
+                     "ssm_state_bytes"), _iec),
     "model_params": _si,
     **dict.fromkeys(("max_seq_len", "max_batch", "window", "cache_tokens"), lambda x: f"{x:,}"),
     **dict.fromkeys(("conv_err_max_abs", "conv_err_rel_l2"), lambda x: f"{x:.2e}"),
@@ -76,7 +77,8 @@ HEADER = {
     "stack": "stack", "layer_of": "layer of", "memory_proj_flops": "memory K/V FLOPs (once)",
     "latency_basis": "latency basis",
     "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
-    "linear_state_bytes": "linear state", "model_params": "params", "weight_bytes": "weights / GPU",
+    "linear_state_bytes": "linear state", "ssm_state_bytes": "SSM state", "max_position": "max position",
+    "beyond_max_position": "beyond max position", "ffn_kind": "FFN", "model_params": "params", "weight_bytes": "weights / GPU",
     "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
     "n_kv_heads": "KV heads", "kv_lora_rank": "latent r", "qk_rope_head_dim": "RoPE dims",
     "kv_bytes_per_token_before": "KV / token before", "params_before": "params before",
@@ -110,8 +112,9 @@ HEADER.update({"kv_cache_bytes_per_rank": "KV / rank", "allreduce_ms": "all-redu
                "allreduce_bytes": "all-reduce bytes", "tp_err_rel_l2": "rel L2 vs TP 1"})  # fmt: skip
 
 # Booleans shown as words; a column whose every value is its `HIDDEN_WHEN` value (or None) is left out.
-BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", "")}
-HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False}
+BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", ""),
+              "beyond_max_position": ("BEYOND", "")}  # fmt: skip
+HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False, "beyond_max_position": False}
 
 # Table-only columns derived from row columns (files carry the row columns themselves).
 DERIVED = {

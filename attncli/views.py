@@ -32,12 +32,12 @@ _TP = ("tp", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes", "tp_e
 
 VIEWS: dict[str, View] = {v.name: v for v in (
     View("flops", "FLOPs", ("label", "layer_of", "mode", "seq_len", "batch", "layers", "flops", "attn_share",
-                            "proj_flops", "attn_flops", "kv_cache_bytes", "ffn_flops", "elementwise_flops",
+                            "proj_flops", "attn_flops", "kv_cache_bytes", "ffn_flops", "ffn_kind", "elementwise_flops",
                             "memory_proj_flops", "stack")),
-    View("kv-memory", "KV cache", ("label", "layer_of", "seq_len", "batch", "layers", "dtype", "kv_cache_bytes",
-                                   "fits", "max_seq_len", "max_batch", "layer_kind", "kv_bytes_per_token",
-                                   "weight_bytes", "model_params", "window", "cache_tokens", "tp", "kv_heads_per_gpu",
-                                   "kv_scale_bytes", "linear_state_bytes")),
+    View("kv-memory", "KV cache", ("label", "layer_of", "seq_len", "beyond_max_position", "batch", "layers", "dtype",
+                                   "kv_cache_bytes", "fits", "max_seq_len", "max_batch", "layer_kind",
+                                   "kv_bytes_per_token", "weight_bytes", "model_params", "window", "cache_tokens", "tp",
+                                   "kv_heads_per_gpu", "kv_scale_bytes", "linear_state_bytes", "ssm_state_bytes")),
     View("bench", "bench", (*_RUN, "latency_ms_median", "noisy", "flops", "kv_cache_bytes", "err_rel_l2", "healthy",
                             *_TP, "latency_spread", "gflops_per_s", *_MEASURED_TAIL)),
     View("compare", "compare", (*_RUN, "latency_ms_median", "noisy", "speedup_vs_base", "kv_cache_bytes", *_TP,
@@ -345,6 +345,15 @@ def _unbounded(rows: list[dict]) -> str | None:
     if not named:
         return None
     return f"no max seq len for {named}: the cache stops growing (every layer windowed or linear), any context fits"
+
+
+@note("kv-memory")
+def _beyond(rows: list[dict]) -> str | None:
+    limits = sorted({r["max_position"] for r in rows if r.get("beyond_max_position")})
+    if not limits:
+        return None
+    return (f"BEYOND: seq len past the model's max_position_embeddings ({', '.join(f'{n:,}' for n in limits)} "
+            "tokens): the cache is sized, but the model was not built for that context")
 
 
 # --- presets, peak, convert --------------------------------------------------------------------
