@@ -96,12 +96,11 @@ def _title_extra(view: str):
 def _kv_title(rows: list[dict]) -> list[str]:
     from .report import _iec
 
-    out = ["per GPU"] if any((r.get("tp") or 1) > 1 for r in rows) else []
     budgets = {r.get("budget_bytes") for r in rows} - {None}
-    if len(budgets) != 1:
-        return out
+    if len(budgets) != 1:  # bytes per GPU under tensor parallelism
+        return ["per GPU"] if any((r.get("tp") or 1) > 1 for r in rows) else []
     weights = any(r.get("weight_bytes") is not None for r in rows)
-    return out + [f"budget {_iec(next(iter(budgets)))} per GPU" + (" incl. weights" if weights else "")]
+    return [f"budget {_iec(next(iter(budgets)))} per GPU" + (" incl. weights" if weights else "")]
 
 
 @_title_extra("convert")
