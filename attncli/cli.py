@@ -95,7 +95,8 @@ RunDtype = Annotated[str, typer.Option("--dtype", "-d",
     help=f"Compute dtype: {', '.join(COMPUTE_DTYPES)}, or auto (float32 on cpu, bfloat16 on cuda, float16 on mps).")]  # fmt: skip
 Seed = Annotated[int, typer.Option("--seed", help="Seed for weights and inputs (same seed, same numbers).")]
 Threads = Annotated[Optional[str], typer.Option("--threads", show_default=False,
-    help="CPU threads for torch. \\[default: torch's own choice]")]  # fmt: skip
+    help="CPU threads for torch (1 gives steadier figures on a busy machine; the caption says when it is busy). "
+         "\\[default: torch's own choice, one per physical core]")]  # fmt: skip
 MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
 Force = Annotated[bool, typer.Option("--force",
