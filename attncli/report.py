@@ -271,7 +271,10 @@ def layout(rows: list[dict], view: str, width: int | None = None, display: Displ
         columns = [c for c in order if c in shown and (display.wide or SHOWN_WITH.get(c, c) in shown)]
     cells = [[cell(c, _value(r, c)) for c in columns] for r in rows]
     headers = [HEADER.get(c, c) for c in columns]
-    widths = [max([len(line[i]) for line in cells] + [max(len(w) for w in h.split())]) for i, h in enumerate(headers)]
+    from rich.cells import cell_len  # terminal cells, as Rich counts them (a wide character is two)
+
+    widths = [max([cell_len(line[i]) for line in cells] + [max(cell_len(w) for w in h.split())])
+              for i, h in enumerate(headers)]  # fmt: skip
     dropped: list[str] = []
     if width is not None:
         while len(columns) > 1 and _table_width(widths) > width:
@@ -284,7 +287,7 @@ def layout(rows: list[dict], view: str, width: int | None = None, display: Displ
     # the room cannot bring to one line keeps its width: half a header's growth buys nothing).
     room = None if width is None else width - _table_width(widths)
     for i, h in enumerate(headers):
-        grow = max(widths[i], len(h)) - widths[i]
+        grow = max(widths[i], cell_len(h)) - widths[i]
         if room is None or grow <= room:
             widths[i] += grow
             room = None if room is None else room - grow
