@@ -78,7 +78,7 @@ HEADER = {
     "latency_basis": "latency basis",
     "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
     "linear_state_bytes": "linear state", "ssm_state_bytes": "SSM state", "max_position": "max position",
-    "beyond_max_position": "beyond max position", "ffn_kind": "FFN", "model_params": "params", "weight_bytes": "weights / GPU",
+    "beyond_max_position": "past max pos", "ffn_kind": "FFN", "model_params": "params", "weight_bytes": "weights / GPU",
     "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
     "n_kv_heads": "KV heads", "kv_lora_rank": "latent r", "qk_rope_head_dim": "RoPE dims",
     "kv_bytes_per_token_before": "KV / token before", "params_before": "params before",
@@ -271,7 +271,10 @@ def layout(rows: list[dict], view: str, width: int | None = None, display: Displ
         columns = [c for c in order if c in shown and (display.wide or SHOWN_WITH.get(c, c) in shown)]
     cells = [[cell(c, _value(r, c)) for c in columns] for r in rows]
     headers = [HEADER.get(c, c) for c in columns]
-    widths = [max([len(line[i]) for line in cells] + [max(len(w) for w in h.split())]) for i, h in enumerate(headers)]
+    from rich.cells import cell_len  # terminal cells, as Rich counts them (a wide character is two)
+
+    widths = [max([cell_len(line[i]) for line in cells] + [max(cell_len(w) for w in h.split())])
+              for i, h in enumerate(headers)]  # fmt: skip
     dropped: list[str] = []
     if width is not None:
         while len(columns) > 1 and _table_width(widths) > width:
@@ -284,7 +287,7 @@ def layout(rows: list[dict], view: str, width: int | None = None, display: Displ
     # the room cannot bring to one line keeps its width: half a header's growth buys nothing).
     room = None if width is None else width - _table_width(widths)
     for i, h in enumerate(headers):
-        grow = max(widths[i], len(h)) - widths[i]
+        grow = max(widths[i], cell_len(h)) - widths[i]
         if room is None or grow <= room:
             widths[i] += grow
             room = None if room is None else room - grow

@@ -11,7 +11,7 @@ names the rows a note is about.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,12 @@ VIEWS: dict[str, View] = {v.name: v for v in (
     View("flops", "FLOPs", ("label", "layer_of", "mode", "seq_len", "batch", "layers", "flops", "attn_share",
                             "proj_flops", "attn_flops", "kv_cache_bytes", "ffn_flops", "ffn_kind", "elementwise_flops",
                             "memory_proj_flops", "stack")),
-    View("kv-memory", "KV cache", ("label", "layer_of", "seq_len", "beyond_max_position", "batch", "layers", "dtype",
-                                   "kv_cache_bytes", "fits", "max_seq_len", "max_batch", "layer_kind",
-                                   "kv_bytes_per_token", "weight_bytes", "model_params", "window", "cache_tokens", "tp",
-                                   "kv_heads_per_gpu", "kv_scale_bytes", "linear_state_bytes", "ssm_state_bytes")),
-    View("bench", "bench", (*_RUN, "latency_ms_median", "noisy", "latency_spread", "flops", "gflops_per_s",
-                            "kv_cache_bytes", *_TP, "err_rel_l2", "healthy", *_MEASURED_TAIL)),
+    View("kv-memory", "KV cache", ("label", "layer_of", "seq_len", "batch", "layers", "dtype", "kv_cache_bytes",
+                                   "beyond_max_position", "fits", "max_seq_len", "max_batch", "layer_kind",
+                                   "ssm_state_bytes", "kv_bytes_per_token", "weight_bytes", "model_params", "window",
+                                   "cache_tokens", "tp", "kv_heads_per_gpu", "kv_scale_bytes", "linear_state_bytes")),
+    View("bench", "bench", (*_RUN, "latency_ms_median", "noisy", "flops", "kv_cache_bytes", "err_rel_l2", "healthy",
+                            *_TP, "latency_spread", "gflops_per_s", *_MEASURED_TAIL)),
     View("compare", "compare", (*_RUN, "latency_ms_median", "noisy", "speedup_vs_base", "kv_cache_bytes", *_TP,
                                 "kv_ratio_vs_base", "flops", "flops_ratio_vs_base", "err_rel_l2", "healthy",
                                 "latency_spread", "gflops_per_s", *_MEASURED_TAIL)),
@@ -391,7 +391,3 @@ def _conversion(rows: list[dict]) -> str | None:
     return (f"error: converted vs original layer on the same inputs ({first['batch']}×{first['seq_len']} tokens), "
             f"plain-math path in {first['dtype']}, {over}; KV bytes per token at {first.get('kv_dtype')}; "
             "no fine-tuning")  # fmt: skip
-
-
-def names(columns: Iterable[str]) -> str:
-    return ", ".join(columns)
