@@ -78,7 +78,7 @@ HEADER = {
     "latency_basis": "latency basis",
     "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
     "linear_state_bytes": "linear state", "ssm_state_bytes": "SSM state", "max_position": "max position",
-    "beyond_max_position": "beyond max position", "ffn_kind": "FFN", "model_params": "params", "weight_bytes": "weights / GPU",
+    "beyond_max_position": "past max pos", "ffn_kind": "FFN", "model_params": "params", "weight_bytes": "weights / GPU",
     "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
     "n_kv_heads": "KV heads", "kv_lora_rank": "latent r", "qk_rope_head_dim": "RoPE dims",
     "kv_bytes_per_token_before": "KV / token before", "params_before": "params before",
