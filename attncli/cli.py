@@ -103,7 +103,8 @@ Force = Annotated[bool, typer.Option("--force",
 Backend = Annotated[str, typer.Option("--backend",
     help="Backend of the fast path: auto (torch's choice), math, flash, efficient, cudnn "
          "(torch.nn.attention.sdpa_kernel), or flex (FlexAttention with block masks, compiled once per shape "
-         "outside the timing; docs/backends.md). One the device cannot run is an error, never a fallback.")]  # fmt: skip
+         "outside the timing), or an optional GPU library when installed: flash_attn, flashinfer, xformers "
+         "(docs/backends.md). One the device cannot run is an error, never a fallback.")]  # fmt: skip
 Compile = Annotated[bool, typer.Option("--compile",
     help="Time torch.compile of the layer instead of eager mode (rows labelled +compile; "
          "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
@@ -474,25 +475,21 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     if device.strip().lower() != "cpu":  # an explicit cpu was checked above, before torch
         _preflight(kinds, device, dtype, force, settings)
     from .measure.oom import measure_or_oom
-    from .measure.stack import measure_model
+    from .measure.stack import measure_jobs
 
     done: list[dict] = []
-    memo: dict = {}  # one-layer measurements, shared by the variants (a hybrid's linear layers = `linear`)
     interrupted = False
     with tpm.group_or_none(tp_degree, settings, tp_timeout, threads) as group, _progress(len(work)) as advance:
         measure = group.measure if group is not None else measure_or_oom  # --tp: the layer sharded over the ranks
-        try:
-            for spec, shape, source in jobs:
-                advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
-                if source is not None:  # a checkpoint's own layer, with its weights and inputs
-                    done.append(measure_or_oom(spec, p, shape, settings, source=source))
-                else:
-                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure))
+        try:  # each shape's rows timed together, in rounds (not under --tp: the ranks time each layer together)
+            done, interrupted = measure_jobs(jobs, p, settings, n_layers, per_layer, memo={}, measure=measure,
+                                             advance=advance, interleave=group is None)  # fmt: skip
         except (KeyboardInterrupt, signals.Interrupted):
             interrupted = True
     signals.ignore_further()  # from here a signal is recorded, not raised: the rows get written first
     if view == "compare":
         rows.add_ratios(done)
+    rows.drop_private(done)
     if done and not tpm.is_leader():  # torchrun's other ranks measured with rank 0; it alone reports
         return
     if done:

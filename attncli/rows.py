@@ -35,6 +35,8 @@ MEASURED_COLUMNS = (
     "gflops_per_s", "err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2",
     "backend", "device_name", "torch_version", "threads", "seed", "status",
     "latency_basis",  # how a multi-layer latency was obtained from one-layer measurements
+    # interleaved timing and the machine's load while timing (measure/timing.py, measure/load.py)
+    "n_rounds", "load_avg", "others_cores", "free_cores",
 )  # fmt: skip
 # Measurement columns: timing stability, the SDPA backend, dtype grading and the FLOP cross-check;
 # the roofline against the device's measured peaks; and the `peak` command's own columns.
@@ -50,7 +52,8 @@ ROOFLINE_COLUMNS = (
     "bound", "peak_source",
 )  # fmt: skip
 PEAK_COLUMNS = ("ridge_flops_per_byte", "matmul_n", "copy_bytes", "measured_at", "peak_method")
-COMPARE_COLUMNS = ("base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base")
+COMPARE_COLUMNS = ("base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base",
+                   "speedup_vs_base_p25", "speedup_vs_base_p75")  # the per-round speed-ups' spread
 # Real models and serving (kv-memory): where the KV heads came from, the layer kinds, per-GPU
 # sizing under tensor parallelism, quantisation scales, and --budget answers.
 SERVING_COLUMNS = (
@@ -264,7 +267,12 @@ def kv_row(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: int, la
 
 
 def add_ratios(rows: list[dict]) -> list[dict]:
-    """Ratio columns against the first variant's row of the same mode, seq_len and batch."""
+    """Ratio columns against the first variant's row of the same mode, seq_len and batch. Rows
+    timed in the same rounds (measure/bench.Rounds) get the speed-up round by round: its median
+    over the rounds, and the p25–p75 of those per-round ratios; a spread wider than 10% of the
+    median flags the row `noisy`. Otherwise (a row without rounds) the ratio of the medians."""
+    from .measure.timing import NOISY_IQR_FRACTION, percentile  # torch-free
+
     base: dict[tuple, dict] = {}
     for row in rows:  # the first model row (not a --per-layer part) of each shape is the base
         if row.get("layer_of") is None:
@@ -274,8 +282,25 @@ def add_ratios(rows: list[dict]) -> list[dict]:
         first = base.get(key, row)
         row["base_label"] = first["label"]
         row["speedup_vs_base"] = _ratio(first.get("latency_ms_median"), row.get("latency_ms_median"))
+        row["speedup_vs_base_p25"] = row["speedup_vs_base_p75"] = None
+        theirs, ours = first.get("_round_ms") or [], row.get("_round_ms") or []
+        if theirs and len(theirs) == len(ours) and all(v > 0 for v in ours):
+            per_round = sorted(b / o for b, o in zip(theirs, ours))
+            mid = percentile(per_round, 50)
+            row.update(speedup_vs_base=mid, speedup_vs_base_p25=percentile(per_round, 25),
+                       speedup_vs_base_p75=percentile(per_round, 75))  # fmt: skip
+            if row["speedup_vs_base_p75"] - row["speedup_vs_base_p25"] > NOISY_IQR_FRACTION * mid:
+                row["noisy"] = True
         row["kv_ratio_vs_base"] = _ratio(row.get("kv_cache_bytes"), first.get("kv_cache_bytes"))
         row["flops_ratio_vs_base"] = _ratio(row.get("flops"), first.get("flops"))
+    return rows
+
+
+def drop_private(rows: list[dict]) -> list[dict]:
+    """Remove the working keys measurement leaves on rows (`_round_ms`) before they are shown or written."""
+    for row in rows:
+        for key in [k for k in row if k.startswith("_")]:
+            del row[key]
     return rows
 
 

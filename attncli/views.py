@@ -187,8 +187,53 @@ def _how_measured(rows: list[dict]) -> str | None:
     first = _first_measured(rows)
     if first is None:
         return None
-    return (f"{first['device_name']} · torch {first['torch_version']} · seed {first['seed']} · latency: median "
-            f"(p25–p75) over ≥5 synchronised runs, noisy when IQR > 10% of median · error vs float64 reference")  # fmt: skip
+    if first.get("n_rounds"):  # timed in rounds (measure/timing.time_interleaved; issue 16)
+        how = (f"latency: median (p25–p75) over {first['n_rounds']} rounds of synchronised runs, each round timing "
+               "every row of the shape in turn; noisy when the IQR within or between rounds is > 10% of the median")  # fmt: skip
+    else:
+        how = "latency: median (p25–p75) over ≥5 synchronised runs, noisy when IQR > 10% of median"
+    return (f"{first['device_name']} · torch {first['torch_version']} · seed {first['seed']} · {how} · "
+            "error vs float64 reference")  # fmt: skip
+
+
+@note("bench", "compare")
+def _machine_load(rows: list[dict]) -> str | None:
+    """Rows timed while other processes took CPU, or with more threads than the cores left free
+    (measure/load.py): the figures are inflated and drift; one thread is the steadier measure."""
+    from .measure.load import is_busy, oversubscribed
+
+    busy = [r for r in rows if is_busy(r) or oversubscribed(r)]
+    if not busy:
+        return None
+    worst = max(busy, key=lambda r: r.get("others_cores") or 0)
+    named = which(rows, lambda r: r in busy)
+    where = "" if named == "every row" or len(rows) == 1 else f" ({named})"
+    line = (f"machine busy while timing{where}: other processes took {worst['others_cores']:.1f} cores, "
+            f"{worst['free_cores']:.1f} left free (load average {worst.get('load_avg')})")  # fmt: skip
+    threads = worst.get("threads")
+    if oversubscribed(worst):
+        line += f"; {threads} threads > the free cores: latencies are inflated and drift"
+    return line + ("; rerun with --threads 1 for steadier figures" if threads != 1 else "; rerun on a quieter machine")
+
+
+def _why_noisy(row: dict) -> str:
+    """Which spread flagged a row `noisy` (measure/timing.py, rows.add_ratios)."""
+    mid, lo, hi = row.get("latency_ms_median"), row.get("latency_ms_p25"), row.get("latency_ms_p75")
+    if mid and lo is not None and hi is not None and hi - lo > 0.1 * mid:
+        return "its runs"
+    s, s_lo, s_hi = row.get("speedup_vs_base"), row.get("speedup_vs_base_p25"), row.get("speedup_vs_base_p75")
+    if s and s_lo is not None and s_hi is not None and s_hi - s_lo > 0.1 * s:
+        return "its per-round speed-ups"
+    return "its rounds (the machine's speed drifted)"
+
+
+@note("bench", "compare")
+def _spread(rows: list[dict]) -> str | None:
+    """Why each flagged row is flagged: the spread within its runs, between its rounds, or of its ratios."""
+    why = group_names([r for r in rows if r.get("noisy") is True], _why_noisy)
+    if not why:
+        return None
+    return "spread over 10% of the median in " + "; ".join(f"{reason}: {names}" for reason, names in why.items())
 
 
 @note("bench", "compare")
@@ -228,8 +273,8 @@ def _healthy(rows: list[dict]) -> str | None:
 def _counted(rows: list[dict]) -> str | None:
     if not any(r.get("flops_counted") is not None for r in rows):
         return None
-    return ("FLOPs counted by FlopCounterMode on the plain-math path, which scores the full n×n matrix even when "
-            "causal (math-path FLOPs: its analytic count)")  # fmt: skip
+    return ("FLOPs counted by FlopCounterMode on the plain-math path, whose query blocks score their whole key band, "
+            "masked (math-path FLOPs: its analytic count, docs/measuring.md)")  # fmt: skip
 
 
 @note("bench", "compare")
@@ -266,7 +311,12 @@ def _ratios(rows: list[dict]) -> str | None:
     if not bases:
         return None
     base = bases[0] if len(bases) == 1 else "the first variant"
-    return f"speed-up = {base}'s latency / this one's; KV ratio and FLOP ratio = this one's / {base}'s"
+    if any(r.get("speedup_vs_base_p25") is not None for r in rows):  # timed in the same rounds (issue 16)
+        speedup = (f"speed-up = the median over rounds of {base}'s latency / this one's in the same round "
+                   "(p25–p75 in speedup_vs_base_p25/_p75)")  # fmt: skip
+    else:
+        speedup = f"speed-up = {base}'s latency / this one's"
+    return f"{speedup}; KV ratio and FLOP ratio = this one's / {base}'s"
 
 
 # --- kv-memory -------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Attention backends. The SDPA ones (`math`, `flash`, `efficient`, `cudnn`) map to
 torch.nn.attention.sdpa_kernel, and a probe call tells which backend each
 scaled_dot_product_attention call really got. `flex` routes the fast path through FlexAttention
-(variants/flex.py): no SDPA call may happen under it. A backend the device cannot run for these
+(variants/flex.py), and `flash_attn`, `flashinfer`, `xformers` through those libraries when they
+are installed (variants/external.py): no SDPA call may happen under them. A backend the device cannot run for these
 inputs is an InputError (exit 2), never a silent fallback."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import warnings
 
 from ..errors import InputError, did_you_mean
 
-BACKENDS = ("auto", "math", "flash", "efficient", "cudnn", "flex")
+BACKENDS = ("auto", "math", "flash", "efficient", "cudnn", "flex", "flash_attn", "flashinfer", "xformers")
+EXTERNAL = ("flash_attn", "flashinfer", "xformers")  # optional libraries (variants/external.py)
 _SDP_NAMES = {"math": "MATH", "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION",
               "cudnn": "CUDNN_ATTENTION"}  # fmt: skip
 _USED_NAMES = {"MATH": "math", "FLASH_ATTENTION": "flash", "EFFICIENT_ATTENTION": "efficient",
@@ -35,6 +37,10 @@ def sdpa_context(name: str):
         from ..variants import flex
 
         return flex.use_flex()
+    if name in EXTERNAL:
+        from ..variants import external
+
+        return external.use(name)
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     return sdpa_kernel([getattr(SDPBackend, _SDP_NAMES[name])])
@@ -65,8 +71,8 @@ def probe(call, backend: str, what: str) -> str | None:
             kwargs = kwargs or {}
             if func is not F.scaled_dot_product_attention:
                 return func(*args, **kwargs)
-            if backend == "flex":  # SDPA under --backend flex would be a fallback
-                raise _Unavailable("its fast path has no FlexAttention form (it calls SDPA)")
+            if backend == "flex" or backend in EXTERNAL:  # SDPA under these would be a fallback
+                raise _Unavailable(f"its fast path has no {backend} form (it calls SDPA)")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
@@ -88,9 +94,9 @@ def probe(call, backend: str, what: str) -> str | None:
                 used.append(None)
             return out
 
-    from ..variants import flex
+    from ..variants import external, flex
 
-    flex_calls = flex.calls()
+    flex_calls, external_calls = flex.calls(), external.calls()
     try:
         with Spy():
             call()
@@ -105,6 +111,8 @@ def probe(call, backend: str, what: str) -> str | None:
                          "use --backend auto, or math (runs everywhere)") from None  # fmt: skip
     if flex.calls() > flex_calls:
         used.insert(0, "flex")
+    if external.calls() > external_calls:
+        used.insert(0, backend)
     if not used:
         return "none"
     if None in used:
@@ -125,3 +133,13 @@ def check_flex_available(device) -> None:
         problem = flex.compiler_problem()
         if problem:
             raise InputError("--backend", f"flex cannot compile on the cpu: {problem}", "set CXX, or use --backend auto")
+
+
+def check_available(name: str, device) -> None:
+    """Before any row: flex's compiler, or an optional library's import and device (exit 2)."""
+    if name == "flex":
+        check_flex_available(device)
+    elif name in EXTERNAL:
+        from ..variants import external
+
+        external.check(name, device)

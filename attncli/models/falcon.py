@@ -24,9 +24,9 @@ class FalconReader(Reader):
     features = "fused query_key_value (MHA, multi-query, new decoder architecture), dense, optional biases"
 
     def parse(self, cfg: dict, where: str) -> ModelConfig:
-        f = Fields(cfg, "falcon", where, extra_defaults={"layer_norm_epsilon": 1e-5, "alibi": False})  # FalconConfig's
+        f = Fields(cfg, "falcon", where)
         f.refuse_if("alibi", bool, "Falcon's ALiBi is added before the softmax scale; attncli's is not")
-        common = common_fields(f, eps_key="layer_norm_epsilon", eps_fallback=1e-5)
+        common = common_fields(f, eps_key="layer_norm_epsilon")
         d, h = common["d_model"], common["n_heads"]
         hd = d // h
         self_new = f.flag("new_decoder_architecture")
