@@ -55,7 +55,7 @@ def test_preflight_estimate_bounds_the_real_peak_memory(case):
 
     out = subprocess.run([sys.executable, "-c", RSS_PROBE, *case.split()], capture_output=True, text=True, timeout=120)
     grown, estimate = map(int, out.stdout.split())
-    assert 1.1 <= estimate / grown <= 2.5  # measured 1.4–1.55 (a fresh process per case)
+    assert 0.4 * estimate <= grown <= estimate
 
 
 def test_preflight_estimate_by_hand_on_a_tiny_case():
