@@ -11,7 +11,7 @@ names the rows a note is about.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,14 @@ _TP = ("tp", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes", "tp_e
 
 VIEWS: dict[str, View] = {v.name: v for v in (
     View("flops", "FLOPs", ("label", "layer_of", "mode", "seq_len", "batch", "layers", "flops", "attn_share",
-                            "proj_flops", "attn_flops", "kv_cache_bytes", "ffn_flops", "elementwise_flops",
+                            "proj_flops", "attn_flops", "kv_cache_bytes", "ffn_flops", "ffn_kind", "elementwise_flops",
                             "memory_proj_flops", "stack")),
     View("kv-memory", "KV cache", ("label", "layer_of", "seq_len", "batch", "layers", "dtype", "kv_cache_bytes",
-                                   "fits", "max_seq_len", "max_batch", "layer_kind", "kv_bytes_per_token",
-                                   "weight_bytes", "model_params", "window", "cache_tokens", "tp", "kv_heads_per_gpu",
-                                   "kv_scale_bytes", "linear_state_bytes")),
-    View("bench", "bench", (*_RUN, "latency_ms_median", "noisy", "latency_spread", "flops", "gflops_per_s",
-                            "kv_cache_bytes", *_TP, "err_rel_l2", "healthy", *_MEASURED_TAIL)),
+                                   "beyond_max_position", "fits", "max_seq_len", "max_batch", "layer_kind",
+                                   "ssm_state_bytes", "kv_bytes_per_token", "weight_bytes", "model_params", "window",
+                                   "cache_tokens", "tp", "kv_heads_per_gpu", "kv_scale_bytes", "linear_state_bytes")),
+    View("bench", "bench", (*_RUN, "latency_ms_median", "noisy", "flops", "kv_cache_bytes", "err_rel_l2", "healthy",
+                            *_TP, "latency_spread", "gflops_per_s", *_MEASURED_TAIL)),
     View("compare", "compare", (*_RUN, "latency_ms_median", "noisy", "speedup_vs_base", "kv_cache_bytes", *_TP,
                                 "kv_ratio_vs_base", "flops", "flops_ratio_vs_base", "err_rel_l2", "healthy",
                                 "latency_spread", "gflops_per_s", *_MEASURED_TAIL)),
@@ -347,6 +347,15 @@ def _unbounded(rows: list[dict]) -> str | None:
     return f"no max seq len for {named}: the cache stops growing (every layer windowed or linear), any context fits"
 
 
+@note("kv-memory")
+def _beyond(rows: list[dict]) -> str | None:
+    limits = sorted({r["max_position"] for r in rows if r.get("beyond_max_position")})
+    if not limits:
+        return None
+    return (f"BEYOND: seq len past the model's max_position_embeddings ({', '.join(f'{n:,}' for n in limits)} "
+            "tokens): the cache is sized, but the model was not built for that context")
+
+
 # --- presets, peak, convert --------------------------------------------------------------------
 
 
@@ -382,7 +391,3 @@ def _conversion(rows: list[dict]) -> str | None:
     return (f"error: converted vs original layer on the same inputs ({first['batch']}×{first['seq_len']} tokens), "
             f"plain-math path in {first['dtype']}, {over}; KV bytes per token at {first.get('kv_dtype')}; "
             "no fine-tuning")  # fmt: skip
-
-
-def names(columns: Iterable[str]) -> str:
-    return ", ".join(columns)
