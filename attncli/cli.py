@@ -661,6 +661,9 @@ def convert_cmd(
             ckpt.check_inputs(i)
     n_threads = None if threads is None else positive(threads, "--threads")
     _warn_threads(n_threads)
+    from . import preflight
+
+    preflight.check_convert(ckpt.specs(chosen[0])[0], Shape("prefill", T, B), run_dtype)  # before torch
     import torch
 
     if n_threads:
@@ -947,7 +950,8 @@ def _main(args: list[str], debug: bool) -> int:
     except BrokenPipeError:
         return 0
     except MemoryError:
-        _fail("out of memory; try a shorter --seq-len or a smaller --batch", debug)
+        _fail("out of memory: the request is larger than this machine holds (the pre-flight's estimate fell short); "
+              "shrink what it names, or see docs/reliability.md", debug)  # fmt: skip
         return EXIT_UNAVAILABLE
     except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on request
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
