@@ -95,7 +95,8 @@ RunDtype = Annotated[str, typer.Option("--dtype", "-d",
     help=f"Compute dtype: {', '.join(COMPUTE_DTYPES)}, or auto (float32 on cpu, bfloat16 on cuda, float16 on mps).")]  # fmt: skip
 Seed = Annotated[int, typer.Option("--seed", help="Seed for weights and inputs (same seed, same numbers).")]
 Threads = Annotated[Optional[str], typer.Option("--threads", show_default=False,
-    help="CPU threads for torch. \\[default: torch's own choice]")]  # fmt: skip
+    help="CPU threads for torch (1 gives steadier figures on a busy machine; the caption says when it is busy). "
+         "\\[default: torch's own choice, one per physical core]")]  # fmt: skip
 MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
 Force = Annotated[bool, typer.Option("--force",
@@ -239,6 +240,10 @@ def _model_variants(p, variants: Optional[list[str]], fallback: list[str], comma
     from .registry import FAMILIES
 
     where = p.path or p.name
+    unpriced = [k for k in ("chunked", "mamba", "none") if k in p.model.layer_types or (k == "mamba" and p.model.parallel_mamba)]
+    if unpriced:
+        raise InputError(where, f"{command}: the model has {p.model.describe()} layers; attncli does not price "
+                         f"{' or '.join(unpriced)} layers", "kv-memory sizes every layer kind")  # fmt: skip
     if variants:
         raise InputError(where, f"{command}: the model has {p.model.describe()} layers, which one named variant "
                          "would price alike", "name no variant to use the model's own layers")  # fmt: skip
@@ -475,25 +480,21 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     if device.strip().lower() != "cpu":  # an explicit cpu was checked above, before torch
         _preflight(kinds, device, dtype, force, settings)
     from .measure.oom import measure_or_oom
-    from .measure.stack import measure_model
+    from .measure.stack import measure_jobs
 
     done: list[dict] = []
-    memo: dict = {}  # one-layer measurements, shared by the variants (a hybrid's linear layers = `linear`)
     interrupted = False
     with tpm.group_or_none(tp_degree, settings, tp_timeout, threads) as group, _progress(len(work)) as advance:
         measure = group.measure if group is not None else measure_or_oom  # --tp: the layer sharded over the ranks
-        try:
-            for spec, shape, source in jobs:
-                advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
-                if source is not None:  # a checkpoint's own layer, with its weights and inputs
-                    done.append(measure_or_oom(spec, p, shape, settings, source=source))
-                else:
-                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure))
+        try:  # each shape's rows timed together, in rounds (not under --tp: the ranks time each layer together)
+            done, interrupted = measure_jobs(jobs, p, settings, n_layers, per_layer, memo={}, measure=measure,
+                                             advance=advance, interleave=group is None)  # fmt: skip
         except (KeyboardInterrupt, signals.Interrupted):
             interrupted = True
     signals.ignore_further()  # from here a signal is recorded, not raised: the rows get written first
     if view == "compare":
         rows.add_ratios(done)
+    rows.drop_private(done)
     if done and not tpm.is_leader():  # torchrun's other ranks measured with rank 0; it alone reports
         return
     if done:
@@ -660,6 +661,9 @@ def convert_cmd(
             ckpt.check_inputs(i)
     n_threads = None if threads is None else positive(threads, "--threads")
     _warn_threads(n_threads)
+    from . import preflight
+
+    preflight.check_convert(ckpt.specs(chosen[0])[0], Shape("prefill", T, B), run_dtype)  # before torch
     import torch
 
     if n_threads:
@@ -692,9 +696,10 @@ def sweep_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an existing --csv file: skip the combinations it holds.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --csv file instead of refusing.")] = False,
     tp: Annotated[Optional[str], typer.Option("--tp", metavar="T", show_default=False,
-        help="With --measure: also sweep tensor-parallel degrees (1,2 or 1:8), each layer sharded over T ranks started "
-             "here (torch.distributed; `tp` is a key, so a plot shows the scaling).")] = None,
+        help="Tensor-parallel degrees (8, 1,2 or 1:8), a key of each row. Analytic: the cache per GPU, as kv-memory "
+             "--tp sizes it. With --measure: each layer sharded over T ranks started here (torch.distributed).")] = None,
     tp_timeout: TpTimeout = 300.0,
+    hf_config: HfConfig = None, kv_scales: KvScales = None,
 ):  # fmt: skip
     """Every combination of variants × modes × seq-lens × batches, analytic (instant) or --measure'd.
 
@@ -703,19 +708,26 @@ def sweep_cmd(
     from . import sweep
     from .plot import check_plot_path, render
 
-    _check_outputs({"--csv": csv, "--json": json, "--plot": plot}, preset=preset, variants=variants)
+    _check_outputs({"--csv": csv, "--json": json, "--plot": plot}, preset=preset, hf_config=hf_config, variants=variants)
     if resume and (not csv or csv == "-"):
         raise InputError("--resume", "needs --csv PATH, the file to continue")
     if resume and overwrite:
         raise InputError("--resume/--overwrite", "choose one")
     if plot:
         check_plot_path(plot)
-    p = presets.load_preset(preset)
-    specs = _variants(variants, ["mha", "gqa"], p, paths=True)
+    p = _preset(preset, hf_config)
+    specs = _variants(variants, _defaults(p, ["mha", "gqa"]), p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     from .measure import tp as tpm  # torch-free until a group starts
 
-    degrees = tpm.sweep_degrees(tp, tp_timeout, measure, specs, device)
+    plans = None  # analytic sweeps of a model, at TP > 1 or with a quantised cache: kv-memory's sizing per row
+    if not measure:
+        dt = parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
+        plans = rows.sweep_plans(p, dt, parse_int_list(tp, "--tp") if tp is not None else None,
+                                 kv_scales and kv_scales.strip().lower())  # fmt: skip
+    elif kv_scales is not None:
+        raise InputError("--kv-scales", "sizes the cache of an analytic sweep", "drop --measure")
+    degrees = list(plans) if plans is not None else tpm.sweep_degrees(tp, tp_timeout, measure, specs, device)
     combos = [sweep.Combination(s, Shape(m, L, b), t) for t in degrees for m in modes for L in seq_lens for b in batches
               for s in specs]  # fmt: skip
     if measure:
@@ -725,12 +737,16 @@ def sweep_cmd(
         n_layers = 1
     else:
         n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
-    analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
-    columns = sweep.header(analytic_keys, measured=measure, tp=degrees != [None])
+    if plans is not None:
+        analytic_keys = {k for c in combos[:len(specs)] for k in rows.sweep_row(c.spec, p, c.shape, n_layers, plans[c.tp])}
+        columns = sweep.header(analytic_keys, measured=False)
+    else:
+        analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
+        columns = sweep.header(analytic_keys, measured=measure, tp=degrees != [None])
     target = sweep.CsvTarget(csv)  # locked from here: a second sweep on this file exits 3
     try:
         all_rows, todo, count, interrupted = _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed,
-                                                    threads, min_time, force, resume, overwrite, tp_timeout)  # fmt: skip
+                                                    threads, min_time, force, resume, overwrite, tp_timeout, plans)  # fmt: skip
     finally:
         target.close()  # the lock goes; a file this sweep created and never wrote to goes too
     exports = [("--plot", plot, lambda: render(all_rows, plot)[0])] if plot and all_rows else []
@@ -744,7 +760,7 @@ def sweep_cmd(
 
 
 def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, threads, min_time, force, resume,
-           overwrite, tp_timeout=300.0):  # fmt: skip
+           overwrite, tp_timeout=300.0, plans=None):  # fmt: skip
     """Run the sweep's combinations into its (locked) CSV: (rows to show, planned, written, interrupted)."""
     from . import sweep
     from .measure import tp as tpm
@@ -771,10 +787,13 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
             # One layer per row, as bench; a stack is a model of the preset's n_layers, each kind measured once.
             return measure_model(c.spec, p, c.shape, settings, p.n_layers if stack else 1, memo=memo.setdefault(c.tp, {}),
                                  measure=groups.measure_for(c.tp) or measure_or_oom)[-1]  # fmt: skip
+    elif plans is not None:
+        row_of = lambda c: rows.sweep_row(c.spec, p, c.shape, n_layers, plans[c.tp])  # noqa: E731
     else:
         row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
     identity = {"preset": p.name, "dtype": dt, "layers": None if measure else n_layers,
-                "device": str(settings.device) if measure else None, "seed": seed if measure else None}  # fmt: skip
+                "device": str(settings.device) if measure else None, "seed": seed if measure else None,
+                "kv_scales": next(iter(plans.values())).storage.scales if plans else None}  # fmt: skip
     new_rows: list[dict] = []
     todo = sweep.plan(combos, target, columns, identity, resume=resume, overwrite=overwrite)
     appender = sweep.Appender(target, columns, stdout=sys.stdout, append=resume)
@@ -931,7 +950,8 @@ def _main(args: list[str], debug: bool) -> int:
     except BrokenPipeError:
         return 0
     except MemoryError:
-        _fail("out of memory; try a shorter --seq-len or a smaller --batch", debug)
+        _fail("out of memory: the request is larger than this machine holds (the pre-flight's estimate fell short); "
+              "shrink what it names, or see docs/reliability.md", debug)  # fmt: skip
         return EXIT_UNAVAILABLE
     except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on request
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -51,7 +51,8 @@ FORMAT = {
     **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params", "params_before"), _si),
     "memory_proj_flops": _si,
     **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured", "kv_scale_bytes",
-                     "linear_state_bytes", "weight_bytes", "budget_bytes", "kv_bytes_per_token_before"), _iec),
+                     "linear_state_bytes", "weight_bytes", "budget_bytes", "kv_bytes_per_token_before",
+                     "ssm_state_bytes"), _iec),
     "model_params": _si,
     **dict.fromkeys(("max_seq_len", "max_batch", "window", "cache_tokens"), lambda x: f"{x:,}"),
     **dict.fromkeys(("conv_err_max_abs", "conv_err_rel_l2"), lambda x: f"{x:.2e}"),
@@ -76,7 +77,8 @@ HEADER = {
     "stack": "stack", "layer_of": "layer of", "memory_proj_flops": "memory K/V FLOPs (once)",
     "latency_basis": "latency basis",
     "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
-    "linear_state_bytes": "linear state", "model_params": "params", "weight_bytes": "weights / GPU",
+    "linear_state_bytes": "linear state", "ssm_state_bytes": "SSM state", "max_position": "max position",
+    "beyond_max_position": "past max pos", "ffn_kind": "FFN", "model_params": "params", "weight_bytes": "weights / GPU",
     "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
     "n_kv_heads": "KV heads", "kv_lora_rank": "latent r", "qk_rope_head_dim": "RoPE dims",
     "kv_bytes_per_token_before": "KV / token before", "params_before": "params before",
@@ -85,7 +87,8 @@ HEADER = {
 
 # Measurement columns (issue 6): the FLOP cross-check, the roofline, dtype grading, `peak`.
 FORMAT.update({
-    **dict.fromkeys(("flops_counted", "flops_math_path"), _si),
+    **dict.fromkeys(("flops_counted", "flops_math_path", "flops_counted_layer", "flops_math_path_layer",
+                     "flops_counted_model", "flops_math_path_model"), _si),
     **dict.fromkeys(("bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations",
                      "copy_bytes"), _iec),
     **dict.fromkeys(("gbytes_per_s", "peak_gflops", "peak_gbps", "roofline_ms", "arith_intensity",
@@ -94,7 +97,9 @@ FORMAT.update({
 })  # fmt: skip
 HEADER.update({
     "naive_err_max_abs": "math max abs", "backend_used": "SDPA", "flops_counted": "FLOPs counted",
-    "flops_math_path": "math-path FLOPs", "flops_match": "counted = analytic", "bytes_moved": "bytes moved",
+    "flops_math_path": "math-path FLOPs", "flops_match": "counted = analytic",
+    "flops_counted_model": "FLOPs counted", "flops_math_path_model": "math-path FLOPs",
+    "flops_counted_layer": "counted / layer", "flops_math_path_layer": "math-path / layer", "bytes_moved": "bytes moved",
     "arith_intensity": "FLOP/B", "gbytes_per_s": "GB/s", "peak_gflops": "peak GFLOP/s", "peak_gbps": "peak GB/s",
     "frac_of_peak": "% of peak", "frac_of_bw": "% of BW", "roofline_ms": "roofline ms",
     "frac_of_roofline": "% of roof", "ridge_flops_per_byte": "ridge FLOP/B", "matmul_n": "matmul n",
@@ -110,8 +115,9 @@ HEADER.update({"kv_cache_bytes_per_rank": "KV / rank", "allreduce_ms": "all-redu
                "allreduce_bytes": "all-reduce bytes", "tp_err_rel_l2": "rel L2 vs TP 1"})  # fmt: skip
 
 # Booleans shown as words; a column whose every value is its `HIDDEN_WHEN` value (or None) is left out.
-BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", "")}
-HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False}
+BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", ""),
+              "beyond_max_position": ("BEYOND", "")}  # fmt: skip
+HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False, "beyond_max_position": False}
 
 # Table-only columns derived from row columns (files carry the row columns themselves).
 DERIVED = {
@@ -268,7 +274,10 @@ def layout(rows: list[dict], view: str, width: int | None = None, display: Displ
         columns = [c for c in order if c in shown and (display.wide or SHOWN_WITH.get(c, c) in shown)]
     cells = [[cell(c, _value(r, c)) for c in columns] for r in rows]
     headers = [HEADER.get(c, c) for c in columns]
-    widths = [max([len(line[i]) for line in cells] + [max(len(w) for w in h.split())]) for i, h in enumerate(headers)]
+    from rich.cells import cell_len  # terminal cells, as Rich counts them (a wide character is two)
+
+    widths = [max([cell_len(line[i]) for line in cells] + [max(cell_len(w) for w in h.split())])
+              for i, h in enumerate(headers)]  # fmt: skip
     dropped: list[str] = []
     if width is not None:
         while len(columns) > 1 and _table_width(widths) > width:
@@ -281,7 +290,7 @@ def layout(rows: list[dict], view: str, width: int | None = None, display: Displ
     # the room cannot bring to one line keeps its width: half a header's growth buys nothing).
     room = None if width is None else width - _table_width(widths)
     for i, h in enumerate(headers):
-        grow = max(widths[i], len(h)) - widths[i]
+        grow = max(widths[i], cell_len(h)) - widths[i]
         if room is None or grow <= room:
             widths[i] += grow
             room = None if room is None else room - grow

@@ -266,12 +266,16 @@ class Checkpoint:
             at = c.layer(layer)
             rope = at.rope
             rotary = rope.dim if rope is not None and rope.dim < c.head_dim else None
+            # the label names what the layer adds (`gemma2-L0-w4096-cap50`, `smollm3-L3-nope`)
+            parts = [label, f"w{at.window}" if at.window else "", "nope" if rope is None else "",
+                     "qknorm" if c.qk_norm else "", f"cap{c.softcap:g}" if c.softcap else "",
+                     "sinks" if c.sinks else "", f"rot{rotary}" if rotary else ""]  # fmt: skip
             return [GQASpec(family=family, d_model=c.d_model, n_heads=c.n_heads, head_dim=c.head_dim,
                             n_kv_heads=c.n_kv_heads, position="rope" if rope is not None else "none",
                             rope_theta=rope.theta if rope is not None else 10000.0, window=at.window,
                             qk_norm=c.qk_norm, qk_norm_over=c.qk_norm_over, qk_norm_type=c.qk_norm_type,
                             norm_eps=c.norm_eps, softcap=c.softcap, sinks=c.sinks, rotary_dim=rotary,
-                            scale=c.scale, label=label)]  # fmt: skip
+                            scale=c.scale, label="-".join(p for p in parts if p))]  # fmt: skip
         return [MLASpec(family="mla", d_model=c.d_model, n_heads=c.n_heads, kv_lora_rank=c.kv_lora_rank,
                         q_lora_rank=c.q_lora_rank, qk_nope_head_dim=c.qk_nope_head_dim,
                         qk_rope_head_dim=c.qk_rope_head_dim, v_head_dim=c.v_head_dim, absorb=absorb,

@@ -24,6 +24,7 @@ BUILDS = {
     "gpt_oss": ("gpt_oss", dict(head_dim=16, sliding_window=4, num_local_experts=2, num_experts_per_tok=1)),
     "qwen3": ("qwen3", dict(head_dim=16)),
     "phi": ("phi", {}),
+    "stablelm": ("stablelm", dict(qk_layernorm=True)),
     "starcoder2": ("starcoder2", dict(sliding_window=4)),
     "olmo2": ("olmo2", {}),
     "granite": ("granite", dict(embedding_multiplier=3.0, attention_multiplier=0.2)),
@@ -75,20 +76,18 @@ def variant_of(row) -> str:
     return "gqa:" + ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in fields.items())
 
 
-@pytest.mark.parametrize("name, layer, shown", [
-    ("gemma2", 0, {"softcap": 30.0, "scale": 24**-0.5, "window": 4, "qk_norm": False, "sinks": False}),
-    ("gpt_oss", 0, {"sinks": True, "window": 4, "softcap": None}),
-    ("qwen3", 1, {"qk_norm": "rms", "rotary_dim": None}),
-    ("phi", 1, {"rotary_dim": 8, "qk_norm": False}),
-    ("olmo2", 0, {"qk_norm": "rms_proj"}),
+@pytest.mark.parametrize("name, layer, label, shown", [
+    ("gemma2", 0, "gemma2-L0-w4-cap30", {"softcap": 30.0, "scale": 24**-0.5, "window": 4, "qk_norm": False, "sinks": False}),
+    ("gpt_oss", 0, "gpt_oss-L0-w4-sinks", {"sinks": True, "window": 4, "softcap": None, "rotary_dim": None}),
+    ("stablelm", 1, "stablelm-L1-qknorm-rot4", {"qk_norm": "layer", "rotary_dim": 4, "window": None}),
 ])  # fmt: skip
-def test_bench_rows_show_the_fields_and_flops_agrees(built, cli, name, layer, shown):
+def test_bench_rows_show_the_fields_and_flops_agrees(built, cli, name, layer, label, shown):
     folder, _ = built(name)
     r = cli("bench", "--weights", folder, "--layer", layer, "-s", 8, "--mode", "both", "--device", "cpu",
             "--min-time", 0, "--json", "-")  # fmt: skip
     assert r.code == 0, r.err
     for row in r.rows():
-        assert {k: row[k] for k in shown} == pytest.approx(shown), row["label"]
+        assert row["label"] == label and {k: row[k] for k in shown} == pytest.approx(shown), row["label"]
         assert row["status"] == "ok" and row["err_rel_l2"] < 1e-5
         f = cli("flops", variant_of(row), "-p", "small", "-s", 8, "--mode", row["mode"], "--layers", 1, "--json", "-")
         assert f.code == 0, f.err
