@@ -572,7 +572,7 @@ def _listed_kinds(f: _Fields, n_layers: int) -> tuple[str, ...]:
         f.fail("layer_types", f"must list one kind for each of the {n_layers} layers")
     kinds = []
     for i, v in enumerate(values):
-        if v not in LAYER_TYPE_NAMES:
+        if not isinstance(v, str) or v not in LAYER_TYPE_NAMES:  # a list or mapping is not a kind (nor hashable)
             f.fail(f"layer_types[{i}]", f"unknown layer kind {v!r}", f"known: {', '.join(LAYER_TYPE_NAMES)}")
         kinds.append(LAYER_TYPE_NAMES[v])
     return tuple(kinds)
