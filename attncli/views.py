@@ -26,7 +26,8 @@ TITLE_COLUMNS = ("preset", "mode", "seq_len", "batch", "layers", "dtype", "devic
 
 _RUN = ("label", "layer_of", "mode", "seq_len", "batch", "layers", "status")
 _MEASURED_TAIL = ("bound", "frac_of_roofline", "kv_cache_bytes_measured", "naive_err_rel_l2", "err_max_abs",
-                  "naive_err_max_abs", "flops_math_path", "flops_counted", "flops_match", "backend_used", "compiled", "compile_s")  # fmt: skip
+                  "naive_err_max_abs", "flops_math_path_model", "flops_counted_model", "flops_match", "backend_used", "compiled",
+                  "compile_s")  # fmt: skip
 
 _TP = ("tp", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes", "tp_err_rel_l2")  # --tp rows (empty otherwise)
 
@@ -212,7 +213,7 @@ def _machine_load(rows: list[dict]) -> str | None:
             f"{worst['free_cores']:.1f} left free (load average {worst.get('load_avg')})")  # fmt: skip
     threads = worst.get("threads")
     if oversubscribed(worst):
-        line += f"; {threads} threads > the free cores: latencies are inflated and drift"
+        line += f"; {_plural(threads, 'thread')} > the free cores: latencies are inflated and drift"
     return line + ("; rerun with --threads 1 for steadier figures" if threads != 1 else "; rerun on a quieter machine")
 
 
@@ -271,10 +272,10 @@ def _healthy(rows: list[dict]) -> str | None:
 
 @note("bench", "compare")
 def _counted(rows: list[dict]) -> str | None:
-    if not any(r.get("flops_counted") is not None for r in rows):
+    if not any(r.get("flops_match") is not None for r in rows):
         return None
     return ("FLOPs counted by FlopCounterMode on the plain-math path, whose query blocks score their whole key band, "
-            "masked (math-path FLOPs: its analytic count, docs/measuring.md)")  # fmt: skip
+            "masked (math-path FLOPs: its analytic count, docs/measuring.md); both over the row's layers, as FLOPs")  # fmt: skip
 
 
 @note("bench", "compare")
