@@ -95,14 +95,17 @@ RunDtype = Annotated[str, typer.Option("--dtype", "-d",
     help=f"Compute dtype: {', '.join(COMPUTE_DTYPES)}, or auto (float32 on cpu, bfloat16 on cuda, float16 on mps).")]  # fmt: skip
 Seed = Annotated[int, typer.Option("--seed", help="Seed for weights and inputs (same seed, same numbers).")]
 Threads = Annotated[Optional[str], typer.Option("--threads", show_default=False,
-    help="CPU threads for torch. \\[default: torch's own choice]")]  # fmt: skip
+    help="CPU threads for torch (1 gives steadier figures on a busy machine; the caption says when it is busy). "
+         "\\[default: torch's own choice, one per physical core]")]  # fmt: skip
 MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
 Force = Annotated[bool, typer.Option("--force",
     help="Skip the memory pre-flight (rows that then run out of memory get status oom).")]  # fmt: skip
 Backend = Annotated[str, typer.Option("--backend",
-    help="SDPA backend of the fast path: auto (torch's choice), math, flash, efficient, cudnn "
-         "(torch.nn.attention.sdpa_kernel). One the device cannot run is an error, never a fallback.")]  # fmt: skip
+    help="Backend of the fast path: auto (torch's choice), math, flash, efficient, cudnn "
+         "(torch.nn.attention.sdpa_kernel), or flex (FlexAttention with block masks, compiled once per shape "
+         "outside the timing), or an optional GPU library when installed: flash_attn, flashinfer, xformers "
+         "(docs/backends.md). One the device cannot run is an error, never a fallback.")]  # fmt: skip
 Compile = Annotated[bool, typer.Option("--compile",
     help="Time torch.compile of the layer instead of eager mode (rows labelled +compile; "
          "compilation happens before the warm-up, outside the timing).")]  # fmt: skip
@@ -188,7 +191,12 @@ def _variants(args: Optional[list[str]], default: list[str], preset, paths: bool
 def _layers(layers: Optional[str], preset, default: Optional[int] = None) -> int:
     if layers is None:
         return preset.n_layers if default is None else default
-    return parse_positive_int(layers, "--layers")
+    from .spec import MAX_LAYERS
+
+    n = parse_positive_int(layers, "--layers")
+    if n > MAX_LAYERS:  # a hybrid's kinds are counted per period, but rows still list each kind: keep it sane
+        raise InputError("--layers", f"{n:,} layers is more than attncli handles ({MAX_LAYERS:,})")
+    return n
 
 
 def _preset(preset: Optional[str], hf_config: Optional[str]):
@@ -232,6 +240,10 @@ def _model_variants(p, variants: Optional[list[str]], fallback: list[str], comma
     from .registry import FAMILIES
 
     where = p.path or p.name
+    unpriced = [k for k in ("chunked", "mamba", "none") if k in p.model.layer_types or (k == "mamba" and p.model.parallel_mamba)]
+    if unpriced:
+        raise InputError(where, f"{command}: the model has {p.model.describe()} layers; attncli does not price "
+                         f"{' or '.join(unpriced)} layers", "kv-memory sizes every layer kind")  # fmt: skip
     if variants:
         raise InputError(where, f"{command}: the model has {p.model.describe()} layers, which one named variant "
                          "would price alike", "name no variant to use the model's own layers")  # fmt: skip
@@ -325,8 +337,18 @@ def list_presets(csv: Csv = None, json: Json = None):
 # measuring commands (torch imported here, after every option has been checked)
 
 
-def _check_run_options(device: str, dtype: str, threads: Optional[str], min_time: float):
+SEED_MAX = 2**63 - 1 - 1000  # torch seeds are 64-bit; the inputs and the plain-math weights use seed + 1 … + 1000
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= SEED_MAX:
+        shown = f"{seed:,}" if abs(seed) < 10**30 else f"a {len(str(abs(seed)))}-digit number"
+        raise InputError("--seed", f"{shown} is outside 0 … {SEED_MAX:,}")
+
+
+def _check_run_options(device: str, dtype: str, threads: Optional[str], min_time: float, seed: int = 0):
     """Validate the measuring options without torch: bad input fails before the slow import."""
+    _check_seed(seed)
     from .measure.device import check_device_name
 
     check_device_name(device)
@@ -334,6 +356,10 @@ def _check_run_options(device: str, dtype: str, threads: Optional[str], min_time
         dtype = parse_dtype(dtype)
         if dtype not in COMPUTE_DTYPES:
             raise InputError("--dtype", f"{dtype} is a storage format, not a compute dtype", f"choices: auto, {', '.join(COMPUTE_DTYPES)}")
+    import math
+
+    if not math.isfinite(min_time):
+        raise InputError("--min-time", f"{min_time} is not a finite number of seconds")
     if min_time < 0:
         raise InputError("--min-time", f"{min_time} must not be negative")
     n_threads = None if threads is None else parse_positive_int(threads, "--threads")
@@ -437,7 +463,7 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         # stack among the variants every row is a model of the preset's n_layers (unless --layers).
         n_layers = _layers(layers, p, default=p.n_layers if any(isinstance(s, HybridSpec) for s in specs) else 1)
         jobs = [(s, Shape(m, L, b), None) for m in modes for L in seq_lens for b in batches for s in specs]
-    dtype, threads = _check_run_options(device, dtype, threads, min_time)
+    dtype, threads = _check_run_options(device, dtype, threads, min_time, seed)
     from .measure import tp as tpm  # torch-free until a group starts
 
     tp_degree = tpm.prepare(tp, tp_timeout, [s for s, _, _ in jobs], device, weights=real.get("weights"),
@@ -454,25 +480,21 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
     if device.strip().lower() != "cpu":  # an explicit cpu was checked above, before torch
         _preflight(kinds, device, dtype, force, settings)
     from .measure.oom import measure_or_oom
-    from .measure.stack import measure_model
+    from .measure.stack import measure_jobs
 
     done: list[dict] = []
-    memo: dict = {}  # one-layer measurements, shared by the variants (a hybrid's linear layers = `linear`)
     interrupted = False
     with tpm.group_or_none(tp_degree, settings, tp_timeout, threads) as group, _progress(len(work)) as advance:
         measure = group.measure if group is not None else measure_or_oom  # --tp: the layer sharded over the ranks
-        try:
-            for spec, shape, source in jobs:
-                advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
-                if source is not None:  # a checkpoint's own layer, with its weights and inputs
-                    done.append(measure_or_oom(spec, p, shape, settings, source=source))
-                else:
-                    done.extend(measure_model(spec, p, shape, settings, n_layers, per_layer, memo, measure=measure))
+        try:  # each shape's rows timed together, in rounds (not under --tp: the ranks time each layer together)
+            done, interrupted = measure_jobs(jobs, p, settings, n_layers, per_layer, memo={}, measure=measure,
+                                             advance=advance, interleave=group is None)  # fmt: skip
         except (KeyboardInterrupt, signals.Interrupted):
             interrupted = True
     signals.ignore_further()  # from here a signal is recorded, not raised: the rows get written first
     if view == "compare":
         rows.add_ratios(done)
+    rows.drop_private(done)
     if done and not tpm.is_leader():  # torchrun's other ranks measured with rank 0; it alone reports
         return
     if done:
@@ -519,7 +541,9 @@ class _progress:
 
         def advance(description: str):
             if self.bar is not None:
-                self.bar.update(self.task, completed=self.count, description=description)
+                from rich.markup import escape
+
+                self.bar.update(self.task, completed=self.count, description=escape(description))  # user labels
             self.count += 1
 
         return advance
@@ -613,6 +637,7 @@ def convert_cmd(
     _check_outputs({"--csv": csv, "--json": json}, weights=weights, inputs=inputs)
     ckpt = Checkpoint(weights, option="DIR")
     convert.check_source(ckpt)
+    _check_seed(seed)
     cfg = ckpt.config
     layer_option = "--layers" if layers is not None else "--layer"
     chosen = parse_layers(layers if layers is not None else layer, cfg.n_layers, layer_option)
@@ -636,6 +661,9 @@ def convert_cmd(
             ckpt.check_inputs(i)
     n_threads = None if threads is None else positive(threads, "--threads")
     _warn_threads(n_threads)
+    from . import preflight
+
+    preflight.check_convert(ckpt.specs(chosen[0])[0], Shape("prefill", T, B), run_dtype)  # before torch
     import torch
 
     if n_threads:
@@ -668,9 +696,10 @@ def sweep_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an existing --csv file: skip the combinations it holds.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --csv file instead of refusing.")] = False,
     tp: Annotated[Optional[str], typer.Option("--tp", metavar="T", show_default=False,
-        help="With --measure: also sweep tensor-parallel degrees (1,2 or 1:8), each layer sharded over T ranks started "
-             "here (torch.distributed; `tp` is a key, so a plot shows the scaling).")] = None,
+        help="Tensor-parallel degrees (8, 1,2 or 1:8), a key of each row. Analytic: the cache per GPU, as kv-memory "
+             "--tp sizes it. With --measure: each layer sharded over T ranks started here (torch.distributed).")] = None,
     tp_timeout: TpTimeout = 300.0,
+    hf_config: HfConfig = None, kv_scales: KvScales = None,
 ):  # fmt: skip
     """Every combination of variants × modes × seq-lens × batches, analytic (instant) or --measure'd.
 
@@ -679,34 +708,45 @@ def sweep_cmd(
     from . import sweep
     from .plot import check_plot_path, render
 
-    _check_outputs({"--csv": csv, "--json": json, "--plot": plot}, preset=preset, variants=variants)
+    _check_outputs({"--csv": csv, "--json": json, "--plot": plot}, preset=preset, hf_config=hf_config, variants=variants)
     if resume and (not csv or csv == "-"):
         raise InputError("--resume", "needs --csv PATH, the file to continue")
     if resume and overwrite:
         raise InputError("--resume/--overwrite", "choose one")
     if plot:
         check_plot_path(plot)
-    p = presets.load_preset(preset)
-    specs = _variants(variants, ["mha", "gqa"], p, paths=True)
+    p = _preset(preset, hf_config)
+    specs = _variants(variants, _defaults(p, ["mha", "gqa"]), p, paths=True)
     seq_lens, batches, modes = parse_int_list(seq_len, "--seq-len"), parse_int_list(batch, "--batch"), parse_modes(mode)
     from .measure import tp as tpm  # torch-free until a group starts
 
-    degrees = tpm.sweep_degrees(tp, tp_timeout, measure, specs, device)
+    plans = None  # analytic sweeps of a model, at TP > 1 or with a quantised cache: kv-memory's sizing per row
+    if not measure:
+        dt = parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
+        plans = rows.sweep_plans(p, dt, parse_int_list(tp, "--tp") if tp is not None else None,
+                                 kv_scales and kv_scales.strip().lower())  # fmt: skip
+    elif kv_scales is not None:
+        raise InputError("--kv-scales", "sizes the cache of an analytic sweep", "drop --measure")
+    degrees = list(plans) if plans is not None else tpm.sweep_degrees(tp, tp_timeout, measure, specs, device)
     combos = [sweep.Combination(s, Shape(m, L, b), t) for t in degrees for m in modes for L in seq_lens for b in batches
               for s in specs]  # fmt: skip
     if measure:
         if layers is not None:
             raise InputError("--layers", "a measured sweep measures one layer", "drop --layers or --measure")
-        dt, threads = _check_run_options(device, dtype, threads, min_time)
+        dt, threads = _check_run_options(device, dtype, threads, min_time, seed)
         n_layers = 1
     else:
         n_layers, dt = _layers(layers, p), parse_dtype("bfloat16" if dtype.strip().lower() == "auto" else dtype)
-    analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
-    columns = sweep.header(analytic_keys, measured=measure, tp=degrees != [None])
+    if plans is not None:
+        analytic_keys = {k for c in combos[:len(specs)] for k in rows.sweep_row(c.spec, p, c.shape, n_layers, plans[c.tp])}
+        columns = sweep.header(analytic_keys, measured=False)
+    else:
+        analytic_keys = {k for s in specs for k in rows.analytic_row(s, p, combos[0].shape, n_layers, "float32")}
+        columns = sweep.header(analytic_keys, measured=measure, tp=degrees != [None])
     target = sweep.CsvTarget(csv)  # locked from here: a second sweep on this file exits 3
     try:
         all_rows, todo, count, interrupted = _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed,
-                                                    threads, min_time, force, resume, overwrite, tp_timeout)  # fmt: skip
+                                                    threads, min_time, force, resume, overwrite, tp_timeout, plans)  # fmt: skip
     finally:
         target.close()  # the lock goes; a file this sweep created and never wrote to goes too
     exports = [("--plot", plot, lambda: render(all_rows, plot)[0])] if plot and all_rows else []
@@ -720,7 +760,7 @@ def sweep_cmd(
 
 
 def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, threads, min_time, force, resume,
-           overwrite, tp_timeout=300.0):  # fmt: skip
+           overwrite, tp_timeout=300.0, plans=None):  # fmt: skip
     """Run the sweep's combinations into its (locked) CSV: (rows to show, planned, written, interrupted)."""
     from . import sweep
     from .measure import tp as tpm
@@ -747,10 +787,13 @@ def _sweep(p, combos, columns, target, measure, n_layers, dt, device, seed, thre
             # One layer per row, as bench; a stack is a model of the preset's n_layers, each kind measured once.
             return measure_model(c.spec, p, c.shape, settings, p.n_layers if stack else 1, memo=memo.setdefault(c.tp, {}),
                                  measure=groups.measure_for(c.tp) or measure_or_oom)[-1]  # fmt: skip
+    elif plans is not None:
+        row_of = lambda c: rows.sweep_row(c.spec, p, c.shape, n_layers, plans[c.tp])  # noqa: E731
     else:
         row_of = lambda c: rows.analytic_row(c.spec, p, c.shape, n_layers, dt)  # noqa: E731
     identity = {"preset": p.name, "dtype": dt, "layers": None if measure else n_layers,
-                "device": str(settings.device) if measure else None, "seed": seed if measure else None}  # fmt: skip
+                "device": str(settings.device) if measure else None, "seed": seed if measure else None,
+                "kv_scales": next(iter(plans.values())).storage.scales if plans else None}  # fmt: skip
     new_rows: list[dict] = []
     todo = sweep.plan(combos, target, columns, identity, resume=resume, overwrite=overwrite)
     appender = sweep.Appender(target, columns, stdout=sys.stdout, append=resume)
@@ -798,7 +841,7 @@ def report_cmd(
     view = report.view_for(saved)
     exports = [("--plot", plot, lambda: render(saved, plot, keys or None)[0])] if plot else []
     if keys:  # the files first (output.write_all), then the tables
-        groups = [(f"{report.title_for(group, view)} · " + ", ".join(f"{k}={v}" for k, v in zip(keys, value)), group)
+        groups = [(report.group_title(group, view, keys, value), group)
                   for value, group in report.group_rows(saved, keys).items()]  # fmt: skip
         markdown = report.DISPLAY.get().markdown
         if markdown:
@@ -876,6 +919,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     signals.install()  # SIGINT, SIGTERM, SIGHUP: finished rows written, one line, 128 + signal
+    output.safe_streams()  # a stream that cannot encode '·', '–', '×' gets ASCII stand-ins, never an error
     try:
         return _main(args, debug)
     finally:
@@ -906,7 +950,8 @@ def _main(args: list[str], debug: bool) -> int:
     except BrokenPipeError:
         return 0
     except MemoryError:
-        _fail("out of memory; try a shorter --seq-len or a smaller --batch", debug)
+        _fail("out of memory: the request is larger than this machine holds (the pre-flight's estimate fell short); "
+              "shrink what it names, or see docs/reliability.md", debug)  # fmt: skip
         return EXIT_UNAVAILABLE
     except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on request
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""

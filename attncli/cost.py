@@ -276,9 +276,23 @@ def mla_kv_elements_per_token(spec: MLASpec) -> int:
     return spec.kv_lora_rank + spec.qk_rope_head_dim
 
 
-def ffn_flops(d_model: int, d_ff: int, n_tokens: int) -> int:
-    """The block's feed-forward net (two matmuls d_model→d_ff→d_model), for the attention share."""
-    return 2 * 2 * n_tokens * d_model * d_ff
+def ffn_flops(d_model: int, d_ff: int, n_tokens: int, matrices: int = 2) -> int:
+    """The block's feed-forward net for the attention share: `matrices` matmuls of d_model × d_ff,
+    2 FLOPs per multiply-add. Two (d_model→d_ff→d_model) for a plain MLP and the size presets;
+    three for a gated one (SwiGLU/GeGLU: gate, up, down; Shazeer 2020, arXiv:2002.05202)."""
+    return matrices * 2 * n_tokens * d_model * d_ff
+
+
+def model_ffn_flops(model, d_model: int, index: int, n_tokens: int) -> int:
+    """Layer `index`'s FFN FLOPs for n_tokens tokens of a whole model (spec.ModelSpec): its dense
+    MLP, or on an MoE layer only what a token runs, the top-k routed experts plus the shared ones
+    (each a gated or plain MLP of its width), and the router's d_model × experts matmul."""
+    matrices = 3 if model.mlp == "gated" else 2
+    moe = model.moe
+    if moe is not None and moe.is_moe_layer(index):
+        width = moe.experts_per_token * moe.d_ff + moe.shared_experts * (moe.shared_d_ff or moe.d_ff)
+        return ffn_flops(d_model, width, n_tokens, matrices) + 2 * n_tokens * d_model * moe.experts
+    return ffn_flops(d_model, model.dense_d_ff, n_tokens, matrices)
 
 
 def run_memory_bytes(spec, shape: Shape, kv_elements_per_token: int, params: int, dtype_bytes: int,

@@ -47,8 +47,14 @@ class ResourceError(AttncliError):
     exit_code = EXIT_UNAVAILABLE
 
 
+MAX_MESSAGE = 600  # characters of one error line; a longer user value is cut in the middle
+
+
 def _one_line(text: str) -> str:
-    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+    text = str(text).replace("\r", "\\r").replace("\n", "\\n")
+    if len(text) > MAX_MESSAGE:
+        text = f"{text[: MAX_MESSAGE // 2]}… ({len(text):,} characters) …{text[-MAX_MESSAGE // 4 :]}"
+    return text
 
 
 def closest(name: str, choices) -> str | None:
@@ -67,14 +73,44 @@ def did_you_mean(name: str, choices) -> str:
     return f"did you mean '{best}'? (choices: {listed})" if best else f"choices: {listed}"
 
 
-def read_text(path, where: str | None = None) -> str:
-    """A text file's contents, or an InputError naming the file: unreadable, not UTF-8."""
+MAX_TEXT_BYTES = 16 * 2**20  # a preset, variant file or config.json: the largest real config.json is under 1 MiB
+
+
+def regular_file(path, where: str | None = None, what: str = "file") -> None:
+    """Refuse, without opening it, anything that is not a regular file (after links): a FIFO would
+    block the read, a device such as /dev/zero would never end. A missing path is left to the
+    caller's open (which names it)."""
+    import os
+    import stat
+
     where = str(path) if where is None else where
     try:
-        return open(path, "rb").read().decode("utf-8")
+        st = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(where, f"is a folder, not a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(
+            st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file"  # fmt: skip
+        raise InputError(where, f"is {kind}, not a regular {what}", "give a regular file")
+
+
+def read_text(path, where: str | None = None, limit: int = MAX_TEXT_BYTES) -> str:
+    """A text file's contents, or an InputError naming the file: not a regular file, larger than
+    `limit` bytes, unreadable, not UTF-8."""
+    where = str(path) if where is None else where
+    regular_file(path, where)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
     except PermissionError:
         raise InputError(where, "cannot be read (permission denied)") from None
-    except UnicodeDecodeError:
-        raise InputError(where, "is not a UTF-8 text file") from None
     except OSError as e:
         raise InputError(where, f"cannot be read ({e.strerror or e})") from None
+    if len(data) > limit:
+        raise InputError(where, f"is larger than {limit // 2**20} MiB: not a preset or config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(where, "is not a UTF-8 text file") from None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import InputError, read_text
 from .models import defaults as type_defaults
-from .spec import LinearLayerSpec, ModelSpec, MoESpec, PresetSpec
+from .spec import MAX_LAYERS, LinearLayerSpec, MambaLayerSpec, ModelSpec, MoESpec, PresetSpec
 
 CONFIG_NAME = "config.json"
 
@@ -33,14 +33,18 @@ FALCON_TYPES = ("falcon", "RefinedWeb", "RefinedWebModel")
 MLA_FIELDS = ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
 # transformers' names for layer kinds (layer_types) → attncli's
 LAYER_TYPE_NAMES = {"full_attention": "full", "sliding_attention": "sliding", "linear_attention": "linear"}
-# Structures this normaliser does not size: a clear error instead of a wrong figure.
-UNSUPPORTED = {
-    "attn_layer_period": "Mamba layers (Jamba)",
-    "layers_block_type": "Mamba layers (Zamba/Jamba)",
-    "hybrid_override_pattern": "Mamba layers (Nemotron-H)",
-    "mamba_d_state": "Mamba layers",
-    "ssm_cfg": "Mamba layers",
-}
+# transformers' layer kind names in layer_types (and their legacy spellings, which
+# configuration_utils._LEGACY_LAYER_TYPE_REMAP maps: mamba → linear_attention, attention → full_attention)
+# → attncli's. In a model type with Mamba layers, `linear_attention` and `mamba` are Mamba-2/Mamba layers.
+LAYER_TYPE_NAMES.update({"chunked_attention": "chunked", "attention": "full", "mamba": "mamba"})
+MAMBA_TYPES = ("nemotron_h", "jamba", "zamba2", "falcon_h1", "granitemoehybrid")
+# Fields that mean Mamba layers: in a model type whose Mamba state attncli does not know, refused
+# by name (never sized as attention layers).
+MAMBA_FIELDS = ("hybrid_override_pattern", "layers_block_type", "attn_layer_period", "mamba_d_state", "ssm_cfg",
+                "mamba_n_heads", "mamba_num_heads", "ssm_state_size", "mamba_expand")
+PURE_SSM_TYPES = ("mamba", "mamba2", "falcon_mamba")
+# Nemotron-H's hybrid_override_pattern (NemotronHConfig._pattern_to_list): Mamba-2, attention, MLP, MoE
+NEMOTRON_H_PATTERN = {"M": "mamba", "*": "full", "-": "none", "E": "none"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,22 +70,63 @@ def read_config(path: str | Path) -> tuple[dict, str]:
     where = str(p)
     text = read_text(p, where)
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates(where))
     except json.JSONDecodeError as e:
         raise InputError(where, f"unreadable JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
         raise InputError(where, "unreadable JSON: nested too deeply") from None
+    except InputError:
+        raise
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise InputError(where, f"unreadable JSON: {str(e).split(';')[0]}") from None
     if not isinstance(data, dict):
         raise InputError(where, f"must hold a JSON object of fields, not a {type(data).__name__}")
     return data, where
 
 
+def _no_duplicates(where: str):
+    """json.loads' object hook refusing a key given twice (json keeps the last silently; a config
+    whose two values disagree has no right one)."""
+
+    def pairs(items):
+        seen = {}
+        for key, value in items:
+            if key in seen:
+                raise InputError(where, f"duplicate key '{key}' in the JSON", "keep one value")
+            seen[key] = value
+        return seen
+
+    return pairs
+
+
 def load(path: str | Path, name: str | None = None) -> PresetSpec:
     """A model preset from a config.json (or a folder holding one)."""
     data, where = read_config(path)
-    p = Path(where)
-    default_name = p.parent.name if p.name == CONFIG_NAME and p.parent.name else p.stem
-    return normalise(data, where, name or default_name)
+    return normalise(data, where, name or model_name(data, Path(where)))
+
+
+def model_name(data: dict, path: Path) -> str:
+    """The model's name: its folder's, unless the folder says nothing (a Hugging Face cache
+    snapshot, named by a commit hash), then the repository the cache path names
+    (models--org--name/snapshots/<hash>), else `_name_or_path`, else `architectures[0]`."""
+    folder = path.parent.name if path.name == CONFIG_NAME and path.parent.name else path.stem
+    if not _is_hash(folder):
+        return folder
+    parts = path.parent.parts
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        return parts[-3].removeprefix("models--").replace("--", "/")
+    named = data.get("_name_or_path")
+    if isinstance(named, str) and named.strip() and not _is_hash(Path(named).name):
+        return named.strip().rstrip("/")
+    archs = data.get("architectures")
+    if isinstance(archs, list) and archs and isinstance(archs[0], str):
+        return archs[0]
+    return folder
+
+
+def _is_hash(name: str) -> bool:
+    """A git commit hash (what a Hugging Face cache names its snapshot folders)."""
+    return len(name) in (40, 64) and all(c in "0123456789abcdef" for c in name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,36 +244,59 @@ def normalise(data: dict, where: str, name: str) -> PresetSpec:
         f = _fields({}, where, "text_config.", type_defaults.text_config_type(top.model_type))
     else:
         f = top
-    for key, what in UNSUPPORTED.items():
-        if f.has(key):
-            f.fail(key, f"{what} are not supported; attncli sizes full, sliding-window, MLA and linear-attention layers")
     if f.bool("is_encoder_decoder", False):
         f.fail("is_encoder_decoder", "encoder-decoder models are not supported; attncli sizes decoder-only models")
 
     model_type = f.model_type or ""
+    if model_type in PURE_SSM_TYPES:
+        f.fail("model_type", f"'{model_type}' is a pure state-space model with no attention layers; attncli sizes "
+               f"models with attention, and the Mamba layers of {', '.join(MAMBA_TYPES)}")  # fmt: skip
+    if model_type not in MAMBA_TYPES:
+        for key in MAMBA_FIELDS:
+            if f.explicit(key):
+                f.fail(key, f"Mamba layers of model_type '{model_type or '(none)'}' are not supported; attncli sizes "
+                       f"those of {', '.join(MAMBA_TYPES)}")  # fmt: skip
     _, d_model = f.one_of(HIDDEN, "hidden size")
     heads_key, n_heads = f.one_of(HEADS, "attention head count")
-    _, n_layers = f.one_of(LAYERS, "layer count")
-    head_dim, head_dim_given = _head_dim(f, d_model, n_heads, heads_key)
+    layout = _layout(f, model_type)
+    n_layers = len(layout["layer_types"])
+    if model_type == "zamba2":  # Zamba2's shared attention reads [hidden, embedding]: 2·hidden wide (Zamba2Config)
+        head_dim, head_dim_given = f.int("attention_head_dim", 2 * d_model // n_heads), True
+    else:
+        head_dim, head_dim_given = _head_dim(f, d_model, n_heads, heads_key)
 
     if f.has("kv_lora_rank"):
         family, fields, kv_from = _mla(f, n_heads)
     else:
-        n_kv, kv_from = _kv_heads(f, model_type, n_heads, heads_key)
+        if layout.get("layer_kv_heads") is not None:  # Nemotron-NAS: per-layer GQA from block_configs
+            counts = [k for k in layout["layer_kv_heads"] if k is not None]
+            n_kv, kv_from = max(set(counts), key=counts.count), layout["kv_from"]
+        else:
+            n_kv, kv_from = _kv_heads(f, model_type, n_heads, heads_key)
         family = "mha" if n_kv == n_heads else "mqa" if n_kv == 1 else "gqa"
         fields = {"n_kv_heads": n_kv} if family == "gqa" else {}
     rope_theta = f.raw("rope_theta")
     if isinstance(rope_theta, (int, float)) and not isinstance(rope_theta, bool) and rope_theta > 0:
         fields["rope_theta"] = float(rope_theta)
 
-    layer_types, window = _layer_types(f, model_type, n_layers)
+    layer_types = layout["layer_types"]
     linear = _linear(f, model_type, n_heads, head_dim) if "linear" in layer_types else None
-    moe = _moe(f)
-    mlp, dense_d_ff = _mlp(f, model_type, d_model, moe)
+    mamba = _mamba(f, model_type, d_model) if "mamba" in layer_types or layout.get("parallel_mamba") else None
+    # The MLP enters parameter and FLOP counts only: a field they need and the config lacks is
+    # recorded (ModelSpec.unsized) and refused there, never by kv-memory.
+    unsized = list(layout.get("unsized", ()))
+    try:
+        moe = _moe(f)
+        mlp, dense_d_ff = _mlp(f, model_type, d_model, moe)
+    except InputError as e:
+        moe, mlp, dense_d_ff = None, "gated", None
+        unsized.append((e.what.split(":")[0], e.what))
+    if mamba is not None:  # first: the reason a count of such a model is refused
+        unsized.insert(0, ("mamba", "mamba layers: their parameters and FLOPs are not counted (kv-memory sizes their state)"))
     model = ModelSpec(
         attention=family,
         layer_types=layer_types,
-        window=window,
+        window=layout.get("window"),
         linear=linear,
         vocab_size=f.int("vocab_size") if f.has("vocab_size") else top.int("vocab_size"),
         tie_embeddings=f.bool("tie_word_embeddings", top.bool("tie_word_embeddings", True)),  # PretrainedConfig's default
@@ -240,6 +308,11 @@ def normalise(data: dict, where: str, name: str) -> PresetSpec:
         attn_output_gate=model_type == "qwen3_next" and f.bool("attn_output_gate", True),
         max_position_embeddings=f.int("max_position_embeddings") or f.int("n_positions"),
         kv_heads_from=kv_from,
+        chunk=layout.get("chunk"),
+        mamba=mamba,
+        parallel_mamba=bool(layout.get("parallel_mamba")),
+        layer_kv_heads=layout.get("layer_kv_heads"),
+        unsized=tuple(unsized),
     )  # fmt: skip
     archs = top.raw("architectures", [])
     arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else model_type or "model"
@@ -343,13 +416,163 @@ def _layer_types(f: _Fields, model_type: str, n_layers: int) -> tuple[tuple[str,
     return ("sliding",) * n_layers, window  # Mistral-7B-v0.1, Phi-3, Starcoder2: every layer
 
 
+def _layout(f: _Fields, model_type: str) -> dict:
+    """The kind of every layer and what the kinds need: {layer_types, window, chunk, parallel_mamba,
+    layer_kv_heads + kv_from (per-layer KV heads), unsized}, from the most explicit field present."""
+    if model_type == "nemotron-nas" or f.explicit("block_configs"):
+        return _block_configs(f)
+    if model_type == "nemotron_h" and not f.explicit("layers_block_type") and not f.explicit("layer_types"):
+        pattern = f.raw("hybrid_override_pattern")
+        if not isinstance(pattern, str) or not pattern or any(c not in NEMOTRON_H_PATTERN for c in pattern):
+            f.fail("hybrid_override_pattern", f"{pattern!r} must be a string of {', '.join(NEMOTRON_H_PATTERN)} "
+                   "(Mamba-2, attention, MLP, MoE), one per layer")  # fmt: skip
+        if f.explicit("num_hidden_layers") and f.int("num_hidden_layers") != len(pattern):
+            f.fail("num_hidden_layers", f"{f.int('num_hidden_layers')} disagrees with hybrid_override_pattern's "
+                   f"{len(pattern)} layers")  # fmt: skip
+        return {"layer_types": tuple(NEMOTRON_H_PATTERN[c] for c in pattern)}
+    listed = next((k for k in ("layer_types", "layers_block_type") if f.explicit(k)), None)
+    key, n_layers = f.one_of(LAYERS, "layer count")
+    if n_layers > MAX_LAYERS:  # before a tuple of n_layers layer kinds is built
+        f.fail(key, f"{n_layers:,} layers is more than attncli handles ({MAX_LAYERS:,})")
+    if model_type == "jamba" and not listed:  # JambaConfig.layers_block_type: attention where i % period == offset
+        period, offset = f.int("attn_layer_period"), f.int("attn_layer_offset", minimum=0)
+        if offset >= period:
+            f.fail("attn_layer_offset", f"{offset} must be below attn_layer_period {period}")
+        return {"layer_types": tuple("full" if i % period == offset else "mamba" for i in range(n_layers))}
+    if model_type == "falcon_h1":  # FalconH1Config.layers_block_type: every layer `hybrid` (attention ∥ Mamba-2)
+        return {"layer_types": ("full",) * n_layers, "parallel_mamba": True}
+    if model_type == "granitemoehybrid" and not listed:
+        return {"layer_types": ("mamba",) * n_layers}  # GraniteMoeHybridConfig: no layer_types → every layer Mamba-2
+    if model_type in MAMBA_TYPES and (listed or model_type == "zamba2"):
+        return _mamba_kinds(f, model_type, listed, n_layers)
+    if "attention_chunk_size" in (f.defaults or {}) and not listed:
+        return _chunked(f, n_layers)
+    if model_type == "minimax" and not listed and not f.explicit("attn_type_list"):
+        # MiniMaxConfig.__post_init__: with no layer_types, full and linear layers alternate, full first
+        return {"layer_types": tuple("full" if (i + 1) % 2 else "linear" for i in range(n_layers))}
+    layer_types, window = _layer_types(f, model_type, n_layers)
+    out = {"layer_types": layer_types, "window": window}
+    if "chunked" in layer_types:  # an explicit layer_types with chunked_attention layers
+        if not f.has("attention_chunk_size"):
+            f.fail("layer_types", "lists chunked_attention layers but attention_chunk_size is not set")
+        out["chunk"] = f.int("attention_chunk_size")
+    if "mamba" in layer_types:
+        f.fail("layer_types", f"lists mamba layers, but model_type '{model_type}' has no known Mamba state",
+               f"known: {', '.join(MAMBA_TYPES)}")  # fmt: skip
+    return out
+
+
+def _chunked(f: _Fields, n_layers: int) -> dict:
+    """Llama 4 (Llama4TextConfig.__post_init__, vLLM's Llama4Attention): a layer that uses RoPE
+    (no_rope_layers[i] = 1) attends within its chunk of attention_chunk_size tokens; the NoPE
+    layers (0) attend to every token. An empty or absent no_rope_layers makes every
+    no_rope_layer_interval-th layer NoPE."""
+    chunk = f.int("attention_chunk_size")
+    flags = f.raw("no_rope_layers")
+    if not flags:
+        interval = f.int("no_rope_layer_interval")
+        if f.explicit("nope_layer_interval") and f.int("nope_layer_interval") != interval:
+            f.fail("nope_layer_interval", f"{f.int('nope_layer_interval')} disagrees with no_rope_layer_interval {interval}, "
+                   "which transformers reads")  # fmt: skip
+        flags = [int((i + 1) % interval != 0) for i in range(n_layers)]
+    if not isinstance(flags, list) or len(flags) != n_layers or any(v not in (0, 1) for v in flags):
+        f.fail("no_rope_layers", f"must list 0 (NoPE) or 1 (RoPE) for each of the {n_layers} layers")
+    if chunk is None:
+        return {"layer_types": ("full",) * n_layers}
+    return {"layer_types": tuple("chunked" if v else "full" for v in flags), "chunk": chunk}
+
+
+def _mamba_kinds(f: _Fields, model_type: str, listed: str | None, n_layers: int) -> dict:
+    """A hybrid Mamba model's listed layers (Granite-4.0-H, Nemotron-H layers_block_type, Zamba2):
+    mamba/linear_attention → mamba, attention/full_attention → full, mlp/moe → none; Zamba2's
+    `hybrid` layers run its shared attention block beside their Mamba-2 block."""
+    if listed is None:  # Zamba2Config.__post_init__'s default list
+        values = (["linear_attention"] + (["linear_attention"] * 5 + ["hybrid"]) * 7 + ["linear_attention"] * 4
+                  + ["hybrid"] + ["linear_attention"] * 3 + ["hybrid"] + ["linear_attention"] * 2)  # fmt: skip
+        listed = "layers_block_type"
+    else:
+        values = f.raw(listed)
+    names = {"mamba": "mamba", "linear_attention": "mamba", "attention": "full", "full_attention": "full",
+             "mlp": "none", "moe": "none", "hybrid": "hybrid"}  # fmt: skip
+    if not isinstance(values, list) or len(values) != n_layers:
+        f.fail(listed, f"must list one kind for each of the {n_layers} layers")
+    kinds = []
+    for i, v in enumerate(values):
+        if v not in names or (v == "hybrid" and model_type != "zamba2"):
+            f.fail(f"{listed}[{i}]", f"unknown layer kind {v!r} for model_type '{model_type}'",
+                   f"known: {', '.join(names)}")  # fmt: skip
+        kinds.append(names[v])
+    if model_type == "zamba2":  # a hybrid layer = shared attention + Mamba-2; the others Mamba-2 alone
+        return {"layer_types": tuple("full" if k == "hybrid" else k for k in kinds), "parallel_mamba": True}
+    return {"layer_types": tuple(kinds)}
+
+
+def _block_configs(f: _Fields) -> dict:
+    """Nemotron-NAS (DeciLM) per-layer blocks, as vLLM's DeciLMDecoderLayer reads them: a layer
+    whose attention is `no_op` (or `replace_with_linear`, a plain linear map) holds no cache; the
+    others have num_attention_heads / n_heads_in_group KV heads."""
+    blocks = f.raw("block_configs")
+    _, n_heads = f.one_of(HEADS, "attention head count")
+    if not isinstance(blocks, list) or not blocks:
+        f.fail("block_configs", "must list one block (attention, ffn) per layer")
+    if f.explicit("num_hidden_layers") and f.int("num_hidden_layers") != len(blocks):
+        f.fail("block_configs", f"lists {len(blocks)} blocks for num_hidden_layers {f.int('num_hidden_layers')}")
+    kinds, kv = [], []
+    for i, block in enumerate(blocks):
+        attention = block.get("attention") if isinstance(block, dict) else None
+        key = f"block_configs[{i}].attention"
+        if not isinstance(attention, dict):
+            f.fail(key, "missing: each block needs an attention section")
+        if attention.get("no_op") or attention.get("replace_with_linear"):
+            kinds.append("none")
+            kv.append(None)
+            continue
+        if attention.get("window_length") is not None or attention.get("num_sink_tokens") is not None:
+            f.fail(f"{key}.window_length", "per-layer windows and sink tokens are not supported")
+        group = attention.get("n_heads_in_group")
+        if not isinstance(group, int) or isinstance(group, bool) or group < 1 or n_heads % group:
+            f.fail(f"{key}.n_heads_in_group", f"{group!r} must be a positive divisor of the {n_heads} attention heads")
+        kinds.append("full")
+        kv.append(n_heads // group)
+    if "full" not in kinds:
+        f.fail("block_configs", "no block has attention: nothing would cache")
+    return {"layer_types": tuple(kinds), "layer_kv_heads": tuple(kv),
+            "kv_from": "block_configs[].attention.n_heads_in_group (num_attention_heads / n_heads_in_group per layer; "
+                       "no_op and replace_with_linear layers cache nothing)",
+            "unsized": (("block_configs", "block_configs: per-layer FFN widths (ffn.ffn_mult) are not counted"),)}
+
+
+def _mamba(f: _Fields, model_type: str, d_model: int) -> MambaLayerSpec:
+    """The Mamba layers' state sizes, as each model's vLLM class reads them
+    (get_mamba_state_shape_from_config of NemotronH, Jamba, Zamba2, FalconH1, GraniteMoeHybrid)."""
+    if model_type == "nemotron_h":  # intermediate = mamba_num_heads × mamba_head_dim (expand is not read)
+        heads, head_dim = f.int("mamba_num_heads"), f.int("mamba_head_dim")
+        groups = f.int("mamba_n_groups") if f.explicit("mamba_n_groups") else f.int("n_groups")  # legacy spelling first
+        conv = f.int("mamba_d_conv") if f.explicit("mamba_d_conv") else f.int("conv_kernel")
+        return MambaLayerSpec(version=2, d_inner=heads * head_dim, d_state=f.int("ssm_state_size"), d_conv=conv,
+                              n_groups=groups, heads=heads, head_dim=head_dim)  # fmt: skip
+    if model_type == "jamba":  # Mamba-1: intermediate = mamba_expand × hidden_size
+        return MambaLayerSpec(version=1, d_inner=f.int("mamba_expand") * d_model, d_state=f.int("mamba_d_state"),
+                              d_conv=f.int("mamba_d_conv"))  # fmt: skip
+    if model_type == "zamba2":  # head_dim = intermediate // n_mamba_heads (Zamba2Config.mamba_headdim)
+        d_inner, heads = f.int("mamba_expand") * d_model, f.int("n_mamba_heads")
+        return MambaLayerSpec(version=2, d_inner=d_inner, d_state=f.int("mamba_d_state"), d_conv=f.int("mamba_d_conv"),
+                              n_groups=f.int("mamba_ngroups"), heads=heads, head_dim=d_inner // heads)  # fmt: skip
+    # Falcon-H1 (mamba_d_ssm when set) and Granite-4.0-H: mamba_d_head `auto` = intermediate // mamba_n_heads
+    d_inner = f.int("mamba_d_ssm") if model_type == "falcon_h1" and f.has("mamba_d_ssm") else f.int("mamba_expand") * d_model
+    heads = f.int("mamba_n_heads")
+    head_dim = d_inner // heads if f.raw("mamba_d_head") == "auto" else f.int("mamba_d_head")
+    return MambaLayerSpec(version=2, d_inner=d_inner, d_state=f.int("mamba_d_state"), d_conv=f.int("mamba_d_conv"),
+                          n_groups=f.int("mamba_n_groups"), heads=heads, head_dim=head_dim)  # fmt: skip
+
+
 def _listed_kinds(f: _Fields, n_layers: int) -> tuple[str, ...]:
     values = f.raw("layer_types")
     if not isinstance(values, list) or len(values) != n_layers:
         f.fail("layer_types", f"must list one kind for each of the {n_layers} layers")
     kinds = []
     for i, v in enumerate(values):
-        if v not in LAYER_TYPE_NAMES:
+        if not isinstance(v, str) or v not in LAYER_TYPE_NAMES:  # a list or mapping is not a kind (nor hashable)
             f.fail(f"layer_types[{i}]", f"unknown layer kind {v!r}", f"known: {', '.join(LAYER_TYPE_NAMES)}")
         kinds.append(LAYER_TYPE_NAMES[v])
     return tuple(kinds)

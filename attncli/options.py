@@ -13,6 +13,8 @@ def parse_positive_int(text: str, option: str) -> int:
         raise InputError(option, f"'{text.strip()}' is not a whole number") from None
     if value <= 0:
         raise InputError(option, f"{value} must be a positive integer")
+    if value >= 2**63:  # beyond any machine; the products of such sizes would overflow floats
+        raise InputError(option, f"{value:,} is out of range (at most 2^63 - 1)")
     return value
 
 

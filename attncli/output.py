@@ -222,3 +222,44 @@ def raise_first(errors: list[AttncliError]) -> None:
     if len(errors) > 1:
         first.what += " (also: " + "; ".join(e.message for e in errors[1:]) + ")"
     raise first
+
+
+# ------------------------------------------------------------------------------------------------
+# terminals that cannot encode what the tables print
+
+ASCII = {"·": "-", "–": "-", "—": "-", "×": "x", "…": "...", "≤": "<=", "≥": ">=", "→": "->", "←": "<-", "Σ": "sum",
+         "²": "^2", "³": "^3", "½": "1/2", "ᵀ": "T", "≈": "~", "±": "+-", "√": "sqrt", "·": "-", "µ": "u", "′": "'",
+         "‘": "'", "’": "'", "“": '"', "”": '"', "−": "-"}  # fmt: skip
+ERRORS = "attncli-ascii"
+SAMPLE = "·–×…≤"
+
+
+def _ascii_stand_in(error: UnicodeEncodeError):
+    bad = error.object[error.start : error.end]
+    return "".join(ASCII.get(ch, "?") for ch in bad), error.end
+
+
+def safe_streams() -> None:
+    """Give stdout and stderr an error handler that writes ASCII stand-ins (· → -, × → x, ≤ → <=,
+    anything else → ?) when their encoding (LC_ALL=C without UTF-8 mode, PYTHONIOENCODING=ascii,
+    latin-1) cannot encode a character, instead of raising UnicodeEncodeError mid-table."""
+    import codecs
+
+    try:
+        codecs.lookup_error(ERRORS)
+    except LookupError:
+        codecs.register_error(ERRORS, _ascii_stand_in)
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        if not encoding or not hasattr(stream, "reconfigure"):
+            continue
+        try:
+            SAMPLE.encode(encoding)
+        except UnicodeEncodeError:
+            try:
+                stream.reconfigure(errors=ERRORS)
+            except (ValueError, OSError, AttributeError):
+                pass
+        except LookupError:
+            pass
+

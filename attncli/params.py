@@ -26,6 +26,7 @@ def model_params(spec: AttentionSpec, preset: PresetSpec) -> int:
                          "use --hf-config PATH or a model preset (attncli presets) for parameter counts")  # fmt: skip
     if model.vocab_size is None:
         raise InputError(where, "vocab_size: missing, and parameter counts need it")
+    check_sized(model, where, "parameter counts")
     d = preset.d_model
     total = d * model.vocab_size * (1 if model.tie_embeddings else 2) + d  # embedding (+ output projection), final norm
     softmax = softmax_layer_params(spec, model)
@@ -34,6 +35,15 @@ def model_params(spec: AttentionSpec, preset: PresetSpec) -> int:
         total += linear_layer_params(model.linear, d) if kind == "linear" else softmax
         total += mlp_params(model, d, i, where)
     return total
+
+
+def check_sized(model: ModelSpec, where: str, what: str) -> None:
+    """Refuse, naming the field, a count that needs a part of the model its config does not give
+    (ModelSpec.unsized: the normaliser records these instead of failing kv-memory over them)."""
+    if model.unsized:
+        field, reason = model.unsized[0]
+        reason = reason if reason.startswith(field) else f"{field}: {reason}"
+        raise InputError(where, f"{reason}, and {what} need it" if "missing" in reason else f"{reason}; {what} refused")
 
 
 def softmax_layer_params(spec: AttentionSpec, model: ModelSpec) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import functools
+import math
 import re
 import types
 import typing
@@ -18,7 +19,8 @@ import yaml
 
 from . import registry
 from .errors import InputError, closest, did_you_mean, read_text
-from .spec import AttentionSpec, HybridSpec, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec, check_positive_int
+from .spec import (AttentionSpec, HybridSpec, LinearLayerSpec, ModelSpec, MoESpec, PresetSpec, check_layer_count,
+                   check_positive_int)  # fmt: skip
 
 DEFAULT_PRESET = "small"
 PRESET_KEYS = tuple(f.name for f in dataclasses.fields(PresetSpec) if f.name != "path")
@@ -46,7 +48,7 @@ def read_yaml_mapping(path: Path) -> dict:
         raise InputError(where, "no such file")
     if path.is_dir():
         raise InputError(where, "is a folder, not a YAML file")
-    return parse_yaml_mapping(read_text(path, where), where)
+    return parse_yaml_mapping(read_text(path, where, limit=MAX_YAML_BYTES), where)
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:
@@ -75,12 +77,62 @@ def _check_duplicate_keys(node, where: str) -> None:
             _check_duplicate_keys(item, where)
 
 
+# Limits on a YAML document, checked on the parser's event stream before anything is built (the
+# parser keeps its own stack, so depth is counted without recursion). A preset or variant file is a
+# few dozen nodes, two or three levels deep.
+MAX_YAML_DEPTH = 32
+MAX_YAML_NODES = 20_000
+MAX_YAML_BYTES = 2**20
+
+
+def _check_events(text: str, where: str) -> None:
+    """Refuse anchors and aliases (an alias bomb expands exponentially; a recursive anchor never
+    ends), nesting deeper than MAX_YAML_DEPTH, and more than MAX_YAML_NODES nodes."""
+    depth = nodes = 0
+    # libyaml's parser when present (it builds nothing; the values are still built by yaml.safe_load)
+    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        at = f" (line {event.start_mark.line + 1})" if event.start_mark is not None else ""
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            sign = "*" if isinstance(event, yaml.AliasEvent) else "&"
+            raise InputError(where, f"YAML anchors and aliases are not allowed ('{sign}{event.anchor}'{at})",
+                             "write each value out")  # fmt: skip
+        if isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            nodes += 1
+            if nodes > MAX_YAML_NODES:
+                raise InputError(where, f"holds more than {MAX_YAML_NODES:,} YAML values: not a preset")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise InputError(where, f"is nested more than {MAX_YAML_DEPTH} levels deep{at}")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def safe_yaml(text: str, where: str):
+    """yaml.safe_load within the limits above (raises yaml.YAMLError for malformed text)."""
+    _check_events(text, where)
+    try:
+        return yaml.safe_load(text)
+    except InputError:
+        raise
+    except (ValueError, OverflowError) as e:  # an integer of more than 4,300 digits, a date out of range
+        raise InputError(where, f"a value cannot be read ({_first_line(e)})") from None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text.split(";")[0]
+
+
 def parse_yaml_mapping(text: str, where: str) -> dict:
     try:
+        _check_events(text, where)
         _check_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), where)
-        data = yaml.safe_load(text)
+        data = safe_yaml(text, where)
     except yaml.YAMLError as e:
         raise InputError(where, _yaml_problem(e)) from None
+    except RecursionError:  # not reached within MAX_YAML_DEPTH; kept so no input can make it an internal error
+        raise InputError(where, "is nested too deeply") from None
     if data is None:
         raise InputError(where, "is empty")
     if not isinstance(data, dict):
@@ -103,6 +155,15 @@ def check_keys(data: dict, valid, where: str, what: str = "key") -> None:
 # typed fields
 
 
+INT_LIMIT = 2**63  # a YAML or override integer: what a C long (and a torch size) holds
+
+
+def _short(value) -> str:
+    """repr of a user value, cut to a readable length (a 10,000-digit integer is not echoed)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}… ({len(text):,} characters)"
+
+
 def coerce(key: str, kind, value):
     """Check (and gently convert) one field value against its dataclass annotation."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
@@ -115,17 +176,27 @@ def coerce(key: str, kind, value):
         raise InputError("", f"{key}: {value!r} is not true or false")
     if kind is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) >= INT_LIMIT:  # sizes beyond any machine; their products would overflow floats
+                raise InputError("", f"{key}: {_short(value)} is out of range (at most 2^63 - 1)")
             return value
-        raise InputError("", f"{key}: {value!r} is not an integer")
+        raise InputError("", f"{key}: {_short(value)} is not an integer")
     if kind is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
+            except OverflowError:
+                raise InputError("", f"{key}: {_short(value)} is out of range") from None
+        elif isinstance(value, str):
+            try:
+                number = float(value)
             except ValueError:
                 pass
-        raise InputError("", f"{key}: {value!r} is not a number")
+        if number is not None:
+            if not math.isfinite(number):
+                raise InputError("", f"{key}: {value!r} is not a finite number")
+            return number
+        raise InputError("", f"{key}: {_short(value)} is not a number")
     if isinstance(value, Group) and kind is not tuple and typing.get_origin(kind) is not tuple:
         value = str(value)  # brackets only group: `softmax=[gqa:n_kv_heads=2,window=512]`
     if kind is str:
@@ -239,6 +310,7 @@ def _model_section(data, n_layers: int) -> ModelSpec:
             value = coerce(f"model.{key}", kinds[key], value)
         values[key] = value
     try:
+        check_layer_count(n_layers, "n_layers")  # before a tuple of n_layers kinds is built
         return ModelSpec(layer_types=tuple(pattern[i % len(pattern)] for i in range(n_layers)), **values)
     except InputError as e:
         raise InputError("", f"model.{e.what}", e.hint) from None
@@ -356,7 +428,7 @@ def _parse_value(text: str):
     if ":" in text:  # a nested variant argument (`softmax=gqa:n_kv_heads=8`), never a YAML mapping
         return text
     try:
-        return yaml.safe_load(text) if text.strip() else None
+        return safe_yaml(text, text) if text.strip() else None
     except yaml.YAMLError:
         return text
 
@@ -423,11 +495,27 @@ def model_variant(preset: PresetSpec) -> str:
     kv-memory does not need this: serving.py sizes the layer kinds itself."""
     model = preset.model
     kinds = model.layer_types
-    period = next(n for n in range(1, len(kinds) + 1) if all(kinds[i] == kinds[i % n] for i in range(len(kinds))))
+    period = smallest_period(kinds)
     item = {"full": model.attention, "sliding": f"{model.attention}:window={model.window}", "linear": "linear"}
     if period == 1:
         return item[kinds[0]]
     return "hybrid:pattern=[" + ",".join(item[k] for k in kinds[:period]) + "]"
+
+
+def smallest_period(items) -> int:
+    """The least p with items[i] == items[i % p] for every i (the period may be cut at the end), in
+    O(n): n minus the longest proper prefix that is also a suffix (Knuth–Morris–Pratt's failure
+    function). The search the naive way is O(n²): minutes on a model of a million layers."""
+    n = len(items)
+    fail = [0] * n
+    k = 0
+    for i in range(1, n):
+        while k and items[i] != items[k]:
+            k = fail[k - 1]
+        if items[i] == items[k]:
+            k += 1
+        fail[i] = k
+    return n - fail[-1] if n else 1
 
 
 def _stack_layers(values: dict, given: dict, preset: PresetSpec) -> tuple[AttentionSpec, ...]:
@@ -441,6 +529,7 @@ def _stack_layers(values: dict, given: dict, preset: PresetSpec) -> tuple[Attent
         k = values.get("softmax_every", 8)
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError("", f"softmax_every: {k!r} must be a positive integer")
+        check_layer_count(k, "softmax_every")  # before a list of k layers is built
         args = [("linear", values.get("linear", "linear"))] * (k - 1) + [("softmax", values.get("softmax", "gqa"))]
     layer_preset = dataclasses.replace(preset, d_model=values["d_model"], n_heads=values["n_heads"],
                                        head_dim=values["head_dim"])  # fmt: skip

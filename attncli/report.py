@@ -51,7 +51,8 @@ FORMAT = {
     **dict.fromkeys(("flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "params", "params_before"), _si),
     "memory_proj_flops": _si,
     **dict.fromkeys(("kv_bytes_per_token", "kv_cache_bytes", "kv_cache_bytes_measured", "kv_scale_bytes",
-                     "linear_state_bytes", "weight_bytes", "budget_bytes", "kv_bytes_per_token_before"), _iec),
+                     "linear_state_bytes", "weight_bytes", "budget_bytes", "kv_bytes_per_token_before",
+                     "ssm_state_bytes"), _iec),
     "model_params": _si,
     **dict.fromkeys(("max_seq_len", "max_batch", "window", "cache_tokens"), lambda x: f"{x:,}"),
     **dict.fromkeys(("conv_err_max_abs", "conv_err_rel_l2"), lambda x: f"{x:.2e}"),
@@ -76,7 +77,8 @@ HEADER = {
     "stack": "stack", "layer_of": "layer of", "memory_proj_flops": "memory K/V FLOPs (once)",
     "latency_basis": "latency basis",
     "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
-    "linear_state_bytes": "linear state", "model_params": "params", "weight_bytes": "weights / GPU",
+    "linear_state_bytes": "linear state", "ssm_state_bytes": "SSM state", "max_position": "max position",
+    "beyond_max_position": "past max pos", "ffn_kind": "FFN", "model_params": "params", "weight_bytes": "weights / GPU",
     "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
     "n_kv_heads": "KV heads", "kv_lora_rank": "latent r", "qk_rope_head_dim": "RoPE dims",
     "kv_bytes_per_token_before": "KV / token before", "params_before": "params before",
@@ -85,7 +87,8 @@ HEADER = {
 
 # Measurement columns (issue 6): the FLOP cross-check, the roofline, dtype grading, `peak`.
 FORMAT.update({
-    **dict.fromkeys(("flops_counted", "flops_math_path"), _si),
+    **dict.fromkeys(("flops_counted", "flops_math_path", "flops_counted_layer", "flops_math_path_layer",
+                     "flops_counted_model", "flops_math_path_model"), _si),
     **dict.fromkeys(("bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations",
                      "copy_bytes"), _iec),
     **dict.fromkeys(("gbytes_per_s", "peak_gflops", "peak_gbps", "roofline_ms", "arith_intensity",
@@ -94,13 +97,16 @@ FORMAT.update({
 })  # fmt: skip
 HEADER.update({
     "naive_err_max_abs": "math max abs", "backend_used": "SDPA", "flops_counted": "FLOPs counted",
-    "flops_math_path": "math-path FLOPs", "flops_match": "counted = analytic", "bytes_moved": "bytes moved",
+    "flops_math_path": "math-path FLOPs", "flops_match": "counted = analytic",
+    "flops_counted_model": "FLOPs counted", "flops_math_path_model": "math-path FLOPs",
+    "flops_counted_layer": "counted / layer", "flops_math_path_layer": "math-path / layer", "bytes_moved": "bytes moved",
     "arith_intensity": "FLOP/B", "gbytes_per_s": "GB/s", "peak_gflops": "peak GFLOP/s", "peak_gbps": "peak GB/s",
     "frac_of_peak": "% of peak", "frac_of_bw": "% of BW", "roofline_ms": "roofline ms",
     "frac_of_roofline": "% of roof", "ridge_flops_per_byte": "ridge FLOP/B", "matmul_n": "matmul n",
     "copy_bytes": "copy buffer", "measured_at": "measured", "peak_source": "source", "device_name": "device",
-    "torch_version": "torch", "latency_spread": "p25–p75 ms",
+    "torch_version": "torch", "latency_spread": "p25–p75 ms", "compile_s": "compile s",
 })  # fmt: skip
+FORMAT["compile_s"] = lambda x: f"{x:.1f}"  # seconds compiling before the timing (--backend flex, --compile)
 
 # Tensor-parallel rows (measure/tp.py).
 FORMAT.update({**dict.fromkeys(("kv_cache_bytes_per_rank", "allreduce_bytes"), _iec), "allreduce_ms": _fixed3,
@@ -109,8 +115,9 @@ HEADER.update({"kv_cache_bytes_per_rank": "KV / rank", "allreduce_ms": "all-redu
                "allreduce_bytes": "all-reduce bytes", "tp_err_rel_l2": "rel L2 vs TP 1"})  # fmt: skip
 
 # Booleans shown as words; a column whose every value is its `HIDDEN_WHEN` value (or None) is left out.
-BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", "")}
-HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False}
+BOOL_WORDS = {"noisy": ("noisy", ""), "healthy": ("yes", "NO"), "flops_match": ("yes", "NO"), "compiled": ("yes", ""),
+              "beyond_max_position": ("BEYOND", "")}  # fmt: skip
+HIDDEN_WHEN = {"noisy": False, "status": "ok", "compiled": False, "beyond_max_position": False}
 
 # Table-only columns derived from row columns (files carry the row columns themselves).
 DERIVED = {
@@ -147,7 +154,8 @@ def console(stderr: bool = False, width: int | None = None):
     stream = sys.stderr if stderr else sys.stdout
     if width is None:
         width = terminal_width(stream)
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    # markup=False: labels, paths and titles are user text, never Rich markup ('[/]', '[red]' print as typed).
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False, markup=False)
 
 
 def terminal_width(stream=None) -> int:
@@ -266,7 +274,10 @@ def layout(rows: list[dict], view: str, width: int | None = None, display: Displ
         columns = [c for c in order if c in shown and (display.wide or SHOWN_WITH.get(c, c) in shown)]
     cells = [[cell(c, _value(r, c)) for c in columns] for r in rows]
     headers = [HEADER.get(c, c) for c in columns]
-    widths = [max([len(line[i]) for line in cells] + [max(len(w) for w in h.split())]) for i, h in enumerate(headers)]
+    from rich.cells import cell_len  # terminal cells, as Rich counts them (a wide character is two)
+
+    widths = [max([cell_len(line[i]) for line in cells] + [max(cell_len(w) for w in h.split())])
+              for i, h in enumerate(headers)]  # fmt: skip
     dropped: list[str] = []
     if width is not None:
         while len(columns) > 1 and _table_width(widths) > width:
@@ -275,14 +286,14 @@ def layout(rows: list[dict], view: str, width: int | None = None, display: Displ
             widths.pop()
             for line in cells:
                 line.pop()
-    # Room to spare widens a column so its header fits on fewer lines, in priority order.
+    # Room to spare widens a column so its header fits on one line, in priority order (a column
+    # the room cannot bring to one line keeps its width: half a header's growth buys nothing).
     room = None if width is None else width - _table_width(widths)
     for i, h in enumerate(headers):
-        want = max(widths[i], len(h))
-        grow = want - widths[i] if room is None else min(want - widths[i], room)
-        widths[i] += grow
-        if room is not None:
-            room -= grow
+        grow = max(widths[i], cell_len(h)) - widths[i]
+        if room is None or grow <= room:
+            widths[i] += grow
+            room = None if room is None else room - grow
     return Layout(columns, headers, cells, widths, constants, dropped)
 
 
@@ -325,6 +336,7 @@ def table(rows: list[dict], view: str, title: str | None = None, caption: str | 
     whole on one line: columns are as wide as their widest cell (headers wrap at spaces), and the
     lowest-priority columns are left out, named in the caption, until the rest fit. title/caption
     None: built from the rows (title_for, caption_for)."""
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
@@ -334,15 +346,16 @@ def table(rows: list[dict], view: str, title: str | None = None, caption: str | 
     caption = caption_for(rows, view) if caption is None else caption
     if lay.dropped:
         caption = "\n".join(filter(None, [caption, dropped_note(lay.dropped, width)]))
-    t = Table(title=Text(title) if title else None, caption=Text(caption) if caption else None, title_justify="left",
-              caption_justify="left")  # fmt: skip
+    t = Table()
     side = ["right" if _numeric(c) else "left" for c in lay.columns]
     for h, w, s in zip(lay.headers, lay.widths, side):
-        t.add_column(Text(_wrap_header(h, w), justify=s), justify=s, width=w, no_wrap=True, overflow="ignore")
+        t.add_column(Text(_wrap_header(h, w), justify=s), justify=s, width=w, no_wrap=True)  # w fits every cell
     for line in lay.cells:  # Text, not markup: a label holding [brackets] prints as it is
         t.add_row(*(Text(x, justify=s) for x, s in zip(line, side)))
-    t.attncli_width = lay.total  # the width it needs, for printing it whole (print_table)
-    return t
+    # Title and caption wrap at the terminal's width, not the table's (a narrow table would fold them).
+    shown = Group(*([Text(title)] if title else []), t, *([Text(caption)] if caption else []))
+    shown.attncli_width = lay.total  # the width the table needs, for printing it whole (print_table)
+    return shown
 
 
 def print_table(t, stderr: bool = False) -> None:
@@ -492,6 +505,14 @@ def read_rows(path: str) -> list[dict]:
         raise InputError(path, "has no 'label' column: not an attncli report")
     df = df.convert_dtypes()
     return df.astype(object).where(df.notna(), None).to_dict("records")
+
+
+def group_title(rows: list[dict], view: str, keys: list[str], value: tuple) -> str:
+    """A `report --group-by` table's title: the view's title, then the grouping values its
+    constants do not already say (a title column such as mode is there once)."""
+    title = title_for(rows, view)
+    where = ", ".join(f"{k}={v}" for k, v in zip(keys, value) if k not in views.TITLE_COLUMNS)
+    return f"{title} · {where}" if where else title
 
 
 def group_rows(rows: list[dict], columns: list[str]) -> dict[tuple, list[dict]]:

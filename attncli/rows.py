@@ -7,7 +7,8 @@ Analytic columns come from `cost.py` through the registry; `measure/` adds the m
 from __future__ import annotations
 
 from . import registry
-from .cost import ffn_flops, layer_bytes, roofline
+from .cost import ffn_flops, layer_bytes, model_ffn_flops, roofline
+from .errors import InputError
 from .spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
 
 # Fields of one family's spec that rows carry as columns, only on that family's rows (MLA's).
@@ -29,12 +30,15 @@ ANALYTIC_COLUMNS = (
     "flops", "proj_flops", "attn_flops", "elementwise_flops", "ffn_flops", "attn_share", "params",
     "kv_bytes_per_token", "kv_cache_bytes",
     "memory_proj_flops",  # cross-attention's one-off K/V projection of the encoder memory
+    "ffn_kind",  # the FFN the ffn_flops count: plain (2 matrices), gated (3), or MoE with its active experts
 )  # fmt: skip
 MEASURED_COLUMNS = (
     "kv_cache_bytes_measured", "latency_ms_median", "latency_ms_p25", "latency_ms_p75", "n_runs",
     "gflops_per_s", "err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2",
     "backend", "device_name", "torch_version", "threads", "seed", "status",
     "latency_basis",  # how a multi-layer latency was obtained from one-layer measurements
+    # interleaved timing and the machine's load while timing (measure/timing.py, measure/load.py)
+    "n_rounds", "load_avg", "others_cores", "free_cores",
 )  # fmt: skip
 # Measurement columns: timing stability, the SDPA backend, dtype grading and the FLOP cross-check;
 # the roofline against the device's measured peaks; and the `peak` command's own columns.
@@ -42,6 +46,7 @@ QUALITY_COLUMNS = (
     "noisy", "backend_used", "compiled", "healthy", "flops_counted", "flops_math_path", "flops_match",
     # --verify-flops per layer (one layer of the row's kind) and for the row's `layers` (as `flops`)
     "flops_counted_layer", "flops_math_path_layer", "flops_counted_model", "flops_math_path_model",
+    "compile_s",  # seconds compiling before the timing (--backend flex, --compile)
 )  # fmt: skip
 ROOFLINE_COLUMNS = (
     "bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations", "arith_intensity",
@@ -49,12 +54,14 @@ ROOFLINE_COLUMNS = (
     "bound", "peak_source",
 )  # fmt: skip
 PEAK_COLUMNS = ("ridge_flops_per_byte", "matmul_n", "copy_bytes", "measured_at", "peak_method")
-COMPARE_COLUMNS = ("base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base")
+COMPARE_COLUMNS = ("base_label", "speedup_vs_base", "kv_ratio_vs_base", "flops_ratio_vs_base",
+                   "speedup_vs_base_p25", "speedup_vs_base_p75")  # the per-round speed-ups' spread
 # Real models and serving (kv-memory): where the KV heads came from, the layer kinds, per-GPU
 # sizing under tensor parallelism, quantisation scales, and --budget answers.
 SERVING_COLUMNS = (
     "kv_heads_from", "layer_kind", "tp", "kv_heads_per_gpu", "kv_scales", "kv_scale_bytes",
     "linear_state_bytes", "model_params", "weight_bytes", "budget_bytes", "fits", "max_seq_len", "max_batch",
+    "ssm_state_bytes", "max_position", "beyond_max_position",  # Mamba layers' state; the model's context limit
 )  # fmt: skip
 # Real weights (`bench`/`compare --weights`, `convert`): where the layer and its inputs came from.
 WEIGHTS_COLUMNS = ("weights", "layer", "inputs", "rope_scaling")
@@ -113,16 +120,41 @@ def flop_columns(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: 
     family = registry.get(spec.family)
     per_layer = family.flops(spec, shape)
     scale = layers * shape.batch
-    d_ff = preset.d_ff or 4 * spec.d_model
-    ffn = ffn_flops(spec.d_model, d_ff, shape.n_query) * scale
+    ffn, ffn_kind = ffn_columns(spec, preset, shape, layers)
     flops = per_layer.matmul * scale
     memory = family.memory_proj_flops(spec) * scale if family.memory_proj_flops else None
     return {
         "flops": flops, "proj_flops": per_layer.proj * scale, "attn_flops": per_layer.attn * scale,
-        "elementwise_flops": per_layer.elementwise * scale, "ffn_flops": ffn,
+        "elementwise_flops": per_layer.elementwise * scale, "ffn_flops": ffn, "ffn_kind": ffn_kind,
         "attn_share": flops / (flops + ffn), "params": family.params(spec) * layers,
         "memory_proj_flops": memory,
     }  # fmt: skip
+
+
+def ffn_columns(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: int) -> tuple[int, str]:
+    """(FFN FLOPs of `layers` layers for the batch, the FFN kind). A size preset keeps the seed's
+    plain two-matrix MLP of d_ff (4·d_model unless set), with no kind (it is no model's MLP). A whole model (a model preset,
+    --hf-config) counts its own MLP: three matrices when gated, only the active experts on MoE
+    layers (cost.model_ffn_flops), layer by layer; a part of it the config lacks is refused."""
+    model = preset.model
+    if model is None:  # the seed's scale figure, no model's MLP: no ffn_kind
+        return ffn_flops(spec.d_model, preset.d_ff or 4 * spec.d_model, shape.n_query) * layers * shape.batch, None
+    from .params import check_sized
+
+    check_sized(model, preset.path or preset.name, "FLOP counts")
+    n, d = shape.n_query, preset.d_model
+    per = [model_ffn_flops(model, d, i, n) for i in range(model.n_layers)]
+    if len(set(per)) == 1:
+        total = per[0] * layers
+    elif len(model.kinds()) == 1 and layers <= model.n_layers:
+        total = sum(per[:layers])  # the first `layers` layers (DeepSeek's dense ones first)
+    else:
+        raise InputError(preset.path or preset.name, f"flops: FFN widths vary by layer in a model with "
+                         f"{model.describe()} layers, and a per-kind row cannot say which it holds")  # fmt: skip
+    moe = model.moe
+    kind = model.mlp if moe is None else (  # `moe 8/256 +1 shared`: top-k of the routed experts, shared ones
+        f"moe {moe.experts_per_token}/{moe.experts}" + (f" +{moe.shared_experts} shared" if moe.shared_experts else ""))
+    return total * shape.batch, kind
 
 
 # ------------------------------------------------------------------------------------------------
@@ -150,6 +182,8 @@ def combine(spec: HybridSpec, preset: PresetSpec, parts: list[tuple[dict, int]],
         values = list(dict.fromkeys(part[key] for part, _ in parts))
         row[key] = values[0] if len(values) == 1 else ("/".join(map(str, values)) if key == "position" else None)
     row["stack"] = " + ".join(f"{count}×{part['label']}" for part, count in parts)
+    if first.get("ffn_kind") is not None:
+        row["ffn_kind"] = first["ffn_kind"]
     # A model shorter than one period of the pattern lacks some of its layers (hybrid on micro's 4
     # layers: 4×linear, no softmax layer); say which, so the table does not imply they are there.
     held = {part["label"] for part, _ in parts}
@@ -263,7 +297,12 @@ def kv_row(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: int, la
 
 
 def add_ratios(rows: list[dict]) -> list[dict]:
-    """Ratio columns against the first variant's row of the same mode, seq_len and batch."""
+    """Ratio columns against the first variant's row of the same mode, seq_len and batch. Rows
+    timed in the same rounds (measure/bench.Rounds) get the speed-up round by round: its median
+    over the rounds, and the p25–p75 of those per-round ratios; a spread wider than 10% of the
+    median flags the row `noisy`. Otherwise (a row without rounds) the ratio of the medians."""
+    from .measure.timing import NOISY_IQR_FRACTION, percentile  # torch-free
+
     base: dict[tuple, dict] = {}
     for row in rows:  # the first model row (not a --per-layer part) of each shape is the base
         if row.get("layer_of") is None:
@@ -273,8 +312,25 @@ def add_ratios(rows: list[dict]) -> list[dict]:
         first = base.get(key, row)
         row["base_label"] = first["label"]
         row["speedup_vs_base"] = _ratio(first.get("latency_ms_median"), row.get("latency_ms_median"))
+        row["speedup_vs_base_p25"] = row["speedup_vs_base_p75"] = None
+        theirs, ours = first.get("_round_ms") or [], row.get("_round_ms") or []
+        if theirs and len(theirs) == len(ours) and all(v > 0 for v in ours):
+            per_round = sorted(b / o for b, o in zip(theirs, ours))
+            mid = percentile(per_round, 50)
+            row.update(speedup_vs_base=mid, speedup_vs_base_p25=percentile(per_round, 25),
+                       speedup_vs_base_p75=percentile(per_round, 75))  # fmt: skip
+            if row["speedup_vs_base_p75"] - row["speedup_vs_base_p25"] > NOISY_IQR_FRACTION * mid:
+                row["noisy"] = True
         row["kv_ratio_vs_base"] = _ratio(row.get("kv_cache_bytes"), first.get("kv_cache_bytes"))
         row["flops_ratio_vs_base"] = _ratio(row.get("flops"), first.get("flops"))
+    return rows
+
+
+def drop_private(rows: list[dict]) -> list[dict]:
+    """Remove the working keys measurement leaves on rows (`_round_ms`) before they are shown or written."""
+    for row in rows:
+        for key in [k for k in row if k.startswith("_")]:
+            del row[key]
     return rows
 
 
@@ -286,6 +342,13 @@ def _ratio(num, den):
 
 # ------------------------------------------------------------------------------------------------
 # serving: a whole model's cache per GPU (kv-memory)
+
+
+def context_columns(preset: PresetSpec, seq_len: int) -> dict:
+    """`max_position`: the context the model was built for (max_position_embeddings), and
+    `beyond_max_position`: whether this row's seq_len exceeds it (None when the model gives none)."""
+    limit = preset.model.max_position_embeddings if preset.model is not None else None
+    return {"max_position": limit, "beyond_max_position": None if limit is None else seq_len > limit}
 
 
 def serving_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: int, layers: int,
@@ -305,11 +368,11 @@ def serving_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: i
         tokens = g.tokens(seq_len)
         if g.spec is not None:
             row = identity(g.spec, preset, "cache", seq_len, batch, g.count, tokens, storage.dtype)
-        else:  # a model's linear layers: described by its ModelSpec.linear, not by a registry family
-            lin = preset.model.linear
+        else:  # a model's linear, mamba or no-attention layers: described by its ModelSpec, not a registry family
             row = identity(spec, preset, "cache", seq_len, batch, g.count, tokens, storage.dtype)
-            row.update({"family": "linear", "n_kv_heads": None, "head_dim": lin.key_dim, "position": "none",
-                        **{c: None for c in SPEC_COLUMNS if c in row}})  # fmt: skip
+            head_dim = preset.model.linear.key_dim if g.kind == "linear" else None
+            row.update({"family": g.kind, "n_kv_heads": None, "head_dim": head_dim, "position": "none",
+                        "window": None, **{c: None for c in SPEC_COLUMNS if c in row}})  # fmt: skip
         b = serving.group_bytes(g, storage, seq_len, batch)
         row.update(common)
         row.update({
@@ -317,7 +380,9 @@ def serving_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: i
             "kv_bytes_per_token": serving.bytes_per_token([g], storage), "kv_cache_bytes": b.data + b.state,
             "kv_scale_bytes": b.scales if storage.scales else None,
             "linear_state_bytes": b.state if g.kind == "linear" else None,
+            "ssm_state_bytes": b.state if g.kind == "mamba" else None,
         })  # fmt: skip
+        row.update(context_columns(preset, seq_len))
         parts.append(row)
     b = serving.cache_bytes(groups, storage, seq_len, batch)
     total_layers = sum(g.count for g in groups)
@@ -329,17 +394,47 @@ def serving_rows(spec: AttentionSpec, preset: PresetSpec, seq_len: int, batch: i
                        storage.dtype)  # fmt: skip
         row["window"] = preset.model.window if preset.model is not None else row["window"]
     row.update(common)
-    softmax = next((g for g in groups if g.kind != "linear"), None)
+    heads = list(dict.fromkeys(g.kv_heads_per_gpu for g in groups if g.spec is not None))
     row.update({
         "layer_kind": serving.describe(groups),
-        "kv_heads_per_gpu": softmax.kv_heads_per_gpu if softmax else None,
+        "kv_heads_per_gpu": heads[0] if len(heads) == 1 else None,  # none where layers differ (Nemotron-NAS)
         "kv_bytes_per_token": serving.bytes_per_token(groups, storage),
         "kv_cache_bytes": b.data + b.state, "kv_scale_bytes": b.scales if storage.scales else None,
-        "linear_state_bytes": b.state if any(g.kind == "linear" for g in groups) else None,
+        "linear_state_bytes": serving.state_bytes(groups, storage, batch, "linear"),
+        "ssm_state_bytes": serving.state_bytes(groups, storage, batch, "mamba"),
     })  # fmt: skip
+    row.update(context_columns(preset, seq_len))
     row.update(plan.budget_columns(spec, preset, groups, seq_len, batch, b))
     if not per_layer or (len(groups) == 1 and not isinstance(spec, HybridSpec)):
         return [row]
     for part in parts:  # the stack's label, or the model a preset or config describes
         part["layer_of"] = row["label"] if isinstance(spec, HybridSpec) or preset.model is None else preset.name
     return parts + [row]
+
+
+def sweep_plans(preset: PresetSpec, dtype: str, degrees: list[int] | None, scales: str | None) -> dict | None:
+    """An analytic sweep's serving plans by TP degree (serving.Plan), or None when the sweep is the
+    seed's plain analytic one: a size preset, no --tp, a float cache. With no --tp a model's rows
+    are at TP 1 (their `tp` key says so)."""
+    from . import serving
+
+    storage = serving.Storage.of(dtype, scales)
+    if preset.model is None and degrees is None and storage.scales is None:
+        return None
+    return {t: serving.Plan(storage=storage, tp=t) for t in degrees or [1]}
+
+
+def sweep_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, layers: int, plan) -> dict:
+    """An analytic sweep row sized as kv-memory sizes it (layer kinds, TP, scales, recurrent state;
+    after prefill the cache holds seq_len tokens, after a decode step seq_len + 1), with the FLOP
+    columns where the model's layers are all full attention, its MLP is known and TP is 1 (the
+    FLOP columns are a whole model's; the byte columns are per GPU)."""
+    row = serving_rows(spec, preset, shape.cache_tokens, shape.batch, layers, plan)[-1]
+    row.update(mode=shape.mode, seq_len=shape.seq_len)
+    model = preset.model
+    plain = model is None or (set(model.layer_types) == {"full"} and not model.unsized and model.layer_kv_heads is None)
+    if plain and plan.tp == 1:
+        flops = flop_columns(spec, preset, shape, layers)
+        flops.pop("kv_cache_bytes", None)
+        row.update(flops)
+    return row

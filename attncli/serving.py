@@ -2,8 +2,12 @@
 memory budgets. Pure Python, exact integers.
 
 Conventions (docs/real-models.md):
-- Layers: `full` layers cache every token, `sliding` layers at most `window` tokens, `linear`
-  layers a constant recurrent state per sequence (their `state_elements`).
+- Layers declare their own cache (LayerGroup.tokens, LayerGroup.state_elements; the one place
+  that says what each kind holds): `full` layers cache every token, `sliding` layers at most
+  `window` tokens, `chunked` layers at most `chunk` tokens (Llama 4's chunked local attention:
+  min(tokens, chunk)), `linear` layers a constant recurrent state per sequence, `mamba` layers a
+  constant convolution + SSM state shaped as vLLM allocates it (spec.MambaLayerSpec), `none`
+  layers (no attention: Nemotron-NAS no-op or linear blocks, MLP-only layers) nothing.
 - Tensor parallelism of degree t (vLLM's rules): a GPU holds max(1, n_kv_heads / t) KV heads, so
   heads are split while t ≤ n_kv_heads and replicated beyond; t must divide the attention heads,
   and t and n_kv_heads must divide one another. MLA's latent is one vector per token shared by
@@ -19,6 +23,7 @@ Conventions (docs/real-models.md):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from . import registry
@@ -63,7 +68,7 @@ class Storage:
 class LayerGroup:
     """Layers of one kind, sized for one GPU."""
 
-    kind: str  # full | sliding | linear | cross
+    kind: str  # full | sliding | chunked | linear | mamba | none | cross
     count: int  # layers of this kind
     label: str  # row label of these layers (`gqa-kv8`, `gqa-kv8-w4096`, `linear-lightning`)
     spec: AttentionSpec | None  # their attention; None for a model's linear layers (ModelSpec.linear)
@@ -74,16 +79,22 @@ class LayerGroup:
     state_elements: int  # recurrent state per layer per sequence on one GPU
     kv_heads_per_gpu: int | None  # None where the cache is not split by heads (MLA, linear)
     cache_tokens_fn: object = None  # the family's tokens held after t seen (registry `cache_tokens`)
+    chunk: int | None = None  # chunked layers: tokens of the current chunk they attend to
 
     def tokens(self, seq_len: int) -> int:
         """Tokens this kind holds once seq_len tokens have been seen."""
-        if self.kind == "linear":
+        if self.kind in RECURRENT or self.kind == "none":
             return 0
         held = self.cache_tokens_fn(seq_len) if self.cache_tokens_fn else seq_len
+        if self.chunk is not None:
+            held = min(held, self.chunk)
         return held if self.window is None else min(held, self.window)
 
     def describe(self) -> str:
-        return f"sliding({self.window})" if self.kind == "sliding" else self.kind
+        return {"sliding": f"sliding({self.window})", "chunked": f"chunked({self.chunk})"}.get(self.kind, self.kind)
+
+
+RECURRENT = ("linear", "mamba")  # kinds that keep a constant state instead of a token cache
 
 
 @dataclass(frozen=True)
@@ -121,28 +132,75 @@ def kv_heads_per_gpu(n_kv_heads: int, tp: int, n_heads: int) -> int:
 def layer_groups(spec: AttentionSpec, model: ModelSpec | None, layers: int, tp: int = 1) -> list[LayerGroup]:
     """The layers grouped by kind, per GPU: a stack's (hybrid) own layer kinds; else the model's
     kinds with `spec` as its softmax attention (a model preset, --hf-config); else `layers`
-    layers of `spec`."""
+    layers of `spec`. Where a model's KV heads vary by layer (Nemotron-NAS block_configs) and
+    `spec` is its own attention, each KV head count is its own group."""
     if isinstance(spec, HybridSpec):
         return [group_of(layer, count, tp) for layer, count in spec.kinds(layers)]
     if model is None:
         return [group_of(spec, layers, tp)]
-    kinds = model.kinds()
+    kinds = _model_kinds(spec, model)
     if layers != model.n_layers:
-        if len(kinds) > 1:
+        if len(kinds) > 1 or model.parallel_mamba:
             raise InputError("--layers", f"{layers} breaks the model's layer pattern ({model.describe()})",
                              "drop --layers to size the whole model")  # fmt: skip
-        kinds = [(kinds[0][0], layers)]
+        kinds = [(kinds[0][0], kinds[0][1], layers)]
     groups = []
-    for kind, count in kinds:
+    for kind, layer_spec, count in kinds:
         if kind == "linear":
             lin = model.linear
             if lin.heads % tp:
                 raise InputError("--tp", f"{tp} does not divide the {lin.heads} heads of the linear layers")
             groups.append(LayerGroup("linear", count, f"linear-{lin.kind}", None, None, 0, 0, 0,
                                      lin.state_elements(tp), None))  # fmt: skip
+        elif kind == "mamba":
+            groups.append(mamba_group(model, count, tp))
+        elif kind == "none":
+            groups.append(LayerGroup("none", count, "no-attention", None, None, 0, 0, 0, 0, None))
         else:
-            groups.append(group_of(spec, count, tp, window=model.window if kind == "sliding" else None))
+            window = model.window if kind == "sliding" else None
+            group = group_of(layer_spec, count, tp, window=window)
+            if kind == "chunked":
+                group = dataclasses.replace(group, kind="chunked", chunk=model.chunk, label=f"{group.label}-c{model.chunk}")
+            groups.append(group)
+    if model.parallel_mamba:  # the attention layers' own Mamba blocks join the model's Mamba layers
+        beside = sum(g.count for g in groups if g.spec is not None)
+        alone = next((g for g in groups if g.kind == "mamba"), None)
+        merged = mamba_group(model, beside + (alone.count if alone else 0), tp)
+        groups = [merged if g is alone else g for g in groups] if alone else groups + [merged]
     return groups
+
+
+def _model_kinds(spec: AttentionSpec, model: ModelSpec) -> list[tuple[str, AttentionSpec, int]]:
+    """(kind, its attention spec, layers) in order of first appearance. The model's per-layer KV
+    heads apply when `spec` is its own attention (its family, and the KV heads the normaliser
+    gave it: the most common count); a named variant stands for every attention layer alike."""
+    per_layer = model.layer_kv_heads
+    own = per_layer is not None and spec.family in ("mha", "mqa", "gqa") and model.attention == spec.family
+    if own:
+        counts = [k for k in per_layer if k is not None]
+        own = getattr(spec, "n_kv_heads", spec.n_heads) == max(set(counts), key=counts.count)
+    order: dict[tuple, list] = {}
+    for i, kind in enumerate(model.layer_types):
+        kv = per_layer[i] if own and kind not in RECURRENT + ("none",) else None
+        key = (kind, kv)
+        if key not in order:
+            layer_spec = spec if kv is None else _with_kv_heads(spec, kv)
+            order[key] = [kind, layer_spec, 0]
+        order[key][2] += 1
+    return [tuple(v) for v in order.values()]
+
+
+def _with_kv_heads(spec: AttentionSpec, n_kv: int) -> AttentionSpec:
+    """The same attention with `n_kv` KV heads: mha, mqa or gqa as the count says."""
+    family = "mha" if n_kv == spec.n_heads else "mqa" if n_kv == 1 else "gqa"
+    new = dataclasses.replace(spec, family=family, n_kv_heads=n_kv, label="")
+    return dataclasses.replace(new, label=registry.get(family).base_label(new))
+
+
+def mamba_group(model: ModelSpec, count: int, tp: int) -> LayerGroup:
+    """`count` Mamba layers on one of `tp` GPUs: convolution + SSM state (spec.MambaLayerSpec)."""
+    conv, ssm = model.mamba.state_elements(tp)
+    return LayerGroup("mamba", count, f"mamba{model.mamba.version}", None, None, 0, 0, 0, conv + ssm, None)
 
 
 def group_of(spec: AttentionSpec, count: int, tp: int, window: int | None = None) -> LayerGroup:
@@ -200,7 +258,15 @@ def cache_bytes(groups: list[LayerGroup], storage: Storage, seq_len: int, batch:
 
 def bytes_per_token(groups: list[LayerGroup], storage: Storage) -> int:
     """K/V bytes one token adds across the layers that cache it (per GPU, one sequence)."""
-    return sum(g.count * g.elements_per_token for g in groups if g.kind != "linear") * DTYPE_BYTES[storage.dtype]
+    return sum(g.count * g.elements_per_token for g in groups if g.kind not in RECURRENT) * DTYPE_BYTES[storage.dtype]
+
+
+def state_bytes(groups: list[LayerGroup], storage: Storage, batch: int, kind: str) -> int | None:
+    """The recurrent state of the `kind` layers (linear or mamba), or None when there are none."""
+    chosen = [g for g in groups if g.kind == kind]
+    if not chosen:
+        return None
+    return sum(group_bytes(g, storage, 1, batch).state for g in chosen)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +280,7 @@ def longest_context(groups: list[LayerGroup], storage: Storage, batch: int, avai
     size = lambda n: cache_bytes(groups, storage, n, batch).total  # noqa: E731  (non-decreasing in n)
     if size(1) > available:
         return 0
-    saturation = max((g.window for g in groups if g.kind == "sliding"), default=1)
+    saturation = max([g.window for g in groups if g.kind == "sliding"] + [g.chunk for g in groups if g.chunk], default=1)
     grows = any(g.kind == "full" and g.elements_per_token for g in groups)
     if not grows and size(saturation) <= available:
         return None

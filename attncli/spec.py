@@ -43,6 +43,11 @@ def _require(ok: bool, key: str, rule: str) -> None:
         raise InputError("", f"{key}: {rule}")
 
 
+# The most layers a model, a stack's period or --layers may have: far beyond any model (the deepest
+# published ones have a few hundred), small enough that a list of layer kinds stays a few MiB.
+MAX_LAYERS = 2**20
+
+
 def check_positive_int(value, key: str) -> None:
     """InputError naming `key` unless value is an int (not a bool) above zero."""
     _require(isinstance(value, int) and not isinstance(value, bool), key, f"{value!r} is not an integer")
@@ -50,6 +55,12 @@ def check_positive_int(value, key: str) -> None:
 
 
 _positive_int = check_positive_int
+
+
+def check_layer_count(value: int, key: str) -> int:
+    """A layer count within MAX_LAYERS (checked before anything is built per layer)."""
+    _require(value <= MAX_LAYERS, key, f"{value:,} layers is more than attncli handles ({MAX_LAYERS:,})")
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,8 +267,10 @@ class HybridSpec(AttentionSpec):
     def __post_init__(self):
         super().__post_init__()
         _positive_int(self.softmax_every, "softmax_every")
+        check_layer_count(self.softmax_every, "softmax_every")
         if self.pattern is not None:
             _require(len(self.pattern) > 0, "pattern", "is empty; list at least one layer variant")
+            check_layer_count(len(self.pattern), "pattern")
         for layer in self.layers:
             _require(not isinstance(layer, HybridSpec), "pattern", f"a stack cannot contain a stack ('{layer.label}')")
             _require(layer.d_model == self.d_model, "pattern",
@@ -267,10 +280,11 @@ class HybridSpec(AttentionSpec):
         """The distinct layer specs of an n_layers model and how many layers each fills, in
         first-appearance order (the pattern repeats, and is cut at n_layers)."""
         counts: dict[AttentionSpec, int] = {}
-        for i in range(n_layers):
-            layer = self.layers[i % len(self.layers)]
-            counts[layer] = counts.get(layer, 0) + 1
-        return list(counts.items())
+        period = len(self.layers)
+        whole, rest = divmod(n_layers, period)  # counted per period, not layer by layer
+        for i, layer in enumerate(self.layers):
+            counts[layer] = counts.get(layer, 0) + whole + (1 if i < rest else 0)
+        return [(layer, n) for layer, n in counts.items() if n > 0]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,6 +307,7 @@ class PresetSpec:
         _positive_int(self.d_model, "d_model")
         _positive_int(self.n_heads, "n_heads")
         _positive_int(self.n_layers, "n_layers")
+        check_layer_count(self.n_layers, "n_layers")
         if self.head_dim is not None:
             _positive_int(self.head_dim, "head_dim")
         if self.d_ff is not None:
@@ -330,7 +345,9 @@ class Shape:
 # whole models: what a model preset's `model:` section or a Hugging Face config.json adds to the
 # shape of one attention layer (hfconfig.py builds these from config.json; presets.py from YAML)
 
-LAYER_KINDS = ("full", "sliding", "linear")  # attends to every token · to the last `window` · a recurrent state
+# attends to every token · to the last `window` · a recurrent state · to its own `chunk` of tokens ·
+# a Mamba state-space state · no attention at all (a no-op or linear block: Nemotron-NAS, an MLP-only layer)
+LAYER_KINDS = ("full", "sliding", "linear", "chunked", "mamba", "none")
 MLP_KINDS = ("gated", "plain")  # gated: 3 matrices (SwiGLU, GeGLU); plain: 2 (GELU MLP, Falcon)
 LINEAR_KINDS = ("lightning", "gated_deltanet")
 
@@ -372,6 +389,47 @@ class LinearLayerSpec:
         matrix = self.heads // tp * self.key_dim * self.value_dim
         conv = self.conv_channels // tp * max(0, self.conv_kernel - 1)
         return matrix + conv
+
+
+@dataclass(frozen=True, kw_only=True)
+class MambaLayerSpec:
+    """The state a Mamba layer keeps per sequence, shaped as vLLM allocates it
+    (vllm/model_executor/layers/mamba/mamba_utils.py, MambaStateShapeCalculator):
+
+    - version 1 (Mamba, Jamba): a convolution state of (d_inner / tp) × (d_conv − 1) and an SSM
+      state of (d_inner / tp) × d_state (mamba1_state_shape);
+    - version 2 (Mamba-2: Nemotron-H, Zamba2, Falcon-H1, Granite-4.0-H): n_groups is first raised
+      to tp when tp does not divide it (extra_groups_for_head_shards: tp − n_groups), then a
+      convolution state of ((d_inner + 2 · n_groups · d_state) / tp) × (d_conv − 1) and an SSM
+      state of (heads / tp) × head_dim × d_state (mamba2_state_shape).
+    Both are stored at the model dtype (vLLM's mamba_cache_dtype and mamba_ssm_cache_dtype `auto`)."""
+
+    version: int  # 1 | 2
+    d_inner: int  # the expanded width (expand × hidden_size, or mamba_d_ssm), elements
+    d_state: int  # SSM state size per channel (v1) or per head dimension (v2)
+    d_conv: int  # convolution kernel width
+    n_groups: int = 1  # v2: B/C groups
+    heads: int = 0  # v2: SSM heads
+    head_dim: int = 0  # v2: channels per head
+
+    def __post_init__(self):
+        _require(self.version in (1, 2), "mamba.version", f"{self.version!r} is not 1 or 2")
+        for key in ("d_inner", "d_state", "d_conv", "n_groups"):
+            _positive_int(getattr(self, key), f"mamba.{key}")
+        if self.version == 2:
+            _positive_int(self.heads, "mamba.heads")
+            _positive_int(self.head_dim, "mamba.head_dim")
+
+    def state_elements(self, tp: int = 1) -> tuple[int, int]:
+        """(convolution state, SSM state) elements one layer keeps per sequence on one of `tp` ranks."""
+        if self.version == 1:
+            _require(self.d_inner % tp == 0, "--tp", f"{tp} does not divide the Mamba width {self.d_inner}")
+            return self.d_inner // tp * (self.d_conv - 1), self.d_inner // tp * self.d_state
+        groups = self.n_groups + (0 if self.n_groups % tp == 0 else tp - self.n_groups)
+        conv_dim = self.d_inner + 2 * groups * self.d_state
+        _require(conv_dim % tp == 0 and self.heads % tp == 0, "--tp",
+                 f"{tp} does not divide the Mamba-2 heads ({self.heads}) and convolution channels ({conv_dim})")  # fmt: skip
+        return conv_dim // tp * (self.d_conv - 1), self.heads // tp * self.head_dim * self.d_state
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -423,6 +481,11 @@ class ModelSpec:
     attn_output_gate: bool = False  # a sigmoid gate on the attention output, as wide as the queries (Qwen3-Next)
     max_position_embeddings: int | None = None  # the context the model was built for, tokens
     kv_heads_from: str = ""  # where the KV head count came from (a config.json field)
+    chunk: int | None = None  # tokens a chunked layer attends to: its own chunk of `chunk` tokens (Llama 4)
+    mamba: MambaLayerSpec | None = None  # the state of the mamba layers (and of parallel_mamba layers)
+    parallel_mamba: bool = False  # each attention layer also runs a Mamba block beside it (Falcon-H1; Zamba2's hybrid layers)
+    layer_kv_heads: tuple | None = None  # KV heads per layer where they vary (Nemotron-NAS); None entries: no attention
+    unsized: tuple = ()  # (field, reason) pairs that parameter and FLOP counts need but this model cannot give
 
     def __post_init__(self):
         _require(isinstance(self.layer_types, tuple) and len(self.layer_types) > 0, "layer_pattern",
@@ -436,6 +499,13 @@ class ModelSpec:
         _require(has_sliding or self.window is None, "window", f"{self.window} is set but no layer is sliding")
         _require(not has_linear or self.linear is not None, "linear", "must be set: some layers are linear")
         _require(has_linear or self.linear is None, "linear", "is set but no layer is linear")
+        has_chunked, has_mamba = "chunked" in self.layer_types, "mamba" in self.layer_types or self.parallel_mamba
+        _require(not has_chunked or self.chunk is not None, "chunk", "must be set: some layers are chunked")
+        if self.chunk is not None:
+            _positive_int(self.chunk, "chunk")
+        _require(not has_mamba or self.mamba is not None, "mamba", "must be set: some layers are mamba")
+        if self.layer_kv_heads is not None:
+            _require(len(self.layer_kv_heads) == len(self.layer_types), "layer_kv_heads", "must give one entry per layer")
         for key in ("vocab_size", "dense_d_ff"):
             if getattr(self, key) is not None:
                 _positive_int(getattr(self, key), key)
@@ -456,5 +526,7 @@ class ModelSpec:
 
     def describe(self) -> str:
         """`21 sliding(4096) + 21 full`: the layer kinds with their counts."""
-        name = lambda k: f"sliding({self.window})" if k == "sliding" else k  # noqa: E731
-        return " + ".join(f"{n} {name(k)}" for k, n in self.kinds())
+        name = {"sliding": f"sliding({self.window})", "chunked": f"chunked({self.chunk})"}
+        out = " + ".join(f"{n} {name.get(k, k)}" for k, n in self.kinds())
+        beside = sum(n for k, n in self.kinds() if k in ("full", "sliding", "chunked"))
+        return out + (f" + {beside} mamba beside attention" if self.parallel_mamba else "")

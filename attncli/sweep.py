@@ -19,8 +19,8 @@ from .errors import InputError, ResourceError
 from .rows import COLUMNS, COMPARE_COLUMNS, MEASURED_COLUMNS, QUALITY_COLUMNS, ROOFLINE_COLUMNS, TP_COLUMNS
 from .spec import AttentionSpec, Shape
 
-KEY_COLUMNS = ("label", "mode", "seq_len", "batch", "tp")  # one combination (tp: --measure --tp; empty otherwise)
-SETTING_COLUMNS = ("preset", "dtype", "device", "layers", "seed")  # must agree for --resume
+KEY_COLUMNS = ("label", "mode", "seq_len", "batch", "tp")  # one combination (tp: --tp, analytic or measured)
+SETTING_COLUMNS = ("preset", "dtype", "device", "layers", "seed", "kv_scales")  # must agree for --resume
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ names the rows a note is about.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -26,20 +26,21 @@ TITLE_COLUMNS = ("preset", "mode", "seq_len", "batch", "layers", "dtype", "devic
 
 _RUN = ("label", "layer_of", "mode", "seq_len", "batch", "layers", "status")
 _MEASURED_TAIL = ("bound", "frac_of_roofline", "kv_cache_bytes_measured", "naive_err_rel_l2", "err_max_abs",
-                  "naive_err_max_abs", "flops_math_path", "flops_counted", "flops_match", "backend_used", "compiled")  # fmt: skip
+                  "naive_err_max_abs", "flops_math_path_model", "flops_counted_model", "flops_match", "backend_used", "compiled",
+                  "compile_s")  # fmt: skip
 
 _TP = ("tp", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes", "tp_err_rel_l2")  # --tp rows (empty otherwise)
 
 VIEWS: dict[str, View] = {v.name: v for v in (
     View("flops", "FLOPs", ("label", "layer_of", "mode", "seq_len", "batch", "layers", "flops", "attn_share",
-                            "proj_flops", "attn_flops", "kv_cache_bytes", "ffn_flops", "elementwise_flops",
+                            "proj_flops", "attn_flops", "kv_cache_bytes", "ffn_flops", "ffn_kind", "elementwise_flops",
                             "memory_proj_flops", "stack")),
     View("kv-memory", "KV cache", ("label", "layer_of", "seq_len", "batch", "layers", "dtype", "kv_cache_bytes",
-                                   "fits", "max_seq_len", "max_batch", "layer_kind", "kv_bytes_per_token",
-                                   "weight_bytes", "model_params", "window", "cache_tokens", "tp", "kv_heads_per_gpu",
-                                   "kv_scale_bytes", "linear_state_bytes")),
-    View("bench", "bench", (*_RUN, "latency_ms_median", "noisy", "latency_spread", "flops", "gflops_per_s",
-                            "kv_cache_bytes", *_TP, "err_rel_l2", "healthy", *_MEASURED_TAIL)),
+                                   "beyond_max_position", "fits", "max_seq_len", "max_batch", "layer_kind",
+                                   "ssm_state_bytes", "kv_bytes_per_token", "weight_bytes", "model_params", "window",
+                                   "cache_tokens", "tp", "kv_heads_per_gpu", "kv_scale_bytes", "linear_state_bytes")),
+    View("bench", "bench", (*_RUN, "latency_ms_median", "noisy", "flops", "kv_cache_bytes", "err_rel_l2", "healthy",
+                            *_TP, "latency_spread", "gflops_per_s", *_MEASURED_TAIL)),
     View("compare", "compare", (*_RUN, "latency_ms_median", "noisy", "speedup_vs_base", "kv_cache_bytes", *_TP,
                                 "kv_ratio_vs_base", "flops", "flops_ratio_vs_base", "err_rel_l2", "healthy",
                                 "latency_spread", "gflops_per_s", *_MEASURED_TAIL)),
@@ -187,8 +188,53 @@ def _how_measured(rows: list[dict]) -> str | None:
     first = _first_measured(rows)
     if first is None:
         return None
-    return (f"{first['device_name']} · torch {first['torch_version']} · seed {first['seed']} · latency: median "
-            f"(p25–p75) over ≥5 synchronised runs, noisy when IQR > 10% of median · error vs float64 reference")  # fmt: skip
+    if first.get("n_rounds"):  # timed in rounds (measure/timing.time_interleaved; issue 16)
+        how = (f"latency: median (p25–p75) over {first['n_rounds']} rounds of synchronised runs, each round timing "
+               "every row of the shape in turn; noisy when the IQR within or between rounds is > 10% of the median")  # fmt: skip
+    else:
+        how = "latency: median (p25–p75) over ≥5 synchronised runs, noisy when IQR > 10% of median"
+    return (f"{first['device_name']} · torch {first['torch_version']} · seed {first['seed']} · {how} · "
+            "error vs float64 reference")  # fmt: skip
+
+
+@note("bench", "compare")
+def _machine_load(rows: list[dict]) -> str | None:
+    """Rows timed while other processes took CPU, or with more threads than the cores left free
+    (measure/load.py): the figures are inflated and drift; one thread is the steadier measure."""
+    from .measure.load import is_busy, oversubscribed
+
+    busy = [r for r in rows if is_busy(r) or oversubscribed(r)]
+    if not busy:
+        return None
+    worst = max(busy, key=lambda r: r.get("others_cores") or 0)
+    named = which(rows, lambda r: r in busy)
+    where = "" if named == "every row" or len(rows) == 1 else f" ({named})"
+    line = (f"machine busy while timing{where}: other processes took {worst['others_cores']:.1f} cores, "
+            f"{worst['free_cores']:.1f} left free (load average {worst.get('load_avg')})")  # fmt: skip
+    threads = worst.get("threads")
+    if oversubscribed(worst):
+        line += f"; {_plural(threads, 'thread')} > the free cores: latencies are inflated and drift"
+    return line + ("; rerun with --threads 1 for steadier figures" if threads != 1 else "; rerun on a quieter machine")
+
+
+def _why_noisy(row: dict) -> str:
+    """Which spread flagged a row `noisy` (measure/timing.py, rows.add_ratios)."""
+    mid, lo, hi = row.get("latency_ms_median"), row.get("latency_ms_p25"), row.get("latency_ms_p75")
+    if mid and lo is not None and hi is not None and hi - lo > 0.1 * mid:
+        return "its runs"
+    s, s_lo, s_hi = row.get("speedup_vs_base"), row.get("speedup_vs_base_p25"), row.get("speedup_vs_base_p75")
+    if s and s_lo is not None and s_hi is not None and s_hi - s_lo > 0.1 * s:
+        return "its per-round speed-ups"
+    return "its rounds (the machine's speed drifted)"
+
+
+@note("bench", "compare")
+def _spread(rows: list[dict]) -> str | None:
+    """Why each flagged row is flagged: the spread within its runs, between its rounds, or of its ratios."""
+    why = group_names([r for r in rows if r.get("noisy") is True], _why_noisy)
+    if not why:
+        return None
+    return "spread over 10% of the median in " + "; ".join(f"{reason}: {names}" for reason, names in why.items())
 
 
 @note("bench", "compare")
@@ -226,10 +272,10 @@ def _healthy(rows: list[dict]) -> str | None:
 
 @note("bench", "compare")
 def _counted(rows: list[dict]) -> str | None:
-    if not any(r.get("flops_counted") is not None for r in rows):
+    if not any(r.get("flops_match") is not None for r in rows):
         return None
-    return ("FLOPs counted by FlopCounterMode on the plain-math path, which scores the full n×n matrix even when "
-            "causal (math-path FLOPs: its analytic count)")  # fmt: skip
+    return ("FLOPs counted by FlopCounterMode on the plain-math path, whose query blocks score their whole key band, "
+            "masked (math-path FLOPs: its analytic count, docs/measuring.md); both over the row's layers, as FLOPs")  # fmt: skip
 
 
 @note("bench", "compare")
@@ -266,7 +312,12 @@ def _ratios(rows: list[dict]) -> str | None:
     if not bases:
         return None
     base = bases[0] if len(bases) == 1 else "the first variant"
-    return f"speed-up = {base}'s latency / this one's; KV ratio and FLOP ratio = this one's / {base}'s"
+    if any(r.get("speedup_vs_base_p25") is not None for r in rows):  # timed in the same rounds (issue 16)
+        speedup = (f"speed-up = the median over rounds of {base}'s latency / this one's in the same round "
+                   "(p25–p75 in speedup_vs_base_p25/_p75)")  # fmt: skip
+    else:
+        speedup = f"speed-up = {base}'s latency / this one's"
+    return f"{speedup}; KV ratio and FLOP ratio = this one's / {base}'s"
 
 
 # --- kv-memory -------------------------------------------------------------------------------------
@@ -295,6 +346,15 @@ def _unbounded(rows: list[dict]) -> str | None:
     if not named:
         return None
     return f"no max seq len for {named}: the cache stops growing (every layer windowed or linear), any context fits"
+
+
+@note("kv-memory")
+def _beyond(rows: list[dict]) -> str | None:
+    limits = sorted({r["max_position"] for r in rows if r.get("beyond_max_position")})
+    if not limits:
+        return None
+    return (f"BEYOND: seq len past the model's max_position_embeddings ({', '.join(f'{n:,}' for n in limits)} "
+            "tokens): the cache is sized, but the model was not built for that context")
 
 
 # --- presets, peak, convert --------------------------------------------------------------------
@@ -332,7 +392,3 @@ def _conversion(rows: list[dict]) -> str | None:
     return (f"error: converted vs original layer on the same inputs ({first['batch']}×{first['seq_len']} tokens), "
             f"plain-math path in {first['dtype']}, {over}; KV bytes per token at {first.get('kv_dtype')}; "
             "no fine-tuning")  # fmt: skip
-
-
-def names(columns: Iterable[str]) -> str:
-    return ", ".join(columns)

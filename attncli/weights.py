@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import rope_scaling
-from .errors import InputError, ResourceError
+from .errors import InputError, ResourceError, read_text, regular_file
 from .models.reader import LayerAttn, ModelConfig, reader_for, supported  # noqa: F401 (ModelConfig: convert's type)
 from .spec import AttentionSpec, GQASpec, MLASpec, PresetSpec, Shape
 
@@ -66,6 +66,7 @@ class TensorInfo:
 def read_header(path: Path, where: str | None = None) -> dict[str, TensorInfo]:
     """Names, dtypes and shapes of the tensors in one .safetensors file (its JSON header)."""
     where = where or str(path)
+    regular_file(path, where, "safetensors file")  # a FIFO or device would block or never end
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -95,9 +96,20 @@ def read_header(path: Path, where: str | None = None) -> dict[str, TensorInfo]:
     return out
 
 
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")  # safetensors' names of float storage
+
+
+def check_float(info: TensorInfo, name: str, where: str) -> None:
+    """Weights and hidden states are floats: an integer or boolean tensor (a quantised format attncli
+    does not read, or a mistake) is refused rather than measured as if it held the values."""
+    if info.dtype not in FLOAT_DTYPES:
+        raise InputError(where, f"tensor '{name}' is stored as {info.dtype}, not a float dtype",
+                         f"attncli reads {', '.join(FLOAT_DTYPES)} tensors")  # fmt: skip
+
+
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(str(path), f"is not valid JSON ({e.__class__.__name__})") from None
     except OSError as e:
@@ -203,6 +215,7 @@ class Checkpoint:
             if info.shape != shape:
                 raise InputError(self.where, f"tensor '{full}' has shape {_shape_text(info.shape)} but config.json "
                                              f"implies {_shape_text(shape)} ({why})")  # fmt: skip
+            check_float(info, full, self.where)
         own = self.name(layer, "")
         for full in self.tensors:
             if full.startswith(own):
@@ -221,10 +234,11 @@ class Checkpoint:
         if shape is not None and info.shape != shape:
             raise InputError(self.where, f"tensor '{name}' has shape {_shape_text(info.shape)} but config.json implies "
                                          f"{_shape_text(shape)} ({why})")  # fmt: skip
+        check_float(info, name, self.where)
         return info
 
     def norm_name(self, layer: int, part: str = "weight") -> str | None:
-        norm = self.reader.input_norm
+        norm = self.reader.norm_of(self.config)
         return None if norm is None else f"{self.layer_prefix(layer)}{norm}.{part}"
 
     def embed_name(self) -> str:
@@ -252,12 +266,16 @@ class Checkpoint:
             at = c.layer(layer)
             rope = at.rope
             rotary = rope.dim if rope is not None and rope.dim < c.head_dim else None
+            # the label names what the layer adds (`gemma2-L0-w4096-cap50`, `smollm3-L3-nope`)
+            parts = [label, f"w{at.window}" if at.window else "", "nope" if rope is None else "",
+                     "qknorm" if c.qk_norm else "", f"cap{c.softcap:g}" if c.softcap else "",
+                     "sinks" if c.sinks else "", f"rot{rotary}" if rotary else ""]  # fmt: skip
             return [GQASpec(family=family, d_model=c.d_model, n_heads=c.n_heads, head_dim=c.head_dim,
                             n_kv_heads=c.n_kv_heads, position="rope" if rope is not None else "none",
                             rope_theta=rope.theta if rope is not None else 10000.0, window=at.window,
                             qk_norm=c.qk_norm, qk_norm_over=c.qk_norm_over, qk_norm_type=c.qk_norm_type,
                             norm_eps=c.norm_eps, softcap=c.softcap, sinks=c.sinks, rotary_dim=rotary,
-                            scale=c.scale, label=label)]  # fmt: skip
+                            scale=c.scale, label="-".join(p for p in parts if p))]  # fmt: skip
         return [MLASpec(family="mla", d_model=c.d_model, n_heads=c.n_heads, kv_lora_rank=c.kv_lora_rank,
                         q_lora_rank=c.q_lora_rank, qk_nope_head_dim=c.qk_nope_head_dim,
                         qk_rope_head_dim=c.qk_rope_head_dim, v_head_dim=c.v_head_dim, absorb=absorb,
@@ -429,6 +447,7 @@ def inputs_shape(path: str, d_model: int, option: str = "--inputs") -> tuple[int
     if info is None:
         listed = ", ".join(sorted(tensors)[:8]) or "none"
         raise InputError(option, f"{path} has no tensor 'hidden_states' (tensors: {listed})")
+    check_float(info, "hidden_states", path)
     if len(info.shape) != 3 or info.shape[2] != d_model or 0 in info.shape:
         raise InputError(option, f"tensor '{name}' in {path} has shape {_shape_text(info.shape)}; "
                                  f"expected [batch, seq, {d_model}] (hidden_size {d_model})")  # fmt: skip

@@ -224,6 +224,8 @@ def position_embeddings_at(model, layer: int, x, positions, inv_freq64=None, lay
         return None if rotary is None else _rotary(rotary, x, pos, layer_type)
     cols = _layout(rotary, x, layer_type)
     scale = rotary.attention_scaling if layer_type is None else getattr(rotary, f"{layer_type}_attention_scaling", 1.0)
+    if callable(inv_freq64):  # frequencies of a call ending at max(positions) (dynamic NTK, longrope)
+        inv_freq64 = torch.as_tensor(inv_freq64(max(positions) + 1), dtype=torch.float64)
     angles = torch.as_tensor(positions, dtype=torch.float64)[:, None] * inv_freq64[cols][None]  # (T, columns)
     return (angles.cos() * scale)[None].expand(B, -1, -1), (angles.sin() * scale)[None].expand(B, -1, -1)
 
@@ -253,6 +255,8 @@ def attention_run(model, layer: int, x, window=None, decode=False, inv_freq64=No
         pe = position_embeddings_at(model, layer, x, positions, inv_freq64, layer_type)
         mask = causal_mask(positions, keys, window, x.dtype, B)
         kw = dict(hidden_states=xs, attention_mask=mask, position_embeddings=pe)
+        if "alibi" in inspect.signature(attn.forward).parameters:  # Falcon's (RoPE) layers take alibi=None
+            kw["alibi"] = None
         if cache is not None:  # the cache argument's name differs: cache (transformers 5), layer_past (GPT-NeoX)
             params = inspect.signature(attn.forward).parameters
             kw[next((n for n in ("cache", "layer_past") if n in params), "past_key_values")] = cache
@@ -260,6 +264,9 @@ def attention_run(model, layer: int, x, window=None, decode=False, inv_freq64=No
         with torch.no_grad():
             return attn(**kw)[0]
 
+    _, rotary = parts(model, layer)
+    if rotary is not None:  # a fresh generation: one call at position 0 resets a dynamic rotary's grown state
+        position_embeddings_at(model, layer, x.float(), [0], layer_type=layer_type)
     if not decode:
         return call(x, list(range(T)), list(range(T)), None)
     cache = DynamicCache()

@@ -94,7 +94,8 @@ def test_compare_ratios_against_the_first(cli):
     mha, gqa, mqa = r.rows()
     assert mha["speedup_vs_base"] == 1.0 and mha["kv_ratio_vs_base"] == 1.0
     assert gqa["kv_ratio_vs_base"] == 0.5 and mqa["kv_ratio_vs_base"] == 0.25  # 2 and 1 of 4 KV heads
-    assert gqa["speedup_vs_base"] == pytest.approx(mha["latency_ms_median"] / gqa["latency_ms_median"])
+    # the median of the per-round ratios (tests/test_interleave.py), inside their p25–p75
+    assert gqa["speedup_vs_base_p25"] <= gqa["speedup_vs_base"] <= gqa["speedup_vs_base_p75"]
     assert mqa["flops_ratio_vs_base"] == pytest.approx(mqa["flops"] / mha["flops"])
     assert {x["base_label"] for x in (mha, gqa, mqa)} == {"mha"}
 

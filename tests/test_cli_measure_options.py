@@ -23,7 +23,7 @@ def test_backend_the_cpu_cannot_run_exits_2_with_one_line(cli, backend):
 def test_unknown_backend_names_the_choices(cli):
     r = cli("compare", *FAST, "--backend", "flsh")
     assert r.code == 2
-    assert r.err == "attncli: --backend: unknown backend 'flsh'; did you mean 'flash'? (choices: auto, math, flash, efficient, cudnn)\n"
+    assert r.err == "attncli: --backend: unknown backend 'flsh'; did you mean 'flash'? (choices: auto, math, flash, efficient, cudnn, flex, flash_attn, flashinfer, xformers)\n"
 
 
 @pytest.mark.parametrize("backend,used", [("math", "math"), ("flash", "flash"), ("auto", "flash")])

@@ -153,14 +153,21 @@ BAD = [
     ({**BASE, "num_attention_heads": 7}, "head_dim: missing, and 7 heads (num_attention_heads) do not divide the hidden size 512"),
     ({**BASE, "sliding_window": -1}, "sliding_window: -1 must be positive"),
     ({**BASE, "layer_types": ["full_attention"] * 3}, "layer_types: must list one kind for each of the 4 layers"),
-    ({**BASE, "layer_types": ["full_attention"] * 3 + ["chunked_attention"]}, "layer_types[3]: unknown layer kind 'chunked_attention'"),
+    ({**BASE, "layer_types": ["full_attention"] * 3 + ["local_attention"]}, "layer_types[3]: unknown layer kind 'local_attention'"),
+    ({**BASE, "layer_types": ["full_attention"] * 3 + ["chunked_attention"]},
+     "layer_types: lists chunked_attention layers but attention_chunk_size is not set"),
     ({**BASE, "layer_types": ["sliding_attention"] * 4}, "layer_types: lists sliding_attention layers but sliding_window is not set"),
     ({**BASE, "model_type": "qwen2", "num_key_value_heads": 2, "sliding_window": 8, "use_sliding_window": False, "layer_types": ["sliding_attention"] * 4},
      "layer_types: lists sliding_attention layers but use_sliding_window is false"),
     ({**BASE, "layer_types": ["linear_attention"] * 4}, "layer_types: lists linear_attention layers, but model_type 'llama'"),
     ({**BASE, "kv_lora_rank": 64}, "qk_nope_head_dim: missing: kv_lora_rank makes this an MLA config"),
-    ({**BASE, "n_routed_experts": 8, "moe_intermediate_size": 64}, "num_experts_per_tok: missing: n_routed_experts"),
-    ({**BASE, "attn_layer_period": 8}, "attn_layer_period: Mamba layers (Jamba) are not supported"),
+    ({**BASE, "model_type": "jamba", "attn_layer_period": 4, "attn_layer_offset": 4}, "attn_layer_offset: 4 must be below"),
+    ({**BASE, "layer_types": ["mamba"] * 4}, "layer_types: lists mamba layers, but model_type 'llama' has no known Mamba"),
+    ({**BASE, "model_type": "bamba", "num_key_value_heads": 2, "head_dim": 64, "layers_block_type": ["mamba"] * 4},
+     "layers_block_type: Mamba layers of model_type 'bamba' are not supported; attncli sizes those of nemotron_h"),
+    ({**BASE, "attn_layer_period": 8}, "attn_layer_period: Mamba layers of model_type 'llama' are not supported"),
+    ({"model_type": "mamba2", "hidden_size": 4096, "num_heads": 128, "num_hidden_layers": 64},
+     "model_type: 'mamba2' is a pure state-space model with no attention layers"),
     ({**BASE, "is_encoder_decoder": True}, "is_encoder_decoder: encoder-decoder models are not supported"),
     ({**BASE, "text_config": [1, 2]}, "text_config: is not a JSON object of fields"),
     ({**BASE, "multi_query": "yes"}, "multi_query: 'yes' is not true or false"),
@@ -217,3 +224,15 @@ def test_a_preset_model_section_is_strict(tmp_path):
     path.write_text(good + "  linear: {heads: 4, key_dim: 8, value_dim: 8}  # no kind\n  layer_pattern: [linear]  # l\n")
     with pytest.raises(InputError, match="missing key 'model.linear.kind'"):
         presets.load_preset(str(path))
+
+
+def test_kv_memory_reads_only_the_fields_the_cache_needs(cli, tmp_path):
+    """An MoE field the config lacks refuses parameter and FLOP counts, naming it, but not kv-memory."""
+    path = write(tmp_path, {**BASE, "n_routed_experts": 8, "moe_intermediate_size": 64})
+    r = cli("kv-memory", "--hf-config", path, "-s", "100", "--json", "-")
+    assert r.code == 0, r.err
+    assert r.rows()[0]["kv_cache_bytes"] == 2 * 8 * 64 * 4 * 100 * 2  # K and V · 8 heads · 64 dims · 4 layers · bf16
+    for args in (["kv-memory", "--include-weights"], ["flops"]):
+        r = cli(*args, "--hf-config", path)
+        assert r.code == 2 and r.err.count("\n") == 1, (args, r.err)
+        assert "num_experts_per_tok: missing: n_routed_experts makes this a mixture-of-experts model" in r.err, r.err

@@ -41,7 +41,8 @@ def test_layout_follows_vllm_rule():
 
 
 VARIANTS = ["mha", "gqa", "mqa", "mla:absorb=true", "mla:absorb=false", "cross:memory_len=12", "linear",
-            "gqa:position=alibi", "swa:window=5"]  # fmt: skip
+            "gqa:position=alibi", "swa:window=5", "gqa:sinks=true,qk_norm=true,softcap=20",
+            "gqa:qk_norm=true,qk_norm_type=layer"]  # fmt: skip
 
 
 @pytest.mark.parametrize("variant, tp", [(v, t) for v in VARIANTS for t in (2, 4)] + [("gqa", 8), ("mla", 8)])
@@ -51,6 +52,10 @@ def test_shards_sum_to_the_whole_layer(variant, tp):
     spec = presets.parse_variant(variant, SHARD)
     torch.manual_seed(0)
     full = registry.get(spec.family).build(spec).double().eval()
+    with torch.no_grad():  # sinks start at 0 and norm weights at 1: make every head's differ
+        for name, w in full.named_parameters():
+            if "proj" not in name:
+                w.copy_(torch.rand_like(w) + 0.5)
     x = torch.randn(2, 9, spec.d_model, dtype=torch.float64)
     memory = torch.randn(2, 12, spec.d_model, dtype=torch.float64)
     shards = [sharding.shard(full, spec, r, tp) for r in range(tp)]
@@ -104,15 +109,23 @@ def test_options_tp_does_not_take_are_exit_2(cli, args, what):
     assert what in _err_line(cli, "bench", "gqa", "--tp", "2", *device, *args)
 
 
-def test_sweep_tp_needs_measure(cli):
-    assert "--measure" in _err_line(cli, "sweep", "gqa", "--tp", "1,2", "-s", "64")
+def test_qk_norm_over_the_projection_is_exit_2(cli):
+    line = _err_line(cli, "bench", "gqa:qk_norm=true,qk_norm_over=proj", "--tp", "2", "--device", "cpu")
+    assert "normalises q and k over the whole projection" in line
+
+
+def test_sweep_tp_without_measure_sizes_the_cache_per_gpu(cli):
+    # issue 13: an analytic sweep's --tp is kv-memory's per-GPU sizing (tests/test_hfconfig_sweep.py)
+    rows = cli("sweep", "gqa", "--tp", "1,2", "-s", "64", "-m", "prefill", "--json", "-").rows()
+    assert [(r["tp"], r["kv_heads_per_gpu"]) for r in rows] == [(1, 2), (2, 1)]
+    assert "--tp: 3 does not divide" in _err_line(cli, "sweep", "gqa", "--tp", "3", "-s", "64")
 
 
 def test_tp_refusals_do_not_import_torch():
     from conftest import torch_imported_by
 
     imported, codes = torch_imported_by(["bench", "gqa", "--tp", "3", "--device", "cpu"],
-                                        ["sweep", "gqa", "--tp", "2", "-s", "64"])  # fmt: skip
+                                        ["sweep", "gqa", "--tp", "3", "-s", "64"])  # fmt: skip
     assert codes == [2, 2] and not imported
 
 
@@ -128,36 +141,47 @@ def _kv_memory_bytes(cli, variant, preset, tp, tokens, batch):
     return row["kv_cache_bytes"], row["kv_heads_per_gpu"]
 
 
+TP2_VARIANTS = {"mha": "mha", "gqa-kv2": "gqa", "mqa": "mqa", "mla-r256-naive": "mla:absorb=false",
+                "mla-r256-absorb": "mla:absorb=true", "cross-m16": "cross:memory_len=16", "linear": "linear"}  # label: variant
+
+
 @pytest.fixture(scope="module")
 def tp2_rows(tmp_path_factory):
-    """One run: mha, gqa, mqa and mla (both paths) × prefill and decode, two gloo ranks."""
+    """One run: mha, gqa, mqa, mla (both paths), cross and linear × prefill and decode, two gloo ranks."""
     out = tmp_path_factory.mktemp("tp") / "rows.json"
-    code = main(["bench", "mha", "gqa", "mqa", "mla", "-p", "micro", "-s", "24", "-b", "2", "-m", "prefill,decode",
+    code = main(["bench", "mha", "gqa", "mqa", "mla", "cross:memory_len=16", "linear", "-p", "micro", "-s", "24", "-b", "2", "-m", "prefill,decode",
                  "--tp", "2", "--device", "cpu", "--min-time", "0", "--json", str(out)])  # fmt: skip
     assert code == 0
     return json.loads(out.read_text())
 
 
 def test_tp2_rows_against_independent_figures(tp2_rows, cli):
-    """micro: d_model 256, 4 heads of 64; gqa 2 KV heads; mla latent 256 + RoPE 32."""
+    """micro: d_model 256, 4 heads of 64; gqa 2 KV heads; mla latent 256 + RoPE 32; cross 4 KV
+    heads over a 16-token memory; linear 4 heads with a 64 × 64 state (+ 64 normaliser) each."""
     B, L, d = 2, 24, 256
-    assert [(r["label"], r["mode"]) for r in tp2_rows] == [
-        (v, m) for m in ("prefill", "decode") for v in ("mha", "gqa-kv2", "mqa", "mla-r256-naive", "mla-r256-absorb")]
-    heads = {"mha": 2, "gqa-kv2": 1, "mqa": 1, "mla-r256-naive": None, "mla-r256-absorb": None}  # max(1, g/2); MLA: whole latent
+    assert [(r["label"], r["mode"]) for r in tp2_rows] == [(v, m) for m in ("prefill", "decode") for v in TP2_VARIANTS]
+    # KV heads per rank, max(1, g / 2): MQA's one head on both ranks; MLA's latent and linear's state not split by KV head
+    heads = {"mha": 2, "gqa-kv2": 1, "mqa": 1, "mla-r256-naive": None, "mla-r256-absorb": None, "cross-m16": 2,
+             "linear": None}  # fmt: skip
+
+    def per_rank_by_hand(label, tokens):  # cache elements one rank holds, × batch × 4 bytes
+        if label.startswith("mla"):
+            return (256 + 32) * tokens * B * 4  # the whole latent + RoPE key on every rank
+        if label == "linear":
+            return 2 * (64 * 64 + 64) * B * 4  # its 2 heads' state S and normaliser z, whatever the length
+        if label == "cross-m16":
+            return 2 * 2 * 64 * 16 * B * 4  # K and V of its 2 heads over the memory, whatever the length
+        return 2 * heads[label] * 64 * tokens * B * 4  # K and V of its KV heads
+
     for r in tp2_rows:
         tokens = L if r["mode"] == "prefill" else L + 1  # decode: the cache holds the new token too
         new = L if r["mode"] == "prefill" else 1
         assert (r["tp"], r["tp_backend"], r["tp_launcher"], r["status"]) == (2, "gloo", "spawn", "ok")
         assert r["err_rel_l2"] <= 1e-6 and r["tp_err_rel_l2"] <= 1e-6, r
         assert r["allreduce_bytes"] == B * new * d * 4  # float32
-        variant = {"gqa-kv2": "gqa", "mla-r256-naive": "mla:absorb=false", "mla-r256-absorb": "mla:absorb=true"}.get(
-            r["label"], r["label"])  # fmt: skip
-        kv, kv_heads = _kv_memory_bytes(cli, variant, "micro", 2, tokens, B)
-        assert r["kv_cache_bytes_per_rank"] == kv
+        kv, kv_heads = _kv_memory_bytes(cli, TP2_VARIANTS[r["label"]], "micro", 2, tokens, B)
+        assert r["kv_cache_bytes_per_rank"] == kv == per_rank_by_hand(r["label"], tokens)
         assert r["kv_heads_per_gpu"] == kv_heads == heads[r["label"]]
-        # by hand: K and V of each rank's KV heads, or MLA's whole latent + RoPE key on every rank
-        per_token = 2 * heads[r["label"]] * 64 if heads[r["label"]] else 256 + 32
-        assert r["kv_cache_bytes_per_rank"] == per_token * tokens * B * 4
         assert r["kv_cache_bytes_measured"] == 2 * r["kv_cache_bytes_per_rank"]  # two ranks, replicas counted
         assert r["latency_ms_median"] > 0 and r["allreduce_ms"] > 0 and r["n_runs"] >= 5
         assert r["tp_slowest_rank"] in (0, 1)

@@ -26,6 +26,10 @@ GEMMA = dict(head_dim=16, query_pre_attn_scalar=24, sliding_window=4)
 # plain default (a window shorter than the input, a soft-cap that bends the scores, ...)
 BUILDS = {
     "qwen3": ("qwen3", dict(head_dim=16, use_sliding_window=True, sliding_window=4, max_window_layers=1)),
+    # dynamic NTK past max_position_embeddings 8: the prefill (11 tokens) and the decode step's
+    # prefix (10) and new token (11) each rotate with the base of their own length
+    "llama-dynamic": ("llama", dict(max_position_embeddings=8, rope_parameters={"rope_type": "dynamic", "factor": 2.0,
+                                                                              "rope_theta": 1e4})),
     "qwen3_moe": ("qwen3_moe", dict(head_dim=16, **MOE)),
     "gemma": ("gemma", dict(head_dim=16)),
     "gemma2": ("gemma2", dict(GEMMA, attn_logit_softcapping=0.5)),
@@ -46,10 +50,13 @@ BUILDS = {
     "stablelm": ("stablelm", dict(qk_layernorm=True, use_qkv_bias=True)),
     "cohere": ("cohere", dict(use_qk_norm=True, attention_bias=True)),
     "glm4": ("glm4", dict(head_dim=16)),
+    "falcon-new": ("falcon", dict(new_decoder_architecture=True, num_kv_heads=2, bias=True)),
+    "falcon-mqa": ("falcon", dict(multi_query=True)),
+    "falcon-mha": ("falcon", dict(multi_query=False, bias=True)),
 }
 # case: (build, layer)
 ARCHS = {
-    "qwen3-L0-full": ("qwen3", 0), "qwen3-L1-sliding": ("qwen3", 1), "qwen3_moe": ("qwen3_moe", 1),
+    "llama-dynamic-ntk": ("llama-dynamic", 1), "qwen3-L0-full": ("qwen3", 0), "qwen3-L1-sliding": ("qwen3", 1), "qwen3_moe": ("qwen3_moe", 1),
     "gemma": ("gemma", 1), "gemma2-L0-sliding-softcap": ("gemma2", 0), "gemma2-L1-full": ("gemma2", 1),
     "gemma3-L0-sliding-local": ("gemma3", 0), "gemma3-L1-full-global": ("gemma3", 1),
     "phi3-longrope-partial": ("phi3", 1), "olmo2": ("olmo2", 1),
@@ -58,6 +65,7 @@ ARCHS = {
     "smollm3-L0-rope": ("smollm3", 0), "smollm3-L1-nope": ("smollm3", 1),
     "gpt_neox": ("gpt_neox", 1), "phi": ("phi", 1), "stablelm-qk_layernorm": ("stablelm", 1),
     "cohere-qk_norm": ("cohere", 1), "glm4": ("glm4", 1),
+    "falcon-new-decoder": ("falcon-new", 1), "falcon-multi-query": ("falcon-mqa", 0), "falcon-mha": ("falcon-mha", 1),
 }
 # Where transformers' own module computes a step in float32 whatever the dtype, its float64 output
 # is only that exact: Gemma 2 needs eager attention (SDPA cannot soft-cap), whose softmax is
@@ -121,8 +129,9 @@ def test_prefill_and_decode_equal_transformers(built, name, dtype):
         hf_tiny.position_embeddings_at(model, layer, probe, list(range(TOKENS)), layer_type=layer_type)  # (dynamic state)
         buffer = rotary.inv_freq if layer_type is None else getattr(rotary, f"{layer_type}_inv_freq")
         at = module.rope.freq_at  # frequencies that depend on the length of the call (longrope, dynamic)
-        inv64 = module.rope.inv_freq if at is None else torch.tensor(at(TOKENS), dtype=torch.float64)
-        assert torch.allclose(inv64, buffer.double(), rtol=2e-6, atol=0)
+        now = module.rope.inv_freq if at is None else torch.tensor(at(TOKENS), dtype=torch.float64)
+        assert torch.allclose(now, buffer.double(), rtol=2e-6, atol=0)
+        inv64 = module.rope.inv_freq if at is None else at
     tol = TOL[dtype] if dtype == torch.float32 else F32_STEP.get(build, TOL[dtype])
     reference = model if dtype == torch.float32 else \
         hf_tiny.float64_model(model, attn="eager" if build in EAGER_ONLY or build in EAGER64 else "sdpa")  # fmt: skip

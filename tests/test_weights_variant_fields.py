@@ -157,7 +157,7 @@ def test_variant_fields_without_a_checkpoint(cli):
     assert row["label"] == "gqa-kv2-qknorm-cap50-sinks-rot32"
     s = build_spec("gqa", load_preset("small"), {"qk_norm": True, "softcap": 50, "sinks": True, "rotary_dim": 32}, "v")
     assert row["elementwise_flops"] == cost.gqa_flops(s, Shape("prefill", 64)).elementwise
-    b = cli("bench", variant, "-p", "small", "-s", 32, "--device", "cpu", "--min-time", 0, "--json", "-")
+    b = cli("bench", variant, "-p", "small", "-s", 16, "--device", "cpu", "--min-time", 0, "--json", "-")
     assert b.code == 0, b.err
     bench_row = b.rows()[0]
     assert {k: bench_row[k] for k in ("qk_norm", "softcap", "sinks", "rotary_dim")} == \

@@ -1,6 +1,9 @@
-"""SDPA backends: `--backend` maps to torch.nn.attention.sdpa_kernel, and a probe call tells which
-backend each scaled_dot_product_attention call really got. A backend the device cannot run for
-these inputs is an InputError (exit 2), never a silent fallback."""
+"""Attention backends. The SDPA ones (`math`, `flash`, `efficient`, `cudnn`) map to
+torch.nn.attention.sdpa_kernel, and a probe call tells which backend each
+scaled_dot_product_attention call really got. `flex` routes the fast path through FlexAttention
+(variants/flex.py), and `flash_attn`, `flashinfer`, `xformers` through those libraries when they
+are installed (variants/external.py): no SDPA call may happen under them. A backend the device cannot run for these
+inputs is an InputError (exit 2), never a silent fallback."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ import warnings
 
 from ..errors import InputError, did_you_mean
 
-BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
+BACKENDS = ("auto", "math", "flash", "efficient", "cudnn", "flex", "flash_attn", "flashinfer", "xformers")
+EXTERNAL = ("flash_attn", "flashinfer", "xformers")  # optional libraries (variants/external.py)
 _SDP_NAMES = {"math": "MATH", "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION",
               "cudnn": "CUDNN_ATTENTION"}  # fmt: skip
 _USED_NAMES = {"MATH": "math", "FLASH_ATTENTION": "flash", "EFFICIENT_ATTENTION": "efficient",
@@ -18,7 +22,7 @@ _USED_NAMES = {"MATH": "math", "FLASH_ATTENTION": "flash", "EFFICIENT_ATTENTION"
 
 
 def check_backend_name(name: str) -> str:
-    """Syntax only (no torch): one of auto, math, flash, efficient, cudnn."""
+    """Syntax only (no torch): one of BACKENDS."""
     key = str(name).strip().lower()
     if key not in BACKENDS:
         raise InputError("--backend", f"unknown backend '{name}'", did_you_mean(key, BACKENDS))
@@ -29,6 +33,14 @@ def sdpa_context(name: str):
     """The context that restricts SDPA to the requested backend (auto: torch's own choice)."""
     if name == "auto":
         return contextlib.nullcontext()
+    if name == "flex":
+        from ..variants import flex
+
+        return flex.use_flex()
+    if name in EXTERNAL:
+        from ..variants import external
+
+        return external.use(name)
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     return sdpa_kernel([getattr(SDPBackend, _SDP_NAMES[name])])
@@ -59,6 +71,8 @@ def probe(call, backend: str, what: str) -> str | None:
             kwargs = kwargs or {}
             if func is not F.scaled_dot_product_attention:
                 return func(*args, **kwargs)
+            if backend == "flex" or backend in EXTERNAL:  # SDPA under these would be a fallback
+                raise _Unavailable(f"its fast path has no {backend} form (it calls SDPA)")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
@@ -80,14 +94,52 @@ def probe(call, backend: str, what: str) -> str | None:
                 used.append(None)
             return out
 
+    from ..variants import external, flex
+
+    flex_calls, external_calls = flex.calls(), external.calls()
     try:
         with Spy():
             call()
     except _Unavailable as e:
         raise InputError("--backend", f"{backend} cannot run {what} ({_one_line(e)})",
                          "use --backend auto, or math (runs everywhere)") from None  # fmt: skip
+    except Exception as e:  # noqa: BLE001 - inductor fails in many ways (no compiler, unsupported op)
+        if backend != "flex":
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError("--backend", f"flex cannot run {what} (torch: {_one_line(first, 200)})",
+                         "use --backend auto, or math (runs everywhere)") from None  # fmt: skip
+    if flex.calls() > flex_calls:
+        used.insert(0, "flex")
+    if external.calls() > external_calls:
+        used.insert(0, backend)
     if not used:
         return "none"
     if None in used:
         return None
     return "+".join(dict.fromkeys(used))
+
+
+def check_flex_available(device) -> None:
+    """`--backend flex` needs FlexAttention in this torch and, on the CPU, a C++ compiler for
+    inductor: say so before any row runs (exit 2)."""
+    try:
+        import torch.nn.attention.flex_attention  # noqa: F401
+    except ImportError as e:
+        raise InputError("--backend", f"flex needs torch.nn.attention.flex_attention (torch >= 2.5): {e}") from None
+    from ..variants import flex
+
+    if getattr(device, "type", str(device)) == "cpu":
+        problem = flex.compiler_problem()
+        if problem:
+            raise InputError("--backend", f"flex cannot compile on the cpu: {problem}", "set CXX, or use --backend auto")
+
+
+def check_available(name: str, device) -> None:
+    """Before any row: flex's compiler, or an optional library's import and device (exit 2)."""
+    if name == "flex":
+        check_flex_available(device)
+    elif name in EXTERNAL:
+        from ..variants import external
+
+        external.check(name, device)

@@ -1,5 +1,10 @@
 """Measure one row: latency, real cache bytes, output error against a float64 CPU reference,
-the SDPA backend used, and the roofline columns against the device's measured peaks."""
+the SDPA backend used, and the roofline columns against the device's measured peaks.
+
+A row's timing can wait: with `Settings.rounds` (a `Rounds`), `measure_row` does everything but
+the timing and registers the row's timed call there; `Rounds.run` then times every registered
+row together, interleaved in rounds (timing.time_interleaved), and fills their latency columns.
+`bench` and `compare` measure each shape's rows that way (measure/stack.py, measure_jobs)."""
 
 from __future__ import annotations
 
@@ -14,10 +19,12 @@ from .. import registry
 from ..errors import ResourceError
 from ..rows import analytic_row, byte_columns, math_path_flops, roofline_columns
 from ..spec import DTYPE_BYTES, AttentionSpec, HybridSpec, PresetSpec, Shape
-from .backend import probe, sdpa_context
+from ..variants import flex
+from . import load
+from .backend import check_available, probe, sdpa_context
 from .device import device_name, synchronizer
 from .error import GRADED_DTYPES, error_metrics, is_healthy
-from .timing import time_fn
+from .timing import Timing, time_interleaved
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,53 @@ class Settings:
     peak_gflops: float | None = None  # the device's measured matmul peak for this dtype (measure/peak.py)
     peak_gbps: float | None = None  # its measured memory bandwidth
     peak_source: str | None = None  # where the peaks came from (cache, measured), for the row
+    rounds: "Rounds | None" = None  # defer the timing to Rounds.run (interleaved with other rows)
+
+
+class Rounds:
+    """Rows waiting for their timing: `measure_row` registers each row's timed call here (through
+    `Settings.rounds`); `run` times them all in rounds, A B C A B C …, and fills their columns."""
+
+    def __init__(self):
+        self.entries: list[tuple[dict, object]] = []
+
+    def add(self, row: dict, call) -> None:
+        self.entries.append((row, call))
+
+    def run(self, settings: Settings) -> None:
+        """Time every registered row, interleaved; out of memory marks them all `oom`."""
+        entries, self.entries = self.entries, []
+        if not entries:
+            return
+        watch = load.watch()
+        try:
+            with torch.inference_mode(), sdpa_context(settings.backend):
+                timings = time_interleaved([call for _, call in entries], settings.device,
+                                           min_run_time=settings.min_run_time)  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - only out-of-memory becomes a row; the rest is re-raised
+            from .oom import is_oom
+
+            if not is_oom(error):
+                raise
+            rows = [row for row, _ in entries]
+            entries.clear()  # drop the layers and their inputs
+            gc.collect()
+            for row in rows:
+                row["status"] = "oom"
+            return
+        machine = watch.stop()
+        for (row, _), timing in zip(entries, timings):
+            timed_columns(row, timing, machine, settings)
+            row["_round_ms"] = list(timing.rounds_ms)  # for ratios round by round; rows.add_ratios reads it
+
+
+def timed_columns(row: dict, timing: Timing, machine: "load.Load", settings: Settings) -> None:
+    """Fill a row's latency, rate, `noisy`, load and roofline columns from its timing."""
+    row.update(latency_ms_median=timing.median_ms, latency_ms_p25=timing.p25_ms, latency_ms_p75=timing.p75_ms,
+               n_runs=timing.n_runs, n_rounds=len(timing.rounds_ms) or None, noisy=timing.noisy,
+               gflops_per_s=row["flops"] / (timing.median_ms * 1e-3) / 1e9, **machine.columns())  # fmt: skip
+    row.update(roofline_columns(row, settings.peak_gflops, settings.peak_gbps))
+    row["peak_source"] = settings.peak_source if settings.peak_gflops else None
 
 
 def build_pair(spec: AttentionSpec, settings: Settings, source=None):
@@ -67,16 +121,22 @@ def inputs(shape: Shape, d_model: int, settings: Settings, source=None):
 def _compiled(run, arg, settings: Settings, label: str):
     """torch.compile of the layer call; its first call (the compilation) fails here, not mid-timing.
     Dynamo's caches are cleared first: every row compiles its own layer, and a full cache would
-    otherwise fall back to eager mode without a word after a few rows."""
+    otherwise fall back to eager mode without a word after a few rows. Returns (fn, seconds of
+    the first call)."""
+    import time
+
     torch._dynamo.reset()
     fn = torch.compile(run, dynamic=False, backend=settings.compile_backend)
     try:
+        t0 = time.perf_counter()
         fn(arg)
+        synchronizer(settings.device)()
+        seconds = time.perf_counter() - t0
     except Exception as e:  # noqa: BLE001 - inductor can fail in many ways (no compiler, unsupported op)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ResourceError("--compile", f"torch.compile failed for {label}: {first[:200]}",
                             "run without --compile") from None
-    return fn
+    return fn, seconds
 
 
 def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings, source=None) -> dict:
@@ -102,6 +162,10 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
         fast.set_memory(memory)
         ref.set_memory(memory_ref)
     what = f"{spec.label} {shape.mode} on {settings.device} {settings.dtype}"
+    check_available(settings.backend, settings.device)  # flex's compiler; an optional library's import
+    if settings.backend == "flex":  # fresh compile caches per row, as _compiled: see variants/flex.py
+        torch._dynamo.reset()
+        flex.reset()
     with torch.inference_mode(), sdpa_context(settings.backend):
         if shape.mode == "prefill":
             cache = None
@@ -127,11 +191,18 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
             def run_math():
                 return fast.step(arg, cache, L, math=True)
 
-        backend_used = probe(lambda: run(arg), settings.backend, what)
+        compile_before = flex.compile_seconds()
+        backend_used = probe(lambda: run(arg), settings.backend, what)  # flex compiles its kernels here
+        compile_s = flex.compile_seconds() - compile_before if settings.backend == "flex" else None
         timed = run
         if settings.compile:
-            timed, backend_used = _compiled(run, arg, settings, label), None  # inductor may swap the kernel
-        timing = time_fn(lambda: timed(arg), settings.device, min_run_time=settings.min_run_time)
+            (timed, seconds), backend_used = _compiled(run, arg, settings, label), None  # inductor may swap the kernel
+            compile_s = (compile_s or 0.0) + seconds
+        call = lambda: timed(arg)  # noqa: E731
+        if settings.rounds is None:  # time it now, alone (in rounds of itself); else Rounds.run does
+            watch = load.watch()
+            timing = time_interleaved([call], settings.device, min_run_time=settings.min_run_time)[0]
+            machine = watch.stop()
         if cache is None and not settings.compile:
             y, cache = fast(x)  # the output, and the cache tensors a prefill really allocates
         else:
@@ -163,13 +234,11 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
     row.update(
         label=label,
         kv_cache_bytes_measured=measured_bytes,
-        latency_ms_median=timing.median_ms, latency_ms_p25=timing.p25_ms, latency_ms_p75=timing.p75_ms,
-        n_runs=timing.n_runs, gflops_per_s=row["flops"] / (timing.median_ms * 1e-3) / 1e9,
         err_max_abs=err and err["max_abs"], err_mean_abs=err and err["mean_abs"], err_rel_l2=err and err["rel_l2"],
         naive_err_max_abs=err_math and err_math["max_abs"], naive_err_rel_l2=err_math and err_math["rel_l2"],
         backend=settings.backend, device_name=device_name(settings.device), torch_version=torch.__version__,
         threads=torch.get_num_threads(), seed=settings.seed, status="ok" if err and err_math else "nan",
-        noisy=timing.noisy, backend_used=backend_used, compiled=settings.compile,
+        backend_used=backend_used, compiled=settings.compile, compile_s=compile_s,
         healthy=is_healthy(err, err_math) if settings.dtype in GRADED_DTYPES else None,
     )  # fmt: skip
     if counted is not None:  # one layer; measure/stack.py totals the model columns over the layers
@@ -177,8 +246,11 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
         row.update(flops_counted=counted, flops_math_path=expected, flops_match=counted == expected,
                    flops_counted_layer=counted, flops_math_path_layer=expected,
                    flops_counted_model=counted, flops_math_path_model=expected)  # fmt: skip
-    row.update(roofline_columns(row, settings.peak_gflops, settings.peak_gbps))
-    row["peak_source"] = settings.peak_source if settings.peak_gflops else None
-    del fast, ref, x, x_ref, cache
+    del ref, x_ref
+    if settings.rounds is None:
+        timed_columns(row, timing, machine, settings)
+        del fast, x, cache
+    else:  # the layer, its input and cache stay alive in `call` until Rounds.run has timed it
+        settings.rounds.add(row, call)
     gc.collect()
     return row

@@ -32,10 +32,30 @@ GPU_COPY_BYTES = 2**30  # 20× an H100's 50 MiB L2 (capped at a quarter of the f
 
 
 def cache_dir() -> Path:
-    """XDG base directory spec: $XDG_CACHE_HOME if set to an absolute path, else ~/.cache."""
+    """XDG base directory spec: $XDG_CACHE_HOME if set to an absolute path, else ~/.cache. A HOME
+    that is empty, relative or the filesystem root does not count (the cache would land in / or
+    the current folder): the account's home from the password database is used, else the
+    system's temporary folder."""
     base = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
-    return root / "attncli"
+    if base and os.path.isabs(base):
+        return Path(base) / "attncli"
+    return _home() / ".cache" / "attncli"
+
+
+def _home() -> Path:
+    candidates = [os.environ.get("HOME", "")]
+    try:
+        import pwd
+
+        candidates.append(pwd.getpwuid(os.getuid()).pw_dir)
+    except (ImportError, KeyError, OSError):
+        pass
+    for home in candidates:
+        if home and os.path.isabs(home) and Path(home).resolve() != Path("/"):
+            return Path(home)
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"attncli-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
 def cache_path() -> Path:
@@ -82,9 +102,11 @@ class Peak:
 
 def _read_cache(path: Path) -> dict:
     """The cache's entries, or {} when the file is missing, unreadable, corrupt or of another format."""
+    from ..errors import read_text
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_text(path))  # a regular file of bounded size only (a FIFO would block)
+    except (OSError, ValueError, RecursionError):  # InputError is a ValueError
         return {}
     if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("peaks"), dict):
         return {}
@@ -92,11 +114,43 @@ def _read_cache(path: Path) -> dict:
 
 
 def load_cached(key: str) -> Peak | None:
+    """The cached peak for `key`, or None. An entry whose values are not what `peak` writes (a
+    hand-edited or damaged file) is ignored with a one-line warning, never used in a row."""
     entry = _read_cache(cache_path()).get(key)
+    if not isinstance(entry, dict):
+        return None
     try:
-        return Peak(**entry) if isinstance(entry, dict) else None
+        peak = Peak(**entry)
     except TypeError:  # fields renamed since it was written
         return None
+    problem = _invalid(peak)
+    if problem:
+        import sys
+
+        sys.stderr.write(f"attncli: warning: ignoring the cached peak in {cache_path()} ({problem}); "
+                         "`attncli peak --refresh` measures it again\n")  # fmt: skip
+        return None
+    return peak
+
+
+def _invalid(peak: Peak) -> str | None:
+    """What is wrong with a cached entry's values, or None."""
+    import math
+
+    for name in ("gflops", "gbps"):
+        v = getattr(peak, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            return f"{name} {v!r} is not a positive number"
+    for name in ("threads", "matmul_n", "copy_bytes"):
+        v = getattr(peak, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            return f"{name} {v!r} is not a positive integer"
+    for name in ("device_name", "dtype", "torch_version", "measured_at"):
+        if not isinstance(getattr(peak, name), str):
+            return f"{name} {getattr(peak, name)!r} is not text"
+    if not isinstance(peak.noisy, bool) or peak.tf32 not in (None, True, False):
+        return "noisy/tf32 are not true or false"
+    return None
 
 
 def save(peak: Peak) -> str | None:

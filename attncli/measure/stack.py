@@ -9,17 +9,22 @@ worst layer kind. Every such row says so in `latency_basis`.
 
 from __future__ import annotations
 
-from ..rows import analytic_row, combine, layer_kinds
+import dataclasses
+
+from .. import signals
+from ..rows import analytic_row, byte_columns, combine, layer_kinds, roofline_columns
 from ..spec import AttentionSpec, HybridSpec, PresetSpec, Shape
-from .bench import Settings, measure_row
+from .bench import Rounds, Settings, measure_row
 
 SUMMED = ("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "kv_cache_bytes_measured")
 # --verify-flops: the model columns cover the row's layers, as `flops` does; the `_layer` ones (and
 # the older flops_counted, flops_math_path) stay one layer of the kind, empty on a stack's total.
 MODEL_FLOPS = ("flops_counted_model", "flops_math_path_model")
 LAYER_FLOPS = ("flops_counted", "flops_math_path", "flops_counted_layer", "flops_math_path_layer")
+BYTES = ("bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations")
 WORST = ("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2")
-SAME = ("backend", "device_name", "torch_version", "threads", "seed")
+SAME = ("backend", "device_name", "torch_version", "threads", "seed", "n_rounds", "load_avg", "others_cores",
+        "free_cores")  # fmt: skip
 # Rows measured with --tp (measure/tp.py) add their own: summed, worst and shared columns.
 TP_KEYS = {"summed": ("kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes"), "worst": ("tp_err_rel_l2",),
            "same": ("tp", "tp_backend", "tp_launcher")}  # fmt: skip
@@ -60,9 +65,20 @@ def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, setting
         values = [part.get(key) for part in rows]
         total[key] = None if any(v is None for v in values) else max(values)
     total.update({key: rows[0].get(key) for key in _keys(rows[0], "same")})
+    rounds = [part.get("_round_ms") or [] for part in rows]  # each round's model latency: Σ its kinds' in that round
+    if len({len(r) for r in rounds}) == 1 and rounds[0]:
+        total["_round_ms"] = [sum(values) for values in zip(*rounds)]
+    noisy = [part.get("noisy") for part in rows]
+    total["noisy"] = None if None in noisy else any(noisy)
     runs = [part.get("n_runs") for part in rows]
     total["n_runs"] = None if None in runs else min(runs)
     total["gflops_per_s"] = _rate(total["flops"], total["latency_ms_median"])
+    if all(part.get("bytes_moved") is not None for part in rows):  # Σ over the kinds, as their FLOPs
+        for key in BYTES:
+            total[key] = sum(part[key] for part in rows)
+        total["arith_intensity"] = total["flops"] / total["bytes_moved"]
+        total.update(_roofline(total, rows[0]))
+        total["peak_source"] = rows[0].get("peak_source")
     statuses = [part.get("status") for part in rows]
     total["status"] = "ok" if all(s == "ok" for s in statuses) else next(s for s in statuses if s != "ok")
     total["latency_basis"] = "Σ count × 1 layer per kind"
@@ -80,9 +96,19 @@ def _scaled(one: dict, kind: AttentionSpec, preset: PresetSpec, shape: Shape, se
     row.update(analytic_row(kind, preset, shape, count, settings.dtype, device=str(settings.device)))
     for key in _keys(one, "summed") + MODEL_FLOPS:
         row[key] = None if one.get(key) is None else one[key] * count
+    if one.get("_round_ms"):
+        row["_round_ms"] = [v * count for v in one["_round_ms"]]
     row["gflops_per_s"] = _rate(row["flops"], row["latency_ms_median"])
+    if one.get("bytes_moved") is not None:  # traffic of the count layers, beside their FLOPs and latency
+        row.update(byte_columns(kind, shape, settings.dtype, layers=count))
+        row.update(_roofline(row, one))
     row["latency_basis"] = f"{count} × 1 layer" if count > 1 else "1 layer"
     return row
+
+
+def _roofline(row: dict, like: dict) -> dict:
+    """The roofline columns of a model row, against the peaks its one-layer rows were measured with."""
+    return roofline_columns(row, like.get("peak_gflops"), like.get("peak_gbps"))
 
 
 def _sum(values):
@@ -92,3 +118,56 @@ def _sum(values):
 
 def _rate(flops, latency_ms):
     return None if not latency_ms else flops / (latency_ms * 1e-3) / 1e9
+
+
+def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_layer: bool = False,
+                 memo: dict | None = None, measure=measure_row, advance=lambda what: None,
+                 interleave: bool = True) -> tuple[list[dict], bool]:  # fmt: skip
+    """`bench`/`compare`: the rows of `jobs` ((spec, shape, source) each; source: a checkpoint's layer
+    or None), each shape's rows timed together, interleaved in rounds (bench.Rounds). For each
+    shape, every job's layer kinds are first built, run and checked (errors, cache bytes, FLOPs)
+    with their timing deferred; then all of them are timed in rounds; then the model rows are
+    built from the timed kinds. `--compile` and `--backend flex` rows are timed one after another
+    instead (each compiles its own layer from fresh caches, which would evict the others'), as are rows with
+    `interleave` false (--tp: `measure` times each layer across its ranks). A checkpoint's layer
+    (`source`) is measured by oom.measure_or_oom.
+
+    Returns (rows, interrupted): on an interrupt, the kinds already built are still timed and the
+    jobs they complete are returned (a second interrupt stops that too)."""
+    memo = {} if memo is None else memo
+    done: list[dict] = []
+    groups: list[list] = []
+    for job in jobs:  # consecutive jobs of one shape form a group (the CLI orders jobs by shape)
+        if groups and groups[-1][0][1] == job[1]:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    for group in groups:
+        # compiled layers (--compile, --backend flex) start from fresh compile caches each: one at a time
+        rounds = None if settings.compile or settings.backend == "flex" or not interleave else Rounds()
+        deferred = settings if rounds is None else dataclasses.replace(settings, rounds=rounds)
+        ready: list = []
+        interrupted = None
+        try:
+            for spec, shape, source in group:
+                advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
+                if source is not None:  # a checkpoint's own layer, with its weights and inputs
+                    from .oom import measure_or_oom
+
+                    ready.append(measure_or_oom(spec, preset, shape, deferred, source=source))
+                else:
+                    measure_model(spec, preset, shape, deferred, layers, per_layer, memo, measure)  # fills memo
+                    ready.append((spec, shape))
+        except (KeyboardInterrupt, signals.Interrupted) as e:
+            interrupted = e
+        if rounds is not None:
+            rounds.run(settings)
+        for item in ready:
+            if isinstance(item, dict):
+                done.append(item)
+            else:
+                spec, shape = item
+                done.extend(measure_model(spec, preset, shape, settings, layers, per_layer, memo, measure))
+        if interrupted is not None:
+            return done, True
+    return done, False

@@ -3,16 +3,24 @@ report median, p25 and p75 (as torch.utils.benchmark and Triton's do_bench repor
 
 A timing whose interquartile range exceeds 10% of its median is `noisy`: the threshold at which
 torch.utils.benchmark's `Measurement` warns of "significant environmental influence"
-(`_IQR_WARN_THRESHOLD = 0.1` in torch/utils/benchmark/utils/common.py).
+(`_IQR_WARN_THRESHOLD = 0.1` in torch/utils/benchmark/utils/common.py). Timed in rounds, it is
+noisy too when the rounds' own medians spread that far (the machine's speed drifted between them).
+
+`time_interleaved` times several callables in rounds, A B C A B C …, after warming each up: a
+machine whose speed drifts (other work, thermal limits) then slows every callable of a round
+alike, so a ratio taken round by round cancels the drift (pyperf and hyperfine alternate for the
+same reason; DESIGN.md, "Latency").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 NOISY_IQR_FRACTION = 0.10  # IQR / median above this flags a row `noisy`
+MIN_ROUNDS = 10  # interleaved timing: at least this many rounds, each row timed once or more per round
 
 
 @dataclass(frozen=True)
@@ -21,15 +29,27 @@ class Timing:
     p25_ms: float
     p75_ms: float
     n_runs: int
+    rounds_ms: tuple[float, ...] = ()  # interleaved timing: each round's median, in round order
 
     @property
     def iqr_ms(self) -> float:
         return self.p75_ms - self.p25_ms
 
     @property
+    def round_spread(self) -> float | None:
+        """IQR of the rounds' medians / their median: how far the speed moved between rounds."""
+        if len(self.rounds_ms) < 2:
+            return None
+        s = sorted(self.rounds_ms)
+        mid = percentile(s, 50)
+        return (percentile(s, 75) - percentile(s, 25)) / mid if mid > 0 else None
+
+    @property
     def noisy(self) -> bool:
-        """The spread is too wide for the median to be quoted without a caveat."""
-        return self.iqr_ms > NOISY_IQR_FRACTION * self.median_ms
+        """The spread within the runs, or between the rounds, is too wide for the median to be
+        quoted without a caveat."""
+        between = self.round_spread
+        return self.iqr_ms > NOISY_IQR_FRACTION * self.median_ms or (between is not None and between > NOISY_IQR_FRACTION)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -98,3 +118,64 @@ def time_fn(fn: Callable[[], object], device=None, *, min_run_time: float = 0.2,
             times.append(t)
             total += t
     return summarize(times)
+
+
+def _call_timer(device, sync, clock) -> Callable[[Callable[[], object]], float]:
+    """A function that runs fn() once, synchronised, and returns its seconds: between two CUDA
+    events on CUDA (when no `sync` is given), else between two calls of the synchronisation hook."""
+    if sync is None and device is not None and getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        def on_events(fn) -> float:
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            fn()
+            end.record()
+            end.synchronize()
+            return begin.elapsed_time(end) / 1e3  # ms -> s
+
+        return on_events
+    if sync is None:
+        from .device import synchronizer
+
+        sync = synchronizer(device) if device is not None else (lambda: None)
+
+    def on_clock(fn) -> float:
+        sync()
+        t0 = clock()
+        fn()
+        sync()
+        return clock() - t0
+
+    return on_clock
+
+
+def time_interleaved(fns: list[Callable[[], object]], device=None, *, min_run_time: float = 0.2,
+                     warmup_time: float = 0.15, min_rounds: int = MIN_ROUNDS, max_rounds: int = 100_000,
+                     sync: Callable[[], None] | None = None,
+                     clock: Callable[[], float] = time.perf_counter) -> list[Timing]:  # fmt: skip
+    """Time several callables in rounds, A B C A B C …: first each one's warm-up (at least three
+    synchronised calls and `warmup_time` seconds, which also estimate one call's time), then
+    rounds in which each callable runs `k` synchronised calls in turn, `k` chosen so that one
+    round of it lasts about min_run_time / min_rounds (at least one call). Rounds go on until
+    there are `min_rounds` of them and every callable's timed runs add up to `min_run_time`.
+
+    Returns one Timing per callable: median, p25 and p75 over all its runs, and `rounds_ms`, each
+    round's median (round r of every callable ran within the same stretch of time)."""
+    timer = _call_timer(device, sync, clock)
+    per_call = []
+    for fn in fns:  # warm-up: caches, allocator, lazy kernel selection; estimates a call's time
+        start, warm = clock(), []
+        while len(warm) < 3 or clock() - start < warmup_time:
+            warm.append(timer(fn))
+        per_call.append(percentile(sorted(warm[1:]), 50))
+    budget = min_run_time / max(1, min_rounds)  # seconds per round per callable
+    calls = [max(1, round(budget / t)) if t > 0 else 1 for t in per_call]  # about `budget` per round
+    runs: list[list[float]] = [[] for _ in fns]
+    rounds: list[list[float]] = [[] for _ in fns]
+    while len(rounds[0]) < max_rounds and (len(rounds[0]) < min_rounds or any(sum(r) < min_run_time for r in runs)):
+        for i, fn in enumerate(fns):
+            times = [timer(fn) for _ in range(calls[i])]
+            runs[i].extend(times)
+            rounds[i].append(1e3 * percentile(sorted(times), 50))
+    return [dataclasses.replace(summarize(r), rounds_ms=tuple(m)) for r, m in zip(runs, rounds)]

@@ -175,6 +175,9 @@ def check_shardable(spec, tp: int) -> None:
 
     for kind in spec.layers if isinstance(spec, HybridSpec) else (spec,):
         serving.group_of(kind, 1, tp)
+        if tp > 1 and getattr(kind, "qk_norm", False) and kind.qk_norm_over == "proj":
+            raise InputError("--tp", f"{kind.label} normalises q and k over the whole projection (qk_norm_over: proj), "
+                             "which no rank's shard holds", "vLLM all-gathers the projection first; measure without --tp")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

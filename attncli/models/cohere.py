@@ -19,7 +19,7 @@ class CohereReader(Reader):
     features = "interleaved RoPE, optional per-head q/k LayerNorm (use_qk_norm), LayerNorm input without bias"
 
     def parse(self, cfg: dict, where: str) -> ModelConfig:
-        f = Fields(cfg, "cohere", where, extra_defaults={"layer_norm_eps": 1e-5, "use_qk_norm": False})  # CohereConfig's
+        f = Fields(cfg, "cohere", where)
         _, hd = gqa_heads(f, f.int("hidden_size"), f.int("num_attention_heads"))
         eps = f.number("layer_norm_eps")
         c = gqa_config(f, biases=QKVO if f.flag("attention_bias") else (), rope=rope_of(f, hd, interleave=True),

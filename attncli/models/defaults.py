@@ -56,12 +56,16 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
         "num_attention_heads": 32, "num_key_value_heads": None, "head_dim": None, "max_position_embeddings": 2048,
         "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06,
     },
     # transformers.MistralConfig (configuration_mistral.py)
     "mistral": {
         "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
         "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 131072,
         "tie_word_embeddings": False, "sliding_window": 4096, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06,
     },
     # transformers.MixtralConfig (configuration_mixtral.py)
     "mixtral": {
@@ -69,6 +73,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 131072,
         "tie_word_embeddings": False, "sliding_window": None, "num_local_experts": 8, "num_experts_per_tok": 2,
         "rope_theta": 1000000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-05,
     },
     # transformers.Qwen2Config (configuration_qwen2.py)
     "qwen2": {
@@ -76,6 +82,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 32768,
         "tie_word_embeddings": False, "sliding_window": 4096, "use_sliding_window": False, "max_window_layers": 28,
         "layer_types": None, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06,
     },
     # transformers.Qwen2MoeConfig (configuration_qwen2_moe.py)
     "qwen2_moe": {
@@ -85,6 +93,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "max_window_layers": 28, "layer_types": None, "num_experts": 60, "num_experts_per_tok": 4,
         "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632, "decoder_sparse_step": 1,
         "mlp_only_layers": None, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06,
     },
     # transformers.Qwen3Config (configuration_qwen3.py)
     "qwen3": {
@@ -92,6 +102,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "num_attention_heads": 32, "num_key_value_heads": 32, "head_dim": 128, "max_position_embeddings": 32768,
         "tie_word_embeddings": False, "attention_bias": False, "sliding_window": 4096, "use_sliding_window": False,
         "max_window_layers": 28, "layer_types": None, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06,
     },
     # transformers.Qwen3MoeConfig (configuration_qwen3_moe.py)
     "qwen3_moe": {
@@ -100,12 +112,16 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "tie_word_embeddings": False, "attention_bias": False, "sliding_window": 4096, "use_sliding_window": False,
         "num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 768, "decoder_sparse_step": 1,
         "mlp_only_layers": None, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06,
     },
     # transformers.GemmaConfig (configuration_gemma.py)
     "gemma": {
         "vocab_size": 256000, "hidden_size": 3072, "intermediate_size": 24576, "num_hidden_layers": 28,
         "num_attention_heads": 16, "num_key_value_heads": 16, "head_dim": 256, "max_position_embeddings": 8192,
         "tie_word_embeddings": True, "attention_bias": False, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06,
     },
     # transformers.Gemma2Config (configuration_gemma2.py)
     "gemma2": {
@@ -115,6 +131,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "rope_theta": 10000.0,
         # __post_init__: with no layer_types, every 2nd layer is global (full), the others sliding
         "sliding_window_pattern": 2,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06, "query_pre_attn_scalar": 256, "attn_logit_softcapping": 50.0, "use_bidirectional_attention": None,
     },
     # transformers.Gemma3TextConfig (configuration_gemma3.py)
     "gemma3_text": {
@@ -124,42 +142,56 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "rope_theta": 1000000.0,
         # __post_init__ reads kwargs['sliding_window_pattern'] (default 6): every 6th layer is global
         "sliding_window_pattern": 6,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06, "query_pre_attn_scalar": 256, "attn_logit_softcapping": None, "use_bidirectional_attention": False,
     },
     # transformers.Phi3Config (configuration_phi3.py)
     "phi3": {
         "vocab_size": 32064, "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 32,
         "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 4096,
         "tie_word_embeddings": False, "sliding_window": None, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-05, "original_max_position_embeddings": 4096,
     },
     # transformers.PhiConfig (configuration_phi.py)
     "phi": {
         "vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
         "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048,
         "tie_word_embeddings": False, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "layer_norm_eps": 1e-05, "qk_layernorm": False,
     },
     # transformers.GPTNeoXConfig (configuration_gpt_neox.py)
     "gpt_neox": {
         "vocab_size": 50432, "hidden_size": 6144, "intermediate_size": 24576, "num_hidden_layers": 44,
         "num_attention_heads": 64, "max_position_embeddings": 2048, "tie_word_embeddings": False,
         "attention_bias": True, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "layer_norm_eps": 1e-05,
     },
     # transformers.FalconConfig (configuration_falcon.py)
     "falcon": {
         "vocab_size": 65024, "hidden_size": 4544, "num_hidden_layers": 32, "num_attention_heads": 71,
         "max_position_embeddings": 2048, "tie_word_embeddings": True, "bias": False, "multi_query": True,
         "new_decoder_architecture": False, "num_kv_heads": None, "ffn_hidden_size": None, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "layer_norm_epsilon": 1e-05, "alibi": False, "num_ln_in_parallel_attn": None,
     },
     # transformers.Olmo2Config (configuration_olmo2.py)
     "olmo2": {
         "vocab_size": 50304, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
         "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048,
         "tie_word_embeddings": False, "attention_bias": False, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-05,
     },
     # transformers.CohereConfig (configuration_cohere.py)
     "cohere": {
         "vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
         "num_attention_heads": 64, "num_key_value_heads": None, "max_position_embeddings": 8192,
         "tie_word_embeddings": True, "attention_bias": False, "rope_theta": 500000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "layer_norm_eps": 1e-05, "use_qk_norm": False,
     },
     # transformers.Cohere2Config (configuration_cohere2.py)
     "cohere2": {
@@ -175,18 +207,24 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "vocab_size": 50304, "hidden_size": 2560, "intermediate_size": 6912, "num_hidden_layers": 32,
         "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096,
         "tie_word_embeddings": False, "use_qkv_bias": False, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "layer_norm_eps": 1e-05, "qk_layernorm": False,
     },
     # transformers.Starcoder2Config (configuration_starcoder2.py)
     "starcoder2": {
         "vocab_size": 49152, "hidden_size": 3072, "intermediate_size": 12288, "num_hidden_layers": 30,
         "num_attention_heads": 24, "num_key_value_heads": 2, "max_position_embeddings": 4096,
         "tie_word_embeddings": True, "use_bias": True, "sliding_window": None, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "norm_epsilon": 1e-05,
     },
     # transformers.Glm4Config (configuration_glm4.py)
     "glm4": {
         "vocab_size": 151552, "hidden_size": 4096, "intermediate_size": 13696, "num_hidden_layers": 40,
         "num_attention_heads": 32, "num_key_value_heads": 2, "head_dim": 128, "max_position_embeddings": 131072,
         "tie_word_embeddings": False, "attention_bias": True, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1.5625e-07,
     },
     # transformers.GptOssConfig (configuration_gpt_oss.py)
     "gpt_oss": {
@@ -196,12 +234,16 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "num_local_experts": 128, "num_experts_per_tok": 4, "rope_theta": 150000.0,
         # __post_init__: with no layer_types, every 2nd layer is global (full), the others sliding
         "sliding_window_pattern": 2,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-05,
     },
     # transformers.GraniteConfig (configuration_granite.py)
     "granite": {
         "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
         "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048,
         "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06, "attention_multiplier": 1.0, "embedding_multiplier": 1.0,
     },
     # transformers.SmolLM3Config (configuration_smollm3.py)
     "smollm3": {
@@ -210,6 +252,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "tie_word_embeddings": True, "attention_bias": False, "mlp_bias": False, "sliding_window": None,
         "use_sliding_window": False, "layer_types": None, "no_rope_layers": None, "no_rope_layer_interval": 4,
         "rope_theta": 2000000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06,
     },
     # transformers.DeepseekV2Config (configuration_deepseek_v2.py)
     "deepseek_v2": {
@@ -219,6 +263,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "num_experts_per_tok": None, "moe_intermediate_size": 1407, "n_shared_experts": 2,
         "first_k_dense_replace": 0, "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_nope_head_dim": 128,
         "qk_rope_head_dim": 64, "v_head_dim": 128, "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06,
     },
     # transformers.DeepseekV3Config (configuration_deepseek_v3.py)
     "deepseek_v3": {
@@ -228,6 +274,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "moe_intermediate_size": 2048, "n_shared_experts": 1, "first_k_dense_replace": 3, "kv_lora_rank": 512,
         "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
         "rope_theta": 10000.0,
+        # the attention fields the weight readers read (attncli/models/<family>.py)
+        "rms_norm_eps": 1e-06, "rope_interleave": True,
     },
     # transformers.Llama4TextConfig (configuration_llama4.py)
     "llama4_text": {

@@ -62,12 +62,12 @@ class GemmaReader(Reader):
         if t == "gemma":
             return gqa_config(f, biases=biases, **extra)
         hd = f.int("head_dim", required=False) or d // f.int("num_attention_heads")
-        scalar = f.number("query_pre_attn_scalar", fallback=256, positive=True)
-        extra.update(scale=scalar**-0.5, softcap=f.number("attn_logit_softcapping", fallback=None, positive=True))
+        scalar = f.number("query_pre_attn_scalar", positive=True)
+        extra.update(scale=scalar**-0.5, softcap=f.number("attn_logit_softcapping", positive=True))
         ropes = None
         if t == "gemma3_text":
             ropes = _gemma3_ropes(f, hd)
-            extra.update(qk_norm=True, norm_eps=f.number("rms_norm_eps", fallback=1e-6), rope=ropes["full_attention"])
+            extra.update(qk_norm=True, norm_eps=f.number("rms_norm_eps"), rope=ropes["full_attention"])
         c = gqa_config(f, biases=biases, **extra)
         period = f.defaults.get("sliding_window_pattern", 2)
         if t == "gemma3_text":

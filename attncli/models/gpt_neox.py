@@ -23,7 +23,7 @@ class GPTNeoXReader(Reader):
 
     def parse(self, cfg: dict, where: str) -> ModelConfig:
         f = Fields(cfg, "gpt_neox", where)
-        common = common_fields(f, eps_key="layer_norm_eps", eps_fallback=1e-5)  # GPTNeoXConfig's
+        common = common_fields(f, eps_key="layer_norm_eps")
         d, h = common["d_model"], common["n_heads"]
         hd = d // h
         name, raw = rope_scaling.source(cfg)

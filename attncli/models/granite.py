@@ -16,8 +16,8 @@ class GraniteReader(Reader):
 
     def parse(self, cfg: dict, where: str) -> ModelConfig:
         f = Fields(cfg, "granite", where)
-        scale = f.number("attention_multiplier", fallback=1.0, positive=True)
-        embed = f.number("embedding_multiplier", fallback=1.0, positive=True)
+        scale = f.number("attention_multiplier", positive=True)
+        embed = f.number("embedding_multiplier", positive=True)
         return gqa_config(f, biases=QKVO if f.flag("attention_bias") else (), scale=scale, embed_scale=embed)
 
 

@@ -18,7 +18,7 @@ class Olmo2Reader(Reader):
 
     def parse(self, cfg: dict, where: str) -> ModelConfig:
         f = Fields(cfg, "olmo2", where)
-        eps = f.number("rms_norm_eps", fallback=1e-5)  # Olmo2Config's default
+        eps = f.number("rms_norm_eps")
         return gqa_config(f, biases=QKVO if f.flag("attention_bias") else (), qk_norm=True, qk_norm_over="proj",
                           norm_eps=eps)  # fmt: skip
 

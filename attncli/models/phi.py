@@ -19,7 +19,7 @@ class PhiReader(Reader):
     features = "dense biases, partial rotary (partial_rotary_factor 0.5), LayerNorm input"
 
     def parse(self, cfg: dict, where: str) -> ModelConfig:
-        f = Fields(cfg, "phi", where, extra_defaults={"layer_norm_eps": 1e-5})  # PhiConfig's
+        f = Fields(cfg, "phi", where)
         f.refuse_if("qk_layernorm", bool, "a q/k LayerNorm with bias shared by the heads is not implemented")
         _, hd = gqa_heads(f, f.int("hidden_size"), f.int("num_attention_heads"))
         c = gqa_config(f, biases=QKVO, rope=rope_of(f, hd, partial_default=0.5))

@@ -19,7 +19,7 @@ class Phi3Reader(Reader):
     def parse(self, cfg: dict, where: str) -> ModelConfig:
         f = Fields(cfg, "phi3", where)
         _, hd = gqa_heads(f, f.int("hidden_size"), f.int("num_attention_heads"))
-        original = f.int("original_max_position_embeddings", required=False, fallback=4096)  # Phi3Config's field
+        original = f.int("original_max_position_embeddings")  # Phi3Config declares the field
         rope = rope_of(f, hd, original_max=original)
         return gqa_config(f, window=f.int("sliding_window", required=False), rope=rope)
 

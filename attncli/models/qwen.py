@@ -46,7 +46,7 @@ class QwenReader(Reader):
         elif t == "qwen2_moe":
             c = gqa_config(f, biases=qkv if f.flag("qkv_bias", True) else ())
         else:
-            eps = f.number("rms_norm_eps", fallback=1e-6)
+            eps = f.number("rms_norm_eps")
             c = gqa_config(f, biases=QKVO if f.flag("attention_bias") else (), qk_norm=True, norm_eps=eps)
         return _replace(c, layers=_layers(f, c))
 

@@ -24,7 +24,7 @@ from ..spec import DTYPE_BYTES
 from . import defaults as model_defaults
 
 # The family modules, imported on first use (each registers its readers).
-FAMILY_MODULES = ("llama", "qwen", "deepseek", "gemma", "phi3", "olmo2", "gpt_oss", "granite", "starcoder2", "smollm3", "gpt_neox", "phi", "stablelm", "cohere", "glm4")
+FAMILY_MODULES = ("llama", "qwen", "deepseek", "gemma", "phi3", "olmo2", "gpt_oss", "granite", "starcoder2", "smollm3", "gpt_neox", "phi", "stablelm", "cohere", "glm4", "falcon")
 READERS: dict[str, "Reader"] = {}
 
 
@@ -206,6 +206,10 @@ class Reader:
 
     def parse(self, cfg: dict, where: str) -> ModelConfig:
         raise NotImplementedError
+
+    def norm_of(self, c: ModelConfig) -> str | None:
+        """The input norm's module name under each layer (None: no norm before attention)."""
+        return self.input_norm
 
     # -- tensors -----------------------------------------------------------------------------------
 

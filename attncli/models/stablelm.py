@@ -19,7 +19,7 @@ class StableLmReader(Reader):
     features = "partial rotary (0.25), q/k/v biases (use_qkv_bias), optional per-head q/k LayerNorm, LayerNorm input"
 
     def parse(self, cfg: dict, where: str) -> ModelConfig:
-        f = Fields(cfg, "stablelm", where, extra_defaults={"layer_norm_eps": 1e-5, "qk_layernorm": False})
+        f = Fields(cfg, "stablelm", where)
         _, hd = gqa_heads(f, f.int("hidden_size"), f.int("num_attention_heads"))
         eps = f.number("layer_norm_eps")
         c = gqa_config(f, biases=("q_proj", "k_proj", "v_proj") if f.flag("use_qkv_bias") else (),

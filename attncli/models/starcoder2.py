@@ -15,7 +15,7 @@ class Starcoder2Reader(Reader):
     features = "biases (use_bias), sliding_window, LayerNorm input"
 
     def parse(self, cfg: dict, where: str) -> ModelConfig:
-        f = Fields(cfg, "starcoder2", where, extra_defaults={"norm_epsilon": 1e-5})  # Starcoder2Config's
+        f = Fields(cfg, "starcoder2", where)
         c = gqa_config(f, biases=QKVO if f.flag("use_bias", True) else (), window=f.int("sliding_window", required=False))
         import dataclasses
 

@@ -218,6 +218,7 @@ def masked_sdpa(q, k, v, causal: bool, q_offset: int = 0, *, window: int | None 
         hidden, bias = score_mask(query_pos, key_pos[lo:hi], causal, window, alibi, q.dtype)
         if bias is not None:
             mask = bias if hidden is None else bias.masked_fill(hidden, float("-inf"))  # (h, j-i, hi-lo)
+            mask = mask[None]  # (1, h, j-i, hi-lo): the CPU's flash kernel takes a 4-D mask, a 3-D one goes to math
         else:
             mask = None if hidden is None else ~hidden  # (j-i, hi-lo), True = attend
         out[:, :, i:j] = F.scaled_dot_product_attention(q[:, :, i:j], k[:, :, lo:hi], v[:, :, lo:hi],

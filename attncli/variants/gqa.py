@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import GQASpec
+from . import external, flex
 from .common import Cache, QKNorm, Rope, add_projections, alibi_slopes, masked_sdpa, math_attention
 
 
@@ -68,7 +69,16 @@ class GQAAttention(nn.Module):
     def _attend(self, q, k, v, causal: bool, math: bool, q_offset: int = 0, key_pos=None):
         # q: (B, h, T, hd); k, v: (B, g, S, hd) -> (B, h, T, hd)
         masks = {"window": self.window, "alibi": self.alibi, "key_pos": key_pos}
-        if math or self.softcap is not None or self.sinks is not None:  # SDPA can say neither
+        if math:
+            return math_attention(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale, softcap=self.softcap,
+                                  sinks=self.sinks, **masks)  # fmt: skip
+        if flex.active():  # --backend flex: block masks and score mods, soft-cap and sinks too (variants/flex.py)
+            return flex.attend(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale, softcap=self.softcap,
+                               sinks=self.sinks, **masks)  # fmt: skip
+        if external.active():  # --backend flash_attn, flashinfer, xformers (variants/external.py)
+            return external.attend(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale, softcap=self.softcap,
+                                   sinks=self.sinks, **masks)  # fmt: skip
+        if self.softcap is not None or self.sinks is not None:  # SDPA can say neither
             return math_attention(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale, softcap=self.softcap,
                                   sinks=self.sinks, **masks)  # fmt: skip
         if self.window is not None or self.alibi is not None:

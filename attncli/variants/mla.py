@@ -29,9 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import MLASpec
+from . import flex
 from .common import Cache, Rope, math_attention
 
 RMS_EPS = 1e-6  # DeepSeek-V2's rms_norm_eps
+# Give SDPA values as wide as keys (zero-padded V; the absorbed path's V is the whole latent), so
+# the CPU's fused kernel takes MLA; False is the old path (SDPA's math fallback), kept for
+# benchmarks/mla_fused.py.
+FUSED_WIDTHS = True
 
 
 class MLAAttention(nn.Module):
@@ -103,7 +108,14 @@ class MLAAttention(nn.Module):
         q = torch.cat([q_nope, q_pe], dim=-1)  # (B, h, T, nope + rope)
         if math:
             return math_attention(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale)
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=self.scale)  # (B, h, T, v)
+        if flex.active():  # --backend flex takes keys and values of different widths as they are
+            return flex.attend(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale)
+        if not FUSED_WIDTHS:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=self.scale)  # (B, h, T, v)
+        # The CPU's fused kernel needs values as wide as keys (else SDPA runs its math fallback):
+        # pad V with zeros to nope + rope; the padded output columns are zero and dropped.
+        v = F.pad(v, (0, s.qk_rope_head_dim))  # (B, h, S, nope + rope)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=self.scale)[..., :dv]  # (B, h, T, v)
 
     def _attend_absorbed(self, q_nope, q_pe, latent, causal, math, q_offset):
         s = self.spec
@@ -112,16 +124,22 @@ class MLAAttention(nn.Module):
         w_uk, w_uv = self._kv_b_heads()  # (h, nope, r), (h, v, r)
         q = torch.cat([q_nope @ w_uk, q_pe], dim=-1)  # W_UK folded into the query: (B, h, T, r + rope)
         k, v = latent[:, None], latent[:, None, :, :r]  # one KV head for all: (B, 1, S, r + rope), (B, 1, S, r)
+        if FUSED_WIDTHS and not math and not flex.active():
+            # The CPU's fused kernel needs values as wide as keys: take the whole latent as the value
+            # (the RoPE key is its padding) and drop the last `rope` output columns. No copy.
+            v = k  # (B, 1, S, r + rope)
         if math:
             o = math_attention(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale)  # (B, h, T, r)
+        elif flex.active():  # one KV head for all query heads: flex's GQA (widths may differ)
+            o = flex.attend(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale)  # (B, h, T, r)
         elif not causal:
             # Every query sees every key: stack the heads as queries of one head, as FlashMLA does,
             # so the kernel reads the latent once (SDPA's enable_gqa is far slower on the CPU).
             o = F.scaled_dot_product_attention(q.reshape(B, 1, h * T, r + s.qk_rope_head_dim), k, v,
-                                               scale=self.scale).view(B, h, T, r)  # fmt: skip
+                                               scale=self.scale)[..., :r].reshape(B, h, T, r)  # fmt: skip
         else:
-            o = F.scaled_dot_product_attention(q, k.expand(B, h, S, -1), v.expand(B, h, S, r), is_causal=True,
-                                               scale=self.scale)  # (B, h, T, r)  # fmt: skip
+            o = F.scaled_dot_product_attention(q, k.expand(B, h, S, -1), v.expand(B, h, S, v.shape[-1]),
+                                               is_causal=True, scale=self.scale)[..., :r]  # (B, h, T, r)  # fmt: skip
         return o @ w_uv.transpose(1, 2)  # W_UV applied after attention: (B, h, T, r) @ (h, r, v) -> (B, h, T, v)
 
     # -- the module interface --------------------------------------------------------------------

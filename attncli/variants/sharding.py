@@ -113,6 +113,11 @@ def _slice(name: str, w: torch.Tensor, spec: AttentionSpec, lay: Layout) -> torc
             return _cols(w, lay.q_heads, spec.v_head_dim).clone()
         return w.clone()  # q_a_proj, q_a_layernorm, kv_a_proj_with_mqa, kv_a_layernorm: replicated
     hd = spec.head_dim
+    if name == "sinks":  # one learned logit per query head (GPT-OSS)
+        return w[lay.q_heads.start : lay.q_heads.stop].clone()  # (h/T,)
+    if param in ("q_norm", "k_norm"):  # q/k norms over each head: shared weights (h_d,), or per head (heads, h_d)
+        heads = lay.q_heads if param == "q_norm" else lay.kv_heads
+        return w.clone() if w.dim() == 1 else w[heads.start : heads.stop].clone()
     if param == "q_proj":
         return _rows(w, lay.q_heads, hd).clone()
     if param in ("k_proj", "v_proj"):

@@ -1,0 +1,118 @@
+"""SIGINT, SIGTERM and SIGHUP end a measuring run alike: finished rows on disk, one line on stderr,
+exit 128 + the signal; a second signal is ignored until the rows are written (attncli/signals.py)."""
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from attncli import signals
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX signals and a pty")
+
+
+def read_available(fd, buf: bytearray, timeout=0.1) -> bool:
+    ready, _, _ = select.select([fd], [], [], timeout)
+    if not ready:
+        return True
+    try:
+        data = os.read(fd, 65536)
+    except OSError:  # the child closed its end
+        return False
+    buf.extend(data)
+    return bool(data)
+
+
+@pytest.mark.parametrize("sent,code", [((signal.SIGTERM,), 143), ((signal.SIGHUP,), 129),
+                                       ((signal.SIGINT, signal.SIGINT), 130)], ids=["SIGTERM", "SIGHUP", "SIGINTx2"])  # fmt: skip
+def test_a_signal_to_a_measured_compare_keeps_the_finished_rows(tmp_path, sent, code):
+    """stderr is a pty, so the progress bar shows `k/6` once k rows are done: the signal comes after
+    at least one finished row and before the last."""
+    import pty
+
+    out_csv, out_json = tmp_path / "c.csv", tmp_path / "c.json"
+    master, slave = pty.openpty()
+    args = [sys.executable, "-m", "attncli", "compare", "mha", "mqa", "-p", "micro", "-s", "16,32,64", "--device", "cpu",
+            "--min-time", "0.2", "--csv", out_csv, "--json", out_json]  # fmt: skip
+    proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=slave, env={**os.environ, "COLUMNS": "100"})
+    os.close(slave)
+    seen, deadline = bytearray(), time.time() + 120
+    while b"1/6" not in seen and time.time() < deadline and read_available(master, seen):
+        pass
+    assert b"1/6" in seen, bytes(seen)
+    for s in sent:
+        proc.send_signal(s)
+        time.sleep(0.05)
+    proc.communicate(timeout=60)  # the table on stdout
+    while select.select([master], [], [], 0.2)[0] and read_available(master, seen, timeout=0):
+        pass
+    os.close(master)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", bytes(seen).decode("utf-8", "replace"))  # the bar's escapes
+    last = text.replace("\r", "\n").strip().splitlines()[-1]
+    assert proc.returncode == code, bytes(seen)[-500:]
+    name = signal.Signals(sent[0]).name
+    assert last.startswith("attncli: interrupted after ") and f" of 6 rows ({name}); the finished rows" in last, last
+    done = int(last.split("after ")[1].split(" of")[0])
+    assert 1 <= done < 6
+    rows = pd.read_csv(out_csv)
+    assert len(rows) == done and rows["latency_ms_median"].notna().all()
+    assert [r["label"] for r in json.loads(out_json.read_text())] == list(rows["label"])
+
+
+def test_a_signal_during_start_up_is_one_line_and_its_exit_code(tmp_path):
+    """SIGTERM while torch is still loading: one line, 143, and no file left half-made."""
+    out_csv = tmp_path / "c.csv"
+    args = [sys.executable, "-m", "attncli", "bench", "mha", "-p", "micro", "-s", "16", "--device", "cpu",
+            "--min-time", "0.3", "--csv", str(out_csv)]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.startswith("attncli: interrupted") and err.count("\n") == 1 and "SIGTERM" in err, err
+    assert not out_csv.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_to_a_measured_sweep_keeps_its_rows(tmp_path):
+    out_csv = tmp_path / "s.csv"
+    args = [sys.executable, "-m", "attncli", "sweep", "mha", "-p", "micro", "-s", "16:256", "--mode", "prefill",
+            "--measure", "--device", "cpu", "--min-time", "0.3", "--csv", str(out_csv)]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out_csv.exists() or out_csv.read_text().count("\n") < 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("attncli: interrupted after ") and "(SIGTERM)" in last and "--resume continues" in last
+    done = int(last.split("after ")[1].split(" of")[0])
+    assert len(pd.read_csv(out_csv)) == done >= 1
+
+
+def test_a_signal_inside_deferred_waits_for_the_block_to_end():
+    """In-process: a file being written is finished before the first signal is raised; later
+    signals are only recorded."""
+    signals.install()
+    try:
+        steps = []
+        with pytest.raises(signals.Interrupted) as e:
+            with signals.deferred():
+                os.kill(os.getpid(), signal.SIGHUP)
+                time.sleep(0.01)
+                steps.append("written")
+            steps.append("not reached")
+        assert steps == ["written"] and e.value.exit_code == 129 and signals.exit_code() == 129
+        os.kill(os.getpid(), signal.SIGINT)  # recorded, not raised: the rows are being saved
+        time.sleep(0.01)
+        assert signals.received() == signal.SIGHUP
+    finally:
+        signals.restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
