@@ -37,6 +37,7 @@ BUILDS = {
                                    rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
                                                     "full_attention": {"rope_type": "linear", "factor": 2.0,
                                                                        "rope_theta": 1e5}})),
+    "gemma3-vision": ("gemma3", dict(sliding_window=4, layer_types=["sliding_attention", "full_attention"])),
     "phi3": ("phi3", dict(partial_rotary_factor=0.5, original_max_position_embeddings=8, max_position_embeddings=32,
                           rope_parameters={"rope_type": "longrope", "rope_theta": 1e4, "short_factor": [1.0, 1.1, 1.3, 2.0],
                                            "long_factor": [1.0, 1.5, 3.0, 6.0]})),
@@ -59,7 +60,7 @@ ARCHS = {
     "llama-dynamic-ntk": ("llama-dynamic", 1), "qwen3-L0-full": ("qwen3", 0), "qwen3-L1-sliding": ("qwen3", 1), "qwen3_moe": ("qwen3_moe", 1),
     "gemma": ("gemma", 1), "gemma2-L0-sliding-softcap": ("gemma2", 0), "gemma2-L1-full": ("gemma2", 1),
     "gemma3-L0-sliding-local": ("gemma3", 0), "gemma3-L1-full-global": ("gemma3", 1),
-    "phi3-longrope-partial": ("phi3", 1), "olmo2": ("olmo2", 1),
+    "gemma3-vision-language-model": ("gemma3-vision", 1), "phi3-longrope-partial": ("phi3", 1), "olmo2": ("olmo2", 1),
     "gpt_oss-L0-sliding-sinks": ("gpt_oss", 0), "gpt_oss-L1-full": ("gpt_oss", 1),
     "granite": ("granite", 0), "starcoder2-window-bias": ("starcoder2", 1),
     "smollm3-L0-rope": ("smollm3", 0), "smollm3-L1-nope": ("smollm3", 1),
@@ -86,7 +87,9 @@ def built(tmp_path_factory):
         if name not in cache:
             model_type, overrides = BUILDS[name]
             folder = tmp_path_factory.mktemp(name)
-            cache[name] = (folder, hf_tiny.build_any(model_type, folder, seed=list(BUILDS).index(name), **overrides))
+            build = hf_tiny.build_gemma3_vision if model_type == "gemma3" else \
+                lambda f, **kw: hf_tiny.build_any(model_type, f, **kw)  # fmt: skip
+            cache[name] = (folder, build(folder, seed=list(BUILDS).index(name), **overrides))
         return cache[name]
 
     return get
@@ -102,7 +105,7 @@ def layer_type_of(model, layer):
     _, rotary = hf_tiny.parts(model, layer)
     if rotary is None or "layer_type" not in inspect.signature(rotary.forward).parameters:
         return None
-    return model.config.layer_types[layer]
+    return getattr(model.config, "text_config", model.config).layer_types[layer]
 
 
 def attncli_decode(module, x):
