@@ -211,6 +211,22 @@ def parts(model, layer: int):
     return attn, getattr(base, "rotary_emb", None)
 
 
+# Models whose mask is sliding over config.sliding_window on every layer (their modeling files:
+# `mask_function = create_causal_mask if config.sliding_window is None else create_sliding_window_causal_mask`)
+CONFIG_WINDOW = ("mistral", "mixtral", "phi3", "starcoder2", "qwen3_moe")
+
+
+def window_of(model, layer: int):
+    """The sliding window transformers applies to this layer (None: every earlier token): the
+    attention module's own `sliding_window` where it keeps one (Qwen2/3, Gemma 2/3, GPT-OSS,
+    SmolLM3), else the config's for the models above."""
+    attn, _ = parts(model, layer)
+    if hasattr(attn, "sliding_window"):
+        return attn.sliding_window or None
+    config = getattr(model.config, "text_config", model.config)
+    return getattr(config, "sliding_window", None) if config.model_type in CONFIG_WINDOW else None
+
+
 def _rotary(rotary, x, pos, layer_type):
     return rotary(x, pos) if layer_type is None else rotary(x, pos, layer_type)
 
