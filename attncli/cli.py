@@ -95,7 +95,8 @@ RunDtype = Annotated[str, typer.Option("--dtype", "-d",
     help=f"Compute dtype: {', '.join(COMPUTE_DTYPES)}, or auto (float32 on cpu, bfloat16 on cuda, float16 on mps).")]  # fmt: skip
 Seed = Annotated[int, typer.Option("--seed", help="Seed for weights and inputs (same seed, same numbers).")]
 Threads = Annotated[Optional[str], typer.Option("--threads", show_default=False,
-    help="CPU threads for torch. \\[default: torch's own choice]")]  # fmt: skip
+    help="CPU threads for torch (1 gives steadier figures on a busy machine; the caption says when it is busy). "
+         "\\[default: torch's own choice, one per physical core]")]  # fmt: skip
 MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
 Force = Annotated[bool, typer.Option("--force",
@@ -660,6 +661,9 @@ def convert_cmd(
             ckpt.check_inputs(i)
     n_threads = None if threads is None else positive(threads, "--threads")
     _warn_threads(n_threads)
+    from . import preflight
+
+    preflight.check_convert(ckpt.specs(chosen[0])[0], Shape("prefill", T, B), run_dtype)  # before torch
     import torch
 
     if n_threads:
@@ -946,7 +950,8 @@ def _main(args: list[str], debug: bool) -> int:
     except BrokenPipeError:
         return 0
     except MemoryError:
-        _fail("out of memory; try a shorter --seq-len or a smaller --batch", debug)
+        _fail("out of memory: the request is larger than this machine holds (the pre-flight's estimate fell short); "
+              "shrink what it names, or see docs/reliability.md", debug)  # fmt: skip
         return EXIT_UNAVAILABLE
     except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on request
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -38,6 +38,11 @@ LAYER_TYPE_NAMES = {"full_attention": "full", "sliding_attention": "sliding", "l
 # → attncli's. In a model type with Mamba layers, `linear_attention` and `mamba` are Mamba-2/Mamba layers.
 LAYER_TYPE_NAMES.update({"chunked_attention": "chunked", "attention": "full", "mamba": "mamba"})
 MAMBA_TYPES = ("nemotron_h", "jamba", "zamba2", "falcon_h1", "granitemoehybrid")
+# Fields that mean Mamba layers: in a model type whose Mamba state attncli does not know, refused
+# by name (never sized as attention layers).
+MAMBA_FIELDS = ("hybrid_override_pattern", "layers_block_type", "attn_layer_period", "mamba_d_state", "ssm_cfg",
+                "mamba_n_heads", "mamba_num_heads", "ssm_state_size", "mamba_expand")
+PURE_SSM_TYPES = ("mamba", "mamba2", "falcon_mamba")
 # Nemotron-H's hybrid_override_pattern (NemotronHConfig._pattern_to_list): Mamba-2, attention, MLP, MoE
 NEMOTRON_H_PATTERN = {"M": "mamba", "*": "full", "-": "none", "E": "none"}
 
@@ -243,6 +248,14 @@ def normalise(data: dict, where: str, name: str) -> PresetSpec:
         f.fail("is_encoder_decoder", "encoder-decoder models are not supported; attncli sizes decoder-only models")
 
     model_type = f.model_type or ""
+    if model_type in PURE_SSM_TYPES:
+        f.fail("model_type", f"'{model_type}' is a pure state-space model with no attention layers; attncli sizes "
+               f"models with attention, and the Mamba layers of {', '.join(MAMBA_TYPES)}")  # fmt: skip
+    if model_type not in MAMBA_TYPES:
+        for key in MAMBA_FIELDS:
+            if f.explicit(key):
+                f.fail(key, f"Mamba layers of model_type '{model_type or '(none)'}' are not supported; attncli sizes "
+                       f"those of {', '.join(MAMBA_TYPES)}")  # fmt: skip
     _, d_model = f.one_of(HIDDEN, "hidden size")
     heads_key, n_heads = f.one_of(HEADS, "attention head count")
     layout = _layout(f, model_type)
@@ -434,6 +447,9 @@ def _layout(f: _Fields, model_type: str) -> dict:
         return _mamba_kinds(f, model_type, listed, n_layers)
     if "attention_chunk_size" in (f.defaults or {}) and not listed:
         return _chunked(f, n_layers)
+    if model_type == "minimax" and not listed and not f.explicit("attn_type_list"):
+        # MiniMaxConfig.__post_init__: with no layer_types, full and linear layers alternate, full first
+        return {"layer_types": tuple("full" if (i + 1) % 2 else "linear" for i in range(n_layers))}
     layer_types, window = _layer_types(f, model_type, n_layers)
     out = {"layer_types": layer_types, "window": window}
     if "chunked" in layer_types:  # an explicit layer_types with chunked_attention layers
@@ -556,7 +572,7 @@ def _listed_kinds(f: _Fields, n_layers: int) -> tuple[str, ...]:
         f.fail("layer_types", f"must list one kind for each of the {n_layers} layers")
     kinds = []
     for i, v in enumerate(values):
-        if v not in LAYER_TYPE_NAMES:
+        if not isinstance(v, str) or v not in LAYER_TYPE_NAMES:  # a list or mapping is not a kind (nor hashable)
             f.fail(f"layer_types[{i}]", f"unknown layer kind {v!r}", f"known: {', '.join(LAYER_TYPE_NAMES)}")
         kinds.append(LAYER_TYPE_NAMES[v])
     return tuple(kinds)

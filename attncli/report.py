@@ -78,7 +78,7 @@ HEADER = {
     "latency_basis": "latency basis",
     "layer_kind": "layer kinds", "tp": "TP", "kv_heads_per_gpu": "KV heads / GPU", "kv_scale_bytes": "KV scales",
     "linear_state_bytes": "linear state", "ssm_state_bytes": "SSM state", "max_position": "max position",
-    "beyond_max_position": "beyond max position", "ffn_kind": "FFN", "model_params": "params", "weight_bytes": "weights / GPU",
+    "beyond_max_position": "past max pos", "ffn_kind": "FFN", "model_params": "params", "weight_bytes": "weights / GPU",
     "max_seq_len": "max seq len", "max_batch": "max batch", "kv_heads_from": "KV heads from",
     "n_kv_heads": "KV heads", "kv_lora_rank": "latent r", "qk_rope_head_dim": "RoPE dims",
     "kv_bytes_per_token_before": "KV / token before", "params_before": "params before",
@@ -87,7 +87,8 @@ HEADER = {
 
 # Measurement columns (issue 6): the FLOP cross-check, the roofline, dtype grading, `peak`.
 FORMAT.update({
-    **dict.fromkeys(("flops_counted", "flops_math_path"), _si),
+    **dict.fromkeys(("flops_counted", "flops_math_path", "flops_counted_layer", "flops_math_path_layer",
+                     "flops_counted_model", "flops_math_path_model"), _si),
     **dict.fromkeys(("bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations",
                      "copy_bytes"), _iec),
     **dict.fromkeys(("gbytes_per_s", "peak_gflops", "peak_gbps", "roofline_ms", "arith_intensity",
@@ -96,7 +97,9 @@ FORMAT.update({
 })  # fmt: skip
 HEADER.update({
     "naive_err_max_abs": "math max abs", "backend_used": "SDPA", "flops_counted": "FLOPs counted",
-    "flops_math_path": "math-path FLOPs", "flops_match": "counted = analytic", "bytes_moved": "bytes moved",
+    "flops_math_path": "math-path FLOPs", "flops_match": "counted = analytic",
+    "flops_counted_model": "FLOPs counted", "flops_math_path_model": "math-path FLOPs",
+    "flops_counted_layer": "counted / layer", "flops_math_path_layer": "math-path / layer", "bytes_moved": "bytes moved",
     "arith_intensity": "FLOP/B", "gbytes_per_s": "GB/s", "peak_gflops": "peak GFLOP/s", "peak_gbps": "peak GB/s",
     "frac_of_peak": "% of peak", "frac_of_bw": "% of BW", "roofline_ms": "roofline ms",
     "frac_of_roofline": "% of roof", "ridge_flops_per_byte": "ridge FLOP/B", "matmul_n": "matmul n",

@@ -94,9 +94,9 @@ def parse(config: dict, dim: int, where: str, interleave: bool = False, default_
     `default_theta`: the config class's; `partial_default`: the partial_rotary_factor the class
     fills in when config.json has none (Phi 0.5, StableLM 0.25, GLM-4 0.5, GPT-NeoX's rotary_pct
     0.25); the rotated width is int(dim · factor), as transformers' rotary modules take it.
-    `original_max`: the class's own `original_max_position_embeddings` attribute (Phi-3 declares
-    one, and transformers then lets it override the scaling mapping's); None for the others, whose
-    llama3/yarn/longrope read the mapping's own, else max_position_embeddings."""
+    `original_max`: the class's own `original_max_position_embeddings` (Phi-3 declares the field,
+    so its default 4096 applies even when config.json has none); for the others a top-level key
+    counts when config.json has one."""
     name, raw = source(config)
     if not isinstance(raw, dict):
         raise InputError(where, f"{name}: {raw!r} is not a mapping")
@@ -130,8 +130,13 @@ def parse(config: dict, dim: int, where: str, interleave: bool = False, default_
     if kind in ("linear", "llama3", "yarn", "dynamic"):
         _number(params, "factor", where, name)
     if kind in ("llama3", "yarn", "longrope"):
+        # transformers' rope init functions re-run standardize_rope_params on the built config, where
+        # an original_max_position_embeddings attribute (a top-level config.json key, or a field the
+        # class declares: Phi-3's, default 4096) overrides the mapping's own; else the mapping's,
+        # else max_position_embeddings.
         key = "original_max_position_embeddings"
-        params[key] = original_max if original_max is not None else params.get(key) or max_pos
+        top = original_max if original_max is not None else config.get(key)
+        params[key] = top if top is not None else params.get(key) or max_pos
         _number(params, key, where, name)
     if kind in ("dynamic", "longrope"):
         params["max_position_embeddings"] = max_pos

@@ -26,7 +26,8 @@ TITLE_COLUMNS = ("preset", "mode", "seq_len", "batch", "layers", "dtype", "devic
 
 _RUN = ("label", "layer_of", "mode", "seq_len", "batch", "layers", "status")
 _MEASURED_TAIL = ("bound", "frac_of_roofline", "kv_cache_bytes_measured", "naive_err_rel_l2", "err_max_abs",
-                  "naive_err_max_abs", "flops_math_path", "flops_counted", "flops_match", "backend_used", "compiled", "compile_s")  # fmt: skip
+                  "naive_err_max_abs", "flops_math_path_model", "flops_counted_model", "flops_match", "backend_used", "compiled",
+                  "compile_s")  # fmt: skip
 
 _TP = ("tp", "kv_cache_bytes_per_rank", "allreduce_ms", "allreduce_bytes", "tp_err_rel_l2")  # --tp rows (empty otherwise)
 
@@ -34,10 +35,10 @@ VIEWS: dict[str, View] = {v.name: v for v in (
     View("flops", "FLOPs", ("label", "layer_of", "mode", "seq_len", "batch", "layers", "flops", "attn_share",
                             "proj_flops", "attn_flops", "kv_cache_bytes", "ffn_flops", "ffn_kind", "elementwise_flops",
                             "memory_proj_flops", "stack")),
-    View("kv-memory", "KV cache", ("label", "layer_of", "seq_len", "beyond_max_position", "batch", "layers", "dtype",
-                                   "kv_cache_bytes", "fits", "max_seq_len", "max_batch", "layer_kind",
-                                   "kv_bytes_per_token", "weight_bytes", "model_params", "window", "cache_tokens", "tp",
-                                   "kv_heads_per_gpu", "kv_scale_bytes", "linear_state_bytes", "ssm_state_bytes")),
+    View("kv-memory", "KV cache", ("label", "layer_of", "seq_len", "batch", "layers", "dtype", "kv_cache_bytes",
+                                   "beyond_max_position", "fits", "max_seq_len", "max_batch", "layer_kind",
+                                   "ssm_state_bytes", "kv_bytes_per_token", "weight_bytes", "model_params", "window",
+                                   "cache_tokens", "tp", "kv_heads_per_gpu", "kv_scale_bytes", "linear_state_bytes")),
     View("bench", "bench", (*_RUN, "latency_ms_median", "noisy", "flops", "kv_cache_bytes", "err_rel_l2", "healthy",
                             *_TP, "latency_spread", "gflops_per_s", *_MEASURED_TAIL)),
     View("compare", "compare", (*_RUN, "latency_ms_median", "noisy", "speedup_vs_base", "kv_cache_bytes", *_TP,
@@ -211,7 +212,7 @@ def _machine_load(rows: list[dict]) -> str | None:
             f"{worst['free_cores']:.1f} left free (load average {worst.get('load_avg')})")  # fmt: skip
     threads = worst.get("threads")
     if oversubscribed(worst):
-        line += f"; {threads} threads > the free cores: latencies are inflated and drift"
+        line += f"; {_plural(threads, 'thread')} > the free cores: latencies are inflated and drift"
     return line + ("; rerun with --threads 1 for steadier figures" if threads != 1 else "; rerun on a quieter machine")
 
 
@@ -270,10 +271,10 @@ def _healthy(rows: list[dict]) -> str | None:
 
 @note("bench", "compare")
 def _counted(rows: list[dict]) -> str | None:
-    if not any(r.get("flops_counted") is not None for r in rows):
+    if not any(r.get("flops_match") is not None for r in rows):
         return None
     return ("FLOPs counted by FlopCounterMode on the plain-math path, whose query blocks score their whole key band, "
-            "masked (math-path FLOPs: its analytic count, docs/measuring.md)")  # fmt: skip
+            "masked (math-path FLOPs: its analytic count, docs/measuring.md); both over the row's layers, as FLOPs")  # fmt: skip
 
 
 @note("bench", "compare")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import rope_scaling
 from .errors import InputError, ResourceError, read_text, regular_file
+from .models.defaults import text_config_type
 from .models.reader import LayerAttn, ModelConfig, reader_for, supported  # noqa: F401 (ModelConfig: convert's type)
 from .spec import AttentionSpec, GQASpec, MLASpec, PresetSpec, Shape
 
@@ -143,8 +144,14 @@ class Checkpoint:
         self.raw_config = _read_json(config_path)
         if not isinstance(self.raw_config, dict):
             raise InputError(str(config_path), "is not a JSON object")
-        self.reader = reader_for(self.raw_config.get("model_type"), str(config_path))  # before any tensor
-        self.config = self.reader.parse(self.raw_config, str(config_path))
+        config, self.text_prefix = self.raw_config, None
+        text_type = text_config_type(config.get("model_type"))
+        if text_type is not None and isinstance(config.get("text_config"), dict):
+            # a multimodal wrapper (gemma3): its language model's config, under its text model type
+            config = {**config["text_config"], "model_type": text_type}
+            self.text_prefix = "language_model"
+        self.reader = reader_for(config.get("model_type"), str(config_path))  # before any tensor
+        self.config = self.reader.parse(config, str(config_path))
         self.tensors = self._index(p)
         self.prefix = self._prefix()
         self._last: tuple = (None, None)  # ((layer, dtype), tensors) of the last layer read
@@ -187,7 +194,7 @@ class Checkpoint:
         pattern = re.compile(rf"^(.*?){re.escape(r.layers_name)}\.\d+\.{re.escape(r.attention_name)}\.")
         for name in self.tensors:
             m = pattern.match(name)
-            if m:
+            if m and (self.text_prefix is None or self.text_prefix in m.group(1)):  # not a vision tower's layers
                 found[m.group(1)] = found.get(m.group(1), 0) + 1
         if not found:
             raise InputError(self.where, f"holds no attention layer (no tensor named "

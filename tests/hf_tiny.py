@@ -168,6 +168,23 @@ TINY = dict(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=96, num_hidd
             pad_token_id=None, bos_token_id=None, eos_token_id=None)  # no special ids past the tiny vocabulary  # fmt: skip
 
 
+def build_gemma3_vision(folder, seed: int = 0, **text):
+    """A tiny Gemma 3 vision-language checkpoint (model_type gemma3: a SigLIP tower + gemma3_text)."""
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    config = Gemma3Config(text_config={**{k: v for k, v in TINY.items()}, "head_dim": 16, **text},
+                          vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                                             num_attention_heads=2, image_size=28, patch_size=14),
+                          mm_tokens_per_image=4, image_token_index=95, boi_token_index=93, eoi_token_index=94)  # fmt: skip
+    config._attn_implementation = "eager"
+    config.text_config._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = Gemma3ForConditionalGeneration(config).eval()
+    _randomise(model, seed)
+    model.save_pretrained(folder)
+    return model
+
+
 def build_any(model_type: str, folder, seed: int = 0, attn="eager", **overrides):
     """A random `model_type` model from AutoConfig.for_model(TINY + overrides), saved to `folder`;
     returns it (float32, eval, eager attention: the readable truth, and the only implementation
@@ -186,11 +203,28 @@ def build_any(model_type: str, folder, seed: int = 0, attn="eager", **overrides)
 def parts(model, layer: int):
     """(attention module, rotary module or None) of a layer."""
     base = model.base_model
+    base = getattr(base, "language_model", base)  # a multimodal wrapper's language model (gemma3)
     layers = getattr(base, "layers", None)
     layers = layers if layers is not None else base.h
     block = layers[layer]
     attn = next(getattr(block, n) for n in ("self_attn", "attention", "self_attention") if hasattr(block, n))
     return attn, getattr(base, "rotary_emb", None)
+
+
+# Models whose mask is sliding over config.sliding_window on every layer (their modeling files:
+# `mask_function = create_causal_mask if config.sliding_window is None else create_sliding_window_causal_mask`)
+CONFIG_WINDOW = ("mistral", "mixtral", "phi3", "starcoder2", "qwen3_moe")
+
+
+def window_of(model, layer: int):
+    """The sliding window transformers applies to this layer (None: every earlier token): the
+    attention module's own `sliding_window` where it keeps one (Qwen2/3, Gemma 2/3, GPT-OSS,
+    SmolLM3), else the config's for the models above."""
+    attn, _ = parts(model, layer)
+    if hasattr(attn, "sliding_window"):
+        return attn.sliding_window or None
+    config = getattr(model.config, "text_config", model.config)
+    return getattr(config, "sliding_window", None) if config.model_type in CONFIG_WINDOW else None
 
 
 def _rotary(rotary, x, pos, layer_type):

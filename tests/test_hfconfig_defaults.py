@@ -72,3 +72,12 @@ def test_lookups():
     entry["hidden_size"] = 1
     assert defaults.DEFAULTS["llama"]["hidden_size"] == 4096  # callers get a copy
     assert defaults.known_types() == tuple(sorted(defaults.DEFAULTS))
+
+
+def test_minimax_without_layer_kinds_alternates_as_transformers_does():
+    from attncli import hfconfig
+
+    built = transformers.MiniMaxConfig(num_hidden_layers=6).layer_types
+    config = {"model_type": "minimax", "hidden_size": 512, "num_attention_heads": 8, "num_hidden_layers": 6}
+    kinds = hfconfig.normalise(config, "c", "t").model.layer_types
+    assert kinds == tuple({"full_attention": "full", "linear_attention": "linear"}[k] for k in built)

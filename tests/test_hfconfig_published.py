@@ -59,11 +59,17 @@ MODELS = {
     # a window on every layer (sliding_window 2047), 32 KV heads of 3072 / 32
     "phi-3-mini-4k-instruct": ([attention(32, 32, 3072 // 32, 2047)], [], 4096),
     "mixtral-8x7b-v0.1": ([attention(32, 8, 4096 // 32)], [], 32768),
+    # MLA with a low-rank query (q_lora_rank 1536): one latent of 512 + one RoPE key of 64 per token per
+    # layer, shared by every head, so every GPU holds all of it; fp8 has one scale per layer (the latent)
+    "deepseek-v3": ([("mla", 61, 512 + 64)], [], 163840),
 }  # fmt: skip
 
 
 def by_hand(model, seq_len, tp, element_bytes):
     caching, mambas, _ = MODELS[model]
+    if caching[0][0] == "mla":
+        _, n, per_token = caching[0]
+        return n * per_token * seq_len * element_bytes, 0, n * 1 * 4 if element_bytes == 1 else None
     data = sum(n * 2 * max(1, kv // tp) * hd * (seq_len if cap is None else min(seq_len, cap)) * element_bytes
                for n, kv, hd, cap in caching)  # fmt: skip
     state = sum(n * elements(tp) * 2 for n, elements in mambas)  # bfloat16 state, whatever the KV dtype

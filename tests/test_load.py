@@ -87,3 +87,20 @@ def test_report_rebuilds_the_warning_from_the_rows(cli, monkeypatch, tmp_path, v
     r = cli("report", csv)
     assert r.code == 0, r.err
     assert "machine busy while timing" in " ".join((r.out + r.err).split())
+
+
+def test_under_load_benchmark_stops_its_busy_process(monkeypatch):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import under_load
+
+    busy = under_load.BusyCore()
+    try:
+        assert busy.proc.poll() is None  # spinning
+    finally:
+        busy.stop()
+    assert busy.proc.poll() is not None
+    busy.stop()  # a second stop (the atexit one) is harmless
+    sys.modules.pop("under_load", None)

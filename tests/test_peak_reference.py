@@ -68,3 +68,17 @@ def test_measure_peak_puts_both_figures_and_the_ridge_in_the_record(clock, monke
     assert p.gbps == pytest.approx(2 * 8192 / STEP / 1e9, rel=1e-9) and p.copy_bytes == 8192
     assert p.ridge == pytest.approx((2 * 16**3) / (2 * 8192), rel=1e-9)  # FLOP per byte
     assert p.dtype == "float32" and p.threads == torch.get_num_threads()
+
+
+def test_time_fn_takes_at_least_five_runs_and_at_most_max_runs():
+    # The documented floor (min_runs=5) holds when min_run_time is already met, and max_runs caps it.
+    assert timing.time_fn(lambda: None, clock=FakeClock(), sync=lambda: None, min_run_time=0, warmup_time=0).n_runs == 5
+    t = timing.time_fn(lambda: None, clock=FakeClock(), sync=lambda: None, min_run_time=1e9, warmup_time=0, max_runs=7)
+    assert t.n_runs == 7
+
+
+def test_copy_buffers_are_far_beyond_the_caches_they_claim():
+    # peak.py: the CPU buffer is 8× a 32 MiB L3; the GPU one 20× an H100's 50 MiB L2. A buffer that
+    # fits in cache would time the cache, not the memory.
+    assert peak.CPU_COPY_BYTES >= 8 * 32 * 2**20
+    assert peak.GPU_COPY_BYTES >= 20 * 50 * 2**20

@@ -107,6 +107,7 @@ CONFIGS = st.one_of(
     st.integers(1, 200_000).map(lambda d: "[" * d + "]" * d),
     st.integers(1, 5000).map(lambda d: '{"model_type": "llama", "x": ' + '{"a": ' * d + "1" + "}" * d + "}"),
     st.sampled_from(list(BASE)).map(lambda k: json.dumps(BASE)[:-1] + f', "{k}": 7}}'),  # a key given twice
+    st.just(json.dumps({**BASE, "layer_types": [[], None]})),  # found by the long run: an unhashable kind
     st.integers(4300, 6000).map(lambda n: json.dumps(BASE)[:-1] + ', "num_hidden_layers": ' + "9" * n + "}"),
 )  # fmt: skip
 

@@ -31,12 +31,16 @@ BUILDS = {
     "llama-dynamic": ("llama", dict(max_position_embeddings=8, rope_parameters={"rope_type": "dynamic", "factor": 2.0,
                                                                               "rope_theta": 1e4})),
     "qwen3_moe": ("qwen3_moe", dict(head_dim=16, **MOE)),
+    # Qwen2-MoE's own rule: sliding on even layers below max_window_layers
+    "qwen2_moe": ("qwen2_moe", dict(MOE, shared_expert_intermediate_size=16, use_sliding_window=True, sliding_window=4,
+                                    max_window_layers=2)),
     "gemma": ("gemma", dict(head_dim=16)),
     "gemma2": ("gemma2", dict(GEMMA, attn_logit_softcapping=0.5)),
     "gemma3": ("gemma3_text", dict(GEMMA, layer_types=["sliding_attention", "full_attention"],
                                    rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
                                                     "full_attention": {"rope_type": "linear", "factor": 2.0,
                                                                        "rope_theta": 1e5}})),
+    "gemma3-vision": ("gemma3", dict(sliding_window=4, layer_types=["sliding_attention", "full_attention"])),
     "phi3": ("phi3", dict(partial_rotary_factor=0.5, original_max_position_embeddings=8, max_position_embeddings=32,
                           rope_parameters={"rope_type": "longrope", "rope_theta": 1e4, "short_factor": [1.0, 1.1, 1.3, 2.0],
                                            "long_factor": [1.0, 1.5, 3.0, 6.0]})),
@@ -57,9 +61,10 @@ BUILDS = {
 # case: (build, layer)
 ARCHS = {
     "llama-dynamic-ntk": ("llama-dynamic", 1), "qwen3-L0-full": ("qwen3", 0), "qwen3-L1-sliding": ("qwen3", 1), "qwen3_moe": ("qwen3_moe", 1),
+    "qwen2_moe-L0-sliding": ("qwen2_moe", 0),
     "gemma": ("gemma", 1), "gemma2-L0-sliding-softcap": ("gemma2", 0), "gemma2-L1-full": ("gemma2", 1),
     "gemma3-L0-sliding-local": ("gemma3", 0), "gemma3-L1-full-global": ("gemma3", 1),
-    "phi3-longrope-partial": ("phi3", 1), "olmo2": ("olmo2", 1),
+    "gemma3-vision-language-model": ("gemma3-vision", 1), "phi3-longrope-partial": ("phi3", 1), "olmo2": ("olmo2", 1),
     "gpt_oss-L0-sliding-sinks": ("gpt_oss", 0), "gpt_oss-L1-full": ("gpt_oss", 1),
     "granite": ("granite", 0), "starcoder2-window-bias": ("starcoder2", 1),
     "smollm3-L0-rope": ("smollm3", 0), "smollm3-L1-nope": ("smollm3", 1),
@@ -86,7 +91,13 @@ def built(tmp_path_factory):
         if name not in cache:
             model_type, overrides = BUILDS[name]
             folder = tmp_path_factory.mktemp(name)
-            cache[name] = (folder, hf_tiny.build_any(model_type, folder, seed=list(BUILDS).index(name), **overrides))
+            build = hf_tiny.build_gemma3_vision if model_type == "gemma3" else \
+                lambda f, **kw: hf_tiny.build_any(model_type, f, **kw)  # fmt: skip
+            cache[name] = (folder, build(folder, seed=list(BUILDS).index(name), **overrides))
+            if "layer_types" not in overrides and model_type != "gemma3":
+                # save_pretrained writes out the layer_types the class derived; released configs
+                # mostly leave them out, so drop them: attncli must derive them by the class's rule
+                hf_tiny.edit_config(folder, layer_types=None)
         return cache[name]
 
     return get
@@ -102,7 +113,7 @@ def layer_type_of(model, layer):
     _, rotary = hf_tiny.parts(model, layer)
     if rotary is None or "layer_type" not in inspect.signature(rotary.forward).parameters:
         return None
-    return model.config.layer_types[layer]
+    return getattr(model.config, "text_config", model.config).layer_types[layer]
 
 
 def attncli_decode(module, x):
@@ -136,7 +147,9 @@ def test_prefill_and_decode_equal_transformers(built, name, dtype):
     reference = model if dtype == torch.float32 else \
         hf_tiny.float64_model(model, attn="eager" if build in EAGER_ONLY or build in EAGER64 else "sdpa")  # fmt: skip
     x = torch.randn(2, TOKENS, hf_tiny.HIDDEN, generator=torch.Generator().manual_seed(7), dtype=torch.float64).to(dtype)
-    run = dict(window=spec.window, inv_freq64=inv64, layer_type=layer_type)
+    window = hf_tiny.window_of(model, layer)  # transformers' own, not attncli's
+    assert spec.window == window, (name, spec.window, window)
+    run = dict(window=window, inv_freq64=inv64, layer_type=layer_type)
     y_ref = hf_tiny.attention_run(reference, layer, x, **run)
     with torch.no_grad():
         for math in (False, True):

@@ -126,3 +126,17 @@ def test_qwen2_moe_without_qkv_bias(tmp_path):
     hf_tiny.build("qwen2_moe", tmp_path / "with", qkv_bias=True)
     ckpt, _, worst = agree(tmp_path / "with")
     assert ckpt.config.biases == ("q_proj", "k_proj", "v_proj") and worst <= 1e-5
+
+
+def test_top_level_original_max_position_embeddings_wins(tmp_path):
+    """A top-level original_max_position_embeddings (as converted configs carry) overrides the
+    one inside the scaling mapping, and a mapping without one does not fall back on
+    max_position_embeddings: transformers' YaRN init re-standardises the built config, where the
+    key is an attribute. Here: 32 beside the mapping's 128, max_position_embeddings 256."""
+    hf_tiny.build("llama", tmp_path)
+    hf_tiny.edit_config(tmp_path, rope_parameters=None, original_max_position_embeddings=32,
+                        rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128})  # fmt: skip
+    ckpt, model, worst = agree(tmp_path, layer=1)
+    assert model.config.rope_parameters["original_max_position_embeddings"] == 32  # what the model ran with
+    assert ckpt.config.rope.params["original_max_position_embeddings"] == 32
+    assert worst <= 1e-5

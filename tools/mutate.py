@@ -294,7 +294,8 @@ def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: f
     clean = (copy_root / module_path).read_text(encoding="utf-8")
     status, base = _run(copy_root, module_path, None, name, tests, timeout=1800)
     if status != "survived":
-        raise SystemExit(f"{name}: the clean tests do not pass ({status}); fix them before mutating")
+        say(f"{name}: skipped, the clean tests do not pass ({status} after {base:.0f} s); fix them before mutating")
+        return mutants
     timeout = max(min_timeout, 3 * base)
     say(f"{name}: {len(mutants)} mutants, tests {', '.join(Path(t).name for t in tests)} "
         f"(clean run {base:.1f} s, timeout {timeout:.0f} s)")  # fmt: skip
@@ -383,7 +384,8 @@ def main() -> None:
     start = time.perf_counter()
     try:
         for n, ms in chosen.items():
-            results[n] = run_module(n, copy_root, ms, a.min_timeout, say, a.budget)
+            results[n] = ms  # in the summary even when interrupted mid-module
+            run_module(n, copy_root, ms, a.min_timeout, say, a.budget)
     except KeyboardInterrupt:
         say("interrupted: the summary covers the mutants run so far")
     finally:
@@ -391,6 +393,9 @@ def main() -> None:
     say(f"\nmutation summary ({time.perf_counter() - start:.0f} s):")
     for line in summary(results):
         say(line)
+    not_run = sum(m.status == "pending" for ms in results.values() for m in ms)
+    if not_run:
+        say(f"({not_run} mutants not run: --budget, a skipped module or an interruption)")
     if a.json:
         Path(a.json).write_text(json.dumps({n: [asdict(m) for m in ms] for n, ms in results.items()}, indent=1))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from .. import signals
-from ..rows import analytic_row, combine, layer_kinds
+from ..rows import analytic_row, byte_columns, combine, layer_kinds, roofline_columns
 from ..spec import AttentionSpec, HybridSpec, PresetSpec, Shape
 from .bench import Rounds, Settings, measure_row
 
@@ -21,6 +21,7 @@ SUMMED = ("latency_ms_median", "latency_ms_p25", "latency_ms_p75", "kv_cache_byt
 # the older flops_counted, flops_math_path) stay one layer of the kind, empty on a stack's total.
 MODEL_FLOPS = ("flops_counted_model", "flops_math_path_model")
 LAYER_FLOPS = ("flops_counted", "flops_math_path", "flops_counted_layer", "flops_math_path_layer")
+BYTES = ("bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations")
 WORST = ("err_max_abs", "err_mean_abs", "err_rel_l2", "naive_err_max_abs", "naive_err_rel_l2")
 SAME = ("backend", "device_name", "torch_version", "threads", "seed", "n_rounds", "load_avg", "others_cores",
         "free_cores")  # fmt: skip
@@ -72,6 +73,12 @@ def measure_model(spec: AttentionSpec, preset: PresetSpec, shape: Shape, setting
     runs = [part.get("n_runs") for part in rows]
     total["n_runs"] = None if None in runs else min(runs)
     total["gflops_per_s"] = _rate(total["flops"], total["latency_ms_median"])
+    if all(part.get("bytes_moved") is not None for part in rows):  # Σ over the kinds, as their FLOPs
+        for key in BYTES:
+            total[key] = sum(part[key] for part in rows)
+        total["arith_intensity"] = total["flops"] / total["bytes_moved"]
+        total.update(_roofline(total, rows[0]))
+        total["peak_source"] = rows[0].get("peak_source")
     statuses = [part.get("status") for part in rows]
     total["status"] = "ok" if all(s == "ok" for s in statuses) else next(s for s in statuses if s != "ok")
     total["latency_basis"] = "Σ count × 1 layer per kind"
@@ -92,8 +99,16 @@ def _scaled(one: dict, kind: AttentionSpec, preset: PresetSpec, shape: Shape, se
     if one.get("_round_ms"):
         row["_round_ms"] = [v * count for v in one["_round_ms"]]
     row["gflops_per_s"] = _rate(row["flops"], row["latency_ms_median"])
+    if one.get("bytes_moved") is not None:  # traffic of the count layers, beside their FLOPs and latency
+        row.update(byte_columns(kind, shape, settings.dtype, layers=count))
+        row.update(_roofline(row, one))
     row["latency_basis"] = f"{count} × 1 layer" if count > 1 else "1 layer"
     return row
+
+
+def _roofline(row: dict, like: dict) -> dict:
+    """The roofline columns of a model row, against the peaks its one-layer rows were measured with."""
+    return roofline_columns(row, like.get("peak_gflops"), like.get("peak_gbps"))
 
 
 def _sum(values):

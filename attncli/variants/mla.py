@@ -128,7 +128,14 @@ class MLAAttention(nn.Module):
             # The CPU's fused kernel needs values as wide as keys: take the whole latent as the value
             # (the RoPE key is its padding) and drop the last `rope` output columns. No copy.
             v = k  # (B, 1, S, r + rope)
-        if math:
+        if FUSED_WIDTHS and not math and not flex.active() and T == 1 and not causal:
+            # One decode token: its h query rows against the one latent "KV head" are a single task
+            # for the CPU flash kernel (one thread; 2.4× slower than SDPA's math path, measured), and
+            # SDPA's math path scales a copy of the whole cache. Two matmuls read the latent in place
+            # on every thread: scores (B, 1, h, S), then the weighted sum of latents.
+            scores = (q.reshape(B, 1, h, -1) * self.scale) @ k.transpose(-2, -1)  # (B, 1, h, S)
+            o = (torch.softmax(scores, dim=-1) @ latent[:, None, :, :r]).view(B, h, 1, r)  # (B, h, 1, r)
+        elif math:
             o = math_attention(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale)  # (B, h, T, r)
         elif flex.active():  # one KV head for all query heads: flex's GQA (widths may differ)
             o = flex.attend(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale)  # (B, h, T, r)
