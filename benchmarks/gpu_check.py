@@ -41,13 +41,13 @@ sys.path.insert(0, str(ROOT))  # this checkout's attncli, whatever is installed
 # The shapes of each run. The dry run keeps every step and only shrinks the work.
 GPU = dict(device="cuda", dtype="bfloat16", preset="large", seq="4096", min_time="0.2", overhead_seq=4096,
            overhead_rounds=10, peak_dtypes=("bfloat16", "float16", "float32"),
-           variants=("mha", "mqa", "gqa", "mla", "swa", "linear"),
+           variants=("mha", "mqa", "gqa", "mla", "swa", "linear"), forced_mode="both",
            # --force: the math backend materialises (batch, heads, n, n) scores: 16 × 131,072² × 2 B = 512 GiB
            oom=("bench", "mha", "-p", "large", "-s", "1024,131072", "--backend", "math", "--force"),
            refuse=("bench", "mha", "-p", "large", "-s", "131072", "-b", "1024"))
 DRY = dict(device="cpu", dtype="bfloat16", preset="micro", seq="64", min_time="0.01", overhead_seq=64,
            overhead_rounds=4, peak_dtypes=("float32",),
-           variants=("mha", "mla"),  # one of each path: SDPA, and MLA (which CPU flash refuses)
+           variants=("mha", "mla"), forced_mode="prefill",  # one of each path: SDPA, and MLA's own
            # 2**40 tokens: the CPU allocator refuses the first tensor at once (no page is touched)
            oom=("bench", "mha", "-p", "micro", "-s", "64,1099511627776", "--force"),
            refuse=("bench", "mha", "-p", "micro", "-s", "1099511627776"))
@@ -131,6 +131,8 @@ def compares(cfg, out: Path, check: Check) -> list[dict]:
             "-d", cfg["dtype"], "--min-time", cfg["min_time"]]  # fmt: skip
     measured: list[dict] = []
     for backend in ("auto", *FORCED_BACKENDS):
+        if backend != "auto":  # the dry run forces backends on prefill only (the same code path, less CI time)
+            base[base.index("--mode") + 1] = cfg["forced_mode"]
         code, rows, err = attncli([*base, "--backend", backend], out, f"compare-{backend}")
         if code == 0:
             measured += rows

@@ -41,12 +41,14 @@ def test_dry_run_runs_every_step_and_writes_the_json(tmp_path):
                                                         for m in ("prefill", "decode")}  # fmt: skip
     math_rows = json.loads((out / "compare-math.json").read_text())
     assert {r["backend"] for r in math_rows} == {"math"} and all(r["dtype"] == "bfloat16" for r in math_rows)
+    assert {(r["family"], r["mode"]) for r in math_rows} == {("mha", "prefill"), ("mla", "prefill")}
     oom = json.loads((out / "force-oom.json").read_text())
     assert [r["status"] for r in oom] == ["ok", "oom"]
     overhead = json.loads((out / "overhead.json").read_text())
     assert overhead["rounds"] == gpu_check.DRY["overhead_rounds"] and overhead["ratio_median"] > 0
-    # Every measured row reaches the overview table.
-    assert len(summary["rows"]) == sum(len(json.loads(f.read_text())) for f in out.glob("compare-*.json")) + 2
+    # Every measured row reaches the overview table: the compares', --compile's and flex's.
+    measured = [*out.glob("compare-*.json"), out / "compile-gqa.json", *out.glob("flex-*.json")]
+    assert len(summary["rows"]) == sum(len(json.loads(f.read_text())) for f in measured)
 
 
 def test_without_cuda_the_real_run_refuses_with_exit_3(tmp_path):
