@@ -116,3 +116,29 @@ def test_a_signal_inside_deferred_waits_for_the_block_to_end():
     finally:
         signals.restore()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+
+def test_a_signal_while_rows_are_timed_in_rounds_keeps_them(monkeypatch):
+    """A signal during the interleaved rounds is held until the built rows are timed: they are
+    kept, and the run then ends as interrupted (measure/stack.measure_jobs)."""
+    import torch
+
+    from attncli import presets
+    from attncli.measure import bench, stack
+    from attncli.spec import Shape
+
+    real = bench.time_interleaved
+
+    def signalled_mid_timing(fns, device, min_run_time):
+        signals._handler(signal.SIGTERM, None)  # as if SIGTERM arrived now
+        return real(fns, device, min_run_time=min_run_time)
+
+    monkeypatch.setattr(bench, "time_interleaved", signalled_mid_timing)
+    monkeypatch.setattr(signals, "_state", {**signals._state, "received": None, "raised": False, "depth": 0})
+    preset = presets.load_preset("micro")
+    jobs = [(presets.parse_variant(v, preset), Shape("prefill", 16, 1), None) for v in ("mha", "mqa")]
+    settings = bench.Settings(device=torch.device("cpu"), dtype="float32", min_run_time=0.001)
+    done, interrupted = stack.measure_jobs(jobs, preset, settings, layers=1)
+    assert interrupted and signals.received() == signal.SIGTERM
+    assert [r["label"] for r in done] == ["mha", "mqa"] and all(r["latency_ms_median"] > 0 for r in done)

@@ -160,14 +160,20 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
                     ready.append((spec, shape))
         except (KeyboardInterrupt, signals.Interrupted) as e:
             interrupted = e
-        if rounds is not None:
-            rounds.run(settings)
-        for item in ready:
-            if isinstance(item, dict):
-                done.append(item)
-            else:
-                spec, shape = item
-                done.extend(measure_model(spec, preset, shape, settings, layers, per_layer, memo, measure))
+        try:
+            # The built rows are checked; a signal while they are timed is held until they are
+            # finished (then raised once, if none was yet), so that an interrupt keeps them.
+            with signals.deferred():
+                if rounds is not None:
+                    rounds.run(settings)
+                for item in ready:
+                    if isinstance(item, dict):
+                        done.append(item)
+                    else:
+                        spec, shape = item
+                        done.extend(measure_model(spec, preset, shape, settings, layers, per_layer, memo, measure))
+        except (KeyboardInterrupt, signals.Interrupted) as e:
+            interrupted = interrupted or e
         if interrupted is not None:
             return done, True
     return done, False
