@@ -26,7 +26,7 @@ def test_unknown_backend_names_the_choices(cli):
     assert r.err == "attncli: --backend: unknown backend 'flsh'; did you mean 'flash'? (choices: auto, math, flash, efficient, cudnn, flex, flash_attn, flashinfer, xformers)\n"
 
 
-@pytest.mark.parametrize("backend,used", [("math", "math"), ("flash", "flash"), ("auto", "flash")])
+@pytest.mark.parametrize("backend,used", [("math", "math"), ("flash", "flash")])
 def test_rows_record_backend_requested_and_used(cli, backend, used):
     r = cli("bench", *FAST, "-m", "prefill,decode", "--backend", backend, "--json", "-")
     assert r.code == 0, r.err
@@ -34,6 +34,15 @@ def test_rows_record_backend_requested_and_used(cli, backend, used):
         assert (row["backend"], row["backend_used"]) == (backend, used)
         assert row["err_rel_l2"] <= 1e-5
     assert f"SDPA backend {backend} → {used}" in " ".join(r.err.split())
+
+
+def test_auto_decodes_on_the_cpu_through_matrix_vector_products(cli):
+    """--backend auto: prefill takes SDPA's flash kernel, CPU decode the gemv path (no SDPA call);
+    a named SDPA backend keeps decode on that kernel (the test above)."""
+    r = cli("bench", *FAST, "-m", "prefill,decode", "--json", "-")
+    assert r.code == 0, r.err
+    assert [(row["mode"], row["backend_used"]) for row in r.rows()] == [("prefill", "flash"), ("decode", "gemv")]
+    assert all(row["err_rel_l2"] <= 1e-5 for row in r.rows())
 
 
 def test_a_variant_without_sdpa_reports_none():

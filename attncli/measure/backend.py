@@ -41,9 +41,18 @@ def sdpa_context(name: str):
         from ..variants import external
 
         return external.use(name)
+    return _named_sdpa(name)
+
+
+@contextlib.contextmanager
+def _named_sdpa(name: str):
+    """SDPA restricted to one kernel; CPU decode runs through it too, not the gemv path."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    return sdpa_kernel([getattr(SDPBackend, _SDP_NAMES[name])])
+    from ..variants.common import sdpa_only
+
+    with sdpa_only(), sdpa_kernel([getattr(SDPBackend, _SDP_NAMES[name])]):
+        yield
 
 
 class _Unavailable(Exception):
@@ -96,7 +105,9 @@ def probe(call, backend: str, what: str) -> str | None:
 
     from ..variants import external, flex
 
-    flex_calls, external_calls = flex.calls(), external.calls()
+    from ..variants.common import decode_calls
+
+    flex_calls, external_calls, gemv_calls = flex.calls(), external.calls(), decode_calls()
     try:
         with Spy():
             call()
@@ -109,6 +120,8 @@ def probe(call, backend: str, what: str) -> str | None:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError("--backend", f"flex cannot run {what} (torch: {_one_line(first, 200)})",
                          "use --backend auto, or math (runs everywhere)") from None  # fmt: skip
+    if decode_calls() > gemv_calls:  # the CPU decode path (variants/common.decode_attention)
+        used.insert(0, "gemv")
     if flex.calls() > flex_calls:
         used.insert(0, "flex")
     if external.calls() > external_calls:

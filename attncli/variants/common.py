@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -226,11 +227,93 @@ def masked_sdpa(q, k, v, causal: bool, q_offset: int = 0, *, window: int | None 
     return out
 
 
+_decode = {"on": True, "calls": 0}  # the CPU decode path below; a named SDPA --backend turns it off
+# BLAS's single and double matrix-vector kernels stream at memory speed; in bfloat16 and float16
+# the CPU's fused SDPA decode is 1.5-4.6× faster than matmul (large preset, 4,096 tokens, batch 4).
+_BLAS_DTYPES = (torch.float32, torch.float64)
+
+
+def _cpu_blas(t: torch.Tensor) -> bool:
+    return _decode["on"] and t.device.type == "cpu" and t.dtype in _BLAS_DTYPES
+
+
+def kv_cache_tensor(like: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.Tensor:
+    """An empty (B, g, slots, hd) key or value cache. On the CPU (hd_major) its storage is
+    (B, g, hd, slots) seen through a transpose, so each head-dim row runs contiguously over the
+    tokens and decode's products (decode_attention) stream whole rows: 2.1× SDPA's decode on the
+    large preset, 8,192 tokens, batch 4 (docs/backends.md). On CUDA (its kernels want hd
+    contiguous), in half precision and under a named SDPA backend, the usual token-major layout."""
+    B, g, slots, hd = shape
+    if _cpu_blas(like):
+        return like.new_zeros(B, g, hd, slots).transpose(2, 3)  # (B, g, slots, hd), token stride 1
+    return like.new_zeros(shape)
+
+
+@contextlib.contextmanager
+def sdpa_only():
+    """Within: decode runs through SDPA as prefill does (a named SDPA --backend asks for that kernel)."""
+    before = _decode["on"]
+    _decode["on"] = False
+    try:
+        yield
+    finally:
+        _decode["on"] = before
+
+
+def decode_calls() -> int:
+    """How many times decode_attention ran in this process (the backend probe's `gemv`)."""
+    return _decode["calls"]
+
+
+def decode_attention(q, k, v, scale: float | None = None, *, alibi=None, key_pos=None, q_pos: int = 0):
+    """One query per sequence over its cached keys, or None where this path does not apply (use
+    SDPA). q: (B, h, 1, hd); k, v: (B, g, S, hd), g dividing h. Every key is visible (a window's
+    ring holds only keys in reach); `alibi` (h,) slopes add −slope·(q_pos − key_pos). A KV group's
+    h/g query heads are one block of rows over that group's keys (as FlashDecoding packs heads),
+    so each key is read once. The same arithmetic as math_attention; the CPU in float32/64 only."""
+    B, h, T, hd = q.shape
+    g, S = k.shape[1], k.shape[2]
+    if T != 1 or not _cpu_blas(q):
+        return None
+    _decode["calls"] += 1
+    r = h // g
+    scale = hd**-0.5 if scale is None else scale
+    qq = q.reshape(B, g, r, hd)  # (B, g, r, hd): a group's query heads are rows
+    scores = torch.matmul(qq, k.transpose(2, 3))  # (B, g, r, S): Kᵀ's rows are contiguous (kv_cache_tensor)
+    scores.mul_(scale)
+    if alibi is not None:
+        dist = (q_pos - (torch.arange(S, device=q.device) if key_pos is None else key_pos)).to(q.dtype)  # (S,)
+        scores.sub_(alibi.to(q.dtype).view(1, g, r, 1) * dist)
+    weights = torch.softmax(scores, dim=-1)  # (B, g, r, S)
+    if r == 1:
+        out = torch.matmul(weights, v)  # (B, g, 1, dv): a matrix-vector product over Vᵀ's rows
+    else:  # Vᵀ (dv, S) as the left operand: the CPU BLAS streams it fastest so (1.2× at r = 4)
+        out = torch.matmul(v.transpose(2, 3), weights.transpose(2, 3)).transpose(2, 3)  # (B, g, r, dv)
+    return out.reshape(B, h, 1, v.shape[-1])
+
+
+class Projection(torch.nn.Linear):
+    """nn.Linear whose few-row CPU products run as W·xᵀ. With 2-64 rows (decode: one token per
+    sequence) the CPU BLAS behind F.linear takes a path 1.2-4.6× slower than the same product
+    with the weight as the left operand (1024×1024 weight, 4 rows: 1.01 ms against 0.22 ms on the
+    2-core EPYC; benchmarks/decode_bandwidth.py). Same parameters and names as nn.Linear, so
+    checkpoints load unchanged; the same multiply-adds."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // self.in_features if self.in_features else 0
+        if not (2 <= rows <= 64 and _cpu_blas(x)):
+            return super().forward(x)
+        out = torch.matmul(self.weight, x.reshape(rows, self.in_features).t()).t().contiguous()  # (rows, out)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
 def add_projections(module, spec) -> None:
     """The four projections of an attention layer with `n_kv_heads` KV heads, no biases, named as
     in Hugging Face checkpoints (q_proj, k_proj, v_proj, o_proj): MHA/GQA/MQA and cross-attention."""
     h, g, hd, d = spec.n_heads, spec.n_kv_heads, spec.head_dim, spec.d_model
-    module.q_proj = torch.nn.Linear(d, h * hd, bias=False)
-    module.k_proj = torch.nn.Linear(d, g * hd, bias=False)
-    module.v_proj = torch.nn.Linear(d, g * hd, bias=False)
-    module.o_proj = torch.nn.Linear(h * hd, d, bias=False)
+    module.q_proj = Projection(d, h * hd, bias=False)
+    module.k_proj = Projection(d, g * hd, bias=False)
+    module.v_proj = Projection(d, g * hd, bias=False)
+    module.o_proj = Projection(h * hd, d, bias=False)

@@ -18,7 +18,8 @@ from torch import nn
 
 from ..spec import GQASpec
 from . import external, flex
-from .common import Cache, QKNorm, Rope, add_projections, alibi_slopes, masked_sdpa, math_attention
+from .common import (Cache, QKNorm, Rope, add_projections, alibi_slopes, decode_attention, kv_cache_tensor,
+                     masked_sdpa, math_attention)
 
 
 class GQAAttention(nn.Module):
@@ -83,6 +84,10 @@ class GQAAttention(nn.Module):
         if self.softcap is not None or self.sinks is not None:  # SDPA can say neither
             return math_attention(q, k, v, causal=causal, q_offset=q_offset, scale=self.scale, softcap=self.softcap,
                                   sinks=self.sinks, **masks)  # fmt: skip
+        if not causal and q.shape[2] == 1:  # decode on the CPU: matrix-vector products over the cache
+            o = decode_attention(q, k, v, self.scale, alibi=self.alibi, key_pos=key_pos, q_pos=q_offset)
+            if o is not None:
+                return o
         if self.window is not None or self.alibi is not None:
             return masked_sdpa(q, k, v, causal=causal, q_offset=q_offset, block=self.block, scale=self.scale, **masks)
         B, h, T, hd = q.shape
@@ -116,8 +121,8 @@ class GQAAttention(nn.Module):
         """An empty cache for `capacity` tokens; a window caps it at W slots."""
         s, w = self.spec, self.k_proj.weight
         slots = capacity if self.window is None else min(capacity, self.window)
-        shape = (batch, s.n_kv_heads, slots, s.head_dim)  # (B, g, slots, hd)
-        return Cache(k=w.new_zeros(shape), v=w.new_zeros(shape))
+        shape = (batch, s.n_kv_heads, slots, s.head_dim)  # (B, g, slots, hd); the CPU layout: decode_attention
+        return Cache(k=kv_cache_tensor(w, shape), v=kv_cache_tensor(w, shape))
 
     def _write(self, cache: Cache, k, v, start: int) -> None:
         """Store keys/values of the tokens at positions start..: slot = position (no window) or
