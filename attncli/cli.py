@@ -96,7 +96,7 @@ RunDtype = Annotated[str, typer.Option("--dtype", "-d",
 Seed = Annotated[int, typer.Option("--seed", help="Seed for weights and inputs (same seed, same numbers).")]
 Threads = Annotated[Optional[str], typer.Option("--threads", show_default=False,
     help="CPU threads for torch (1 gives steadier figures on a busy machine; the caption says when it is busy). "
-         "\\[default: torch's own choice, one per physical core]")]  # fmt: skip
+         "\\[default: torch's own choice, one per physical core, lowered to the cores other processes leave free]")]  # fmt: skip
 MinTime = Annotated[float, typer.Option("--min-time",
     help="Seconds of timed repetitions per row (at least 5 runs, after a warm-up).")]  # fmt: skip
 Force = Annotated[bool, typer.Option("--force",
@@ -418,6 +418,14 @@ def _settings(device: str, dtype: str, seed: int, threads: Optional[int], min_ti
         dtype = {"cuda": "bfloat16", "mps": "float16"}.get(dev.type, "float32")
     if threads:
         torch.set_num_threads(threads)
+    elif dev.type == "cpu":  # torch's own count, lowered to the cores other processes leave free
+        from .measure import load
+
+        own, free = torch.get_num_threads(), load.free_cores_now()
+        chosen = load.default_threads(own, free)
+        if chosen < own:
+            torch.set_num_threads(chosen)
+            options.update(threads_default=own, free_cores_start=round(free, 2))
     return Settings(device=dev, dtype=dtype, seed=seed, min_run_time=min_time, **options)
 
 

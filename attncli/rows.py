@@ -39,6 +39,7 @@ MEASURED_COLUMNS = (
     "latency_basis",  # how a multi-layer latency was obtained from one-layer measurements
     # interleaved timing and the machine's load while timing (measure/timing.py, measure/load.py)
     "n_rounds", "load_avg", "others_cores", "free_cores",
+    "threads_default", "free_cores_start",  # set when attncli lowered torch's thread count to the free cores
 )  # fmt: skip
 # Measurement columns: timing stability, the SDPA backend, dtype grading and the FLOP cross-check;
 # the roofline against the device's measured peaks; and the `peak` command's own columns.

@@ -216,6 +216,17 @@ def _machine_load(rows: list[dict]) -> str | None:
     return line + ("; rerun with --threads 1 for steadier figures" if threads != 1 else "; rerun on a quieter machine")
 
 
+@note("bench", "compare")
+def _threads_lowered(rows: list[dict]) -> str | None:
+    """Without --threads, attncli lowered torch's thread count to the cores left free (measure/load.py)."""
+    lowered = next((r for r in rows if r.get("threads_default")), None)
+    if lowered is None:
+        return None
+    return (f"{_plural(lowered['threads'], 'thread')}, not torch's {lowered['threads_default']}: only "
+            f"{lowered['free_cores_start']:.1f} cores were free when the run began (a thread sharing a core "
+            f"with other work stalls the rest); --threads {lowered['threads_default']} overrides")  # fmt: skip
+
+
 def _why_noisy(row: dict) -> str:
     """Which spread flagged a row `noisy` (measure/timing.py, rows.add_ratios)."""
     mid, lo, hi = row.get("latency_ms_median"), row.get("latency_ms_p25"), row.get("latency_ms_p75")

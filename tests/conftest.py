@@ -38,6 +38,16 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_as_asked(monkeypatch):
+    """In-process runs keep torch's thread count whatever else the machine runs (a busy CI box would
+    otherwise lower it, for the rest of the process); tests/test_load.py injects free cores to test
+    that choice."""
+    from attncli.measure import load
+
+    monkeypatch.setattr(load, "free_cores_now", lambda seconds=0.1: None)
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process through the same `main` the console script uses."""

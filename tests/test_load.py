@@ -6,6 +6,8 @@ import pytest
 
 from attncli.measure import load
 
+FREE_CORES_NOW = load.free_cores_now  # conftest replaces it in every test (no thread choice from the real machine)
+
 
 class FakeWatch:
     def __init__(self, figures: load.Load):
@@ -104,3 +106,63 @@ def test_under_load_benchmark_stops_its_busy_process(monkeypatch):
     assert busy.proc.poll() is not None
     busy.stop()  # a second stop (the atexit one) is harmless
     sys.modules.pop("under_load", None)
+
+
+@pytest.mark.parametrize("torch_threads,free,chosen", [
+    (2, None, 2),  # no /proc: torch's own
+    (2, 1.0, 1),  # one of two cores spinning: 1.0 + 0.25 slack → 1
+    (2, 1.8, 2),  # a quarter core of background: 1.8 + 0.25 ≥ 2
+    (2, 1.7, 1),  # 1.95 < 2: two threads would be oversubscribed (load.oversubscribed: 2 > 1.7 + 0.25)
+    (8, 5.3, 5),  # int(5.55)
+    (2, 0.0, 1),  # every core busy: still one thread
+    (4, 16.0, 4),  # never more than torch's own
+])
+def test_default_threads_by_hand(torch_threads, free, chosen):
+    assert load.default_threads(torch_threads, free) == chosen
+    if free is not None and chosen < torch_threads:  # the count it picks is the largest not oversubscribed
+        assert not load.oversubscribed({"threads": chosen, "free_cores": free}) or chosen == 1
+        assert load.oversubscribed({"threads": chosen + 1, "free_cores": free})
+
+
+def test_free_cores_now_from_proc_by_hand(monkeypatch):
+    ticks = iter([(5_000, 70), (5_000 + 11, 70)])  # 11 ticks of others' CPU while this process sleeps
+    walls = iter([10.0, 10.1])
+    monkeypatch.setattr(load, "_ticks", lambda: next(ticks))
+    monkeypatch.setattr(load.time, "monotonic", lambda: next(walls))
+    monkeypatch.setattr(load.time, "sleep", lambda s: None)
+    monkeypatch.setattr(load.os, "sysconf", lambda name: 100)
+    monkeypatch.setattr(load, "cpu_count", lambda: 2)
+    assert FREE_CORES_NOW() == pytest.approx(2 - 0.11 / 0.1)  # 1.1 cores' worth in 0.1 s → 0.9 free
+
+
+def test_without_threads_a_busy_machine_gets_fewer_and_the_caption_says_why(cli, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(load, "free_cores_now", lambda seconds=0.1: 1.0)  # one of two cores held by others
+    inject(monkeypatch, load_avg=1.1, others=1.0)
+    try:
+        r = cli(*COMPARE, "--json", "-")
+    finally:
+        torch.set_num_threads(before)
+    assert r.code == 0, r.err
+    for row in r.rows():
+        assert (row["threads"], row["threads_default"], row["free_cores_start"]) == (1, 2, 1.0)
+    caption = " ".join(r.err.split())
+    assert ("1 thread, not torch's 2: only 1.0 cores were free when the run began (a thread sharing a core with "
+            "other work stalls the rest); --threads 2 overrides") in caption
+
+
+def test_an_asked_thread_count_is_kept_on_a_busy_machine(cli, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(load, "free_cores_now", lambda seconds=0.1: 0.5)
+    try:
+        r = cli(*COMPARE, "--threads", "2", "--json", "-")
+    finally:
+        torch.set_num_threads(before)
+    assert r.code == 0, r.err
+    assert {(row["threads"], row["threads_default"]) for row in r.rows()} == {(2, None)}
+    assert "not torch's" not in r.err

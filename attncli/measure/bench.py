@@ -41,6 +41,9 @@ class Settings:
     peak_gbps: float | None = None  # its measured memory bandwidth
     peak_source: str | None = None  # where the peaks came from (cache, measured), for the row
     rounds: "Rounds | None" = None  # defer the timing to Rounds.run (interleaved with other rows)
+    # Without --threads on a busy CPU: torch's own thread count, and the free cores that lowered it
+    threads_default: int | None = None
+    free_cores_start: float | None = None
 
 
 class Rounds:
@@ -237,7 +240,8 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
         err_max_abs=err and err["max_abs"], err_mean_abs=err and err["mean_abs"], err_rel_l2=err and err["rel_l2"],
         naive_err_max_abs=err_math and err_math["max_abs"], naive_err_rel_l2=err_math and err_math["rel_l2"],
         backend=settings.backend, device_name=device_name(settings.device), torch_version=torch.__version__,
-        threads=torch.get_num_threads(), seed=settings.seed, status="ok" if err and err_math else "nan",
+        threads=torch.get_num_threads(), threads_default=settings.threads_default,
+        free_cores_start=settings.free_cores_start, seed=settings.seed, status="ok" if err and err_math else "nan",
         backend_used=backend_used, compiled=settings.compile, compile_s=compile_s,
         healthy=is_healthy(err, err_math) if settings.dtype in GRADED_DTYPES else None,
     )  # fmt: skip

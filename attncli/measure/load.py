@@ -79,6 +79,27 @@ class Watch:
         return Load(self.load_avg, others, cpu_count())
 
 
+def free_cores_now(seconds: float = 0.1) -> float | None:
+    """The cores other processes leave free, sampled over `seconds` while this process sleeps
+    (100 clock ticks a second: a busy core reads 1.0 ± 0.1 over 0.1 s); None without /proc."""
+    w = Watch()
+    time.sleep(seconds)
+    return w.stop().free_cores
+
+
+def default_threads(torch_threads: int, free: float | None) -> int:
+    """The thread count attncli times with when --threads is not given: torch's own (one per
+    physical core), lowered to the cores other processes leave free (with SLACK_CORES of slack,
+    the same rule that makes the caption call a row oversubscribed), at least one. A multi-threaded
+    op waits for its slowest thread, and a thread sharing a core with a busy process is slow at
+    random: on the 2-core EPYC with one core spinning, 2 threads timed `compare mha gqa -p small
+    -s 1024` at 150-320 ms with speed-ups 1.03-1.33 over five runs, 1 thread at 131-136 ms and
+    1.236-1.251 (benchmarks/under_load.py; docs/measuring.md)."""
+    if free is None:
+        return torch_threads
+    return max(1, min(torch_threads, int(free + SLACK_CORES)))
+
+
 def watch() -> Watch:
     """Begin watching the machine's load (tests replace this to inject a busy machine)."""
     return Watch()

@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 NOISY_IQR_FRACTION = 0.10  # IQR / median above this flags a row `noisy`
-MIN_ROUNDS = 10  # interleaved timing: at least this many rounds, each row timed once or more per round
+# Interleaved timing: at least this many rounds, each row timed once or more per round. 20, not 10:
+# the median of 10 per-round ratios moved between runs by about half their p25–p75 (one busy core,
+# `compare mha gqa -p small -s 1024`, 1 thread: run medians 1.237–1.255, one run's p25–p75
+# 1.237–1.249 missed the median of five); twice the rounds shrink that by √2.
+MIN_ROUNDS = 20
 
 
 @dataclass(frozen=True)
