@@ -18,7 +18,7 @@ from torch import nn
 
 from .. import cost
 from ..spec import LinearSpec
-from .common import Cache
+from .common import Cache, Projection
 
 
 def feature_map(x: torch.Tensor) -> torch.Tensor:
@@ -31,10 +31,10 @@ class LinearAttention(nn.Module):
         super().__init__()
         self.spec = spec
         h, hd, d = spec.n_heads, spec.head_dim, spec.d_model
-        self.q_proj = nn.Linear(d, h * hd, bias=False)
-        self.k_proj = nn.Linear(d, h * hd, bias=False)
-        self.v_proj = nn.Linear(d, h * hd, bias=False)
-        self.o_proj = nn.Linear(h * hd, d, bias=False)
+        self.q_proj = Projection(d, h * hd, bias=False)
+        self.k_proj = Projection(d, h * hd, bias=False)
+        self.v_proj = Projection(d, h * hd, bias=False)
+        self.o_proj = Projection(h * hd, d, bias=False)
 
     def _qkv(self, x: torch.Tensor):
         s = self.spec

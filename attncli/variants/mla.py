@@ -30,7 +30,7 @@ from torch import nn
 
 from ..spec import MLASpec
 from . import flex
-from .common import Cache, Rope, math_attention
+from .common import Cache, Projection, Rope, math_attention
 
 RMS_EPS = 1e-6  # DeepSeek-V2's rms_norm_eps
 # Give SDPA values as wide as keys (zero-padded V; the absorbed path's V is the whole latent), so
@@ -46,15 +46,15 @@ class MLAAttention(nn.Module):
         d, h, r, rq = spec.d_model, spec.n_heads, spec.kv_lora_rank, spec.q_lora_rank
         nope, rope, dv = spec.qk_nope_head_dim, spec.qk_rope_head_dim, spec.v_head_dim
         if rq is None:  # full-rank query (DeepSeek-V2-Lite)
-            self.q_proj = nn.Linear(d, h * (nope + rope), bias=False)
+            self.q_proj = Projection(d, h * (nope + rope), bias=False)
         else:  # low-rank query: down, RMSNorm, up (DeepSeek-V2/V3)
-            self.q_a_proj = nn.Linear(d, rq, bias=False)
+            self.q_a_proj = Projection(d, rq, bias=False)
             self.q_a_layernorm = nn.RMSNorm(rq, eps=RMS_EPS)
-            self.q_b_proj = nn.Linear(rq, h * (nope + rope), bias=False)
-        self.kv_a_proj_with_mqa = nn.Linear(d, r + rope, bias=False)  # latent and shared RoPE key
+            self.q_b_proj = Projection(rq, h * (nope + rope), bias=False)
+        self.kv_a_proj_with_mqa = Projection(d, r + rope, bias=False)  # latent and shared RoPE key
         self.kv_a_layernorm = nn.RMSNorm(r, eps=RMS_EPS)
-        self.kv_b_proj = nn.Linear(r, h * (nope + dv), bias=False)  # rows: head 0 [W_UK; W_UV], head 1, ...
-        self.o_proj = nn.Linear(h * dv, d, bias=False)
+        self.kv_b_proj = Projection(r, h * (nope + dv), bias=False)  # rows: head 0 [W_UK; W_UV], head 1, ...
+        self.o_proj = Projection(h * dv, d, bias=False)
         self.rope = Rope(rope, spec.rope_theta) if spec.position == "rope" else None
         self.scale = 1.0 / _math.sqrt(nope + rope)  # scores run over nope + rope elements
 
