@@ -238,7 +238,7 @@ def _cpu_blas(t: torch.Tensor) -> bool:
 
 
 def kv_cache_tensor(like: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.Tensor:
-    """An empty (B, g, slots, hd) key or value cache. On the CPU (hd_major) its storage is
+    """An empty (B, g, slots, hd) key or value cache. On the CPU in float32/64 its storage is
     (B, g, hd, slots) seen through a transpose, so each head-dim row runs contiguously over the
     tokens and decode's products (decode_attention) stream whole rows: 2.1× SDPA's decode on the
     large preset, 8,192 tokens, batch 4 (docs/backends.md). On CUDA (its kernels want hd
