@@ -47,7 +47,7 @@ linear_value_head_dim linear_num_key_heads linear_num_value_heads attn_layer_per
 attn_layer_offset layers_block_type hybrid_override_pattern mamba_d_state mamba_d_conv mamba_expand
 mamba_n_heads mamba_d_head mamba_n_groups mamba_ngroups n_mamba_heads mamba_d_ssm mamba_num_heads
 mamba_head_dim ssm_state_size n_groups conv_kernel expand mamba_ssm_cache_dtype num_mem_blocks
-state_size num_heads
+state_size num_heads attn_layer_indices
 """.split())
 
 DEFAULTS: dict[str, dict[str, object]] = {
@@ -373,6 +373,21 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "tie_word_embeddings": False, "use_bias": False, "n_groups": 8, "conv_kernel": 4, "expand": 2,
         "state_size": 128, "num_heads": 128,
     },
+    # transformers.FalconMambaConfig (configuration_falcon_mamba.py); as MambaConfig, intermediate_size is
+    # not a field: __post_init__ sets expand × hidden_size unless the config gives it
+    "falcon_mamba": {
+        "vocab_size": 50280, "hidden_size": 768, "num_hidden_layers": 32, "tie_word_embeddings": True,
+        "use_bias": False, "conv_kernel": 4, "expand": 2, "state_size": 16,
+    },
+    # transformers.BambaConfig (configuration_bamba.py); mamba_d_head `auto` = mamba_expand × hidden_size //
+    # mamba_n_heads (__post_init__); no attn_layer_indices: every layer Mamba-2 (its layers_block_type)
+    "bamba": {
+        "vocab_size": 128000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 262144,
+        "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "attn_layer_indices": None,
+        "mamba_n_heads": 128, "mamba_d_head": 'auto', "mamba_n_groups": 1, "mamba_d_state": 256, "mamba_d_conv": 4,
+        "mamba_expand": 2, "rope_theta": 10000.0,
+    },
 }
 
 
@@ -406,7 +421,7 @@ SOURCES = {t: f"transformers.{c}" for t, c in {
     "nemotron_h": "NemotronHConfig", "jamba": "JambaConfig", "zamba2": "Zamba2Config", "falcon_h1": "FalconH1Config",
     "granitemoehybrid": "GraniteMoeHybridConfig", "qwen3_next": "Qwen3NextConfig", "minimax": "MiniMaxConfig",
     "gpt2": "GPT2Config", "gpt_bigcode": "GPTBigCodeConfig", "nemotron": "NemotronConfig", "mamba": "MambaConfig",
-    "mamba2": "Mamba2Config",
+    "mamba2": "Mamba2Config", "falcon_mamba": "FalconMambaConfig", "bamba": "BambaConfig",
 }.items()}
 SOURCES["nemotron-nas"] = "DeciLMConfig (configuration_decilm.py, a transformers.LlamaConfig subclass)"
 # Keys that come from __post_init__ rules or **kwargs, not from a declared field.
