@@ -398,11 +398,16 @@ class MambaLayerSpec:
 
     - version 1 (Mamba, Jamba): a convolution state of (d_inner / tp) × (d_conv − 1) and an SSM
       state of (d_inner / tp) × d_state (mamba1_state_shape);
-    - version 2 (Mamba-2: Nemotron-H, Zamba2, Falcon-H1, Granite-4.0-H): n_groups is first raised
-      to tp when tp does not divide it (extra_groups_for_head_shards: tp − n_groups), then a
-      convolution state of ((d_inner + 2 · n_groups · d_state) / tp) × (d_conv − 1) and an SSM
+    - version 2 (Mamba-2: Nemotron-H, Zamba2, Falcon-H1, Granite-4.0-H, Bamba, Codestral Mamba): n_groups
+      is first raised to tp when tp does not divide it (extra_groups_for_head_shards: tp − n_groups),
+      then a convolution state of ((d_inner + 2 · n_groups · d_state) / tp) × (d_conv − 1) and an SSM
       state of (heads / tp) × head_dim × d_state (mamba2_state_shape).
-    Both are stored at the model dtype (vLLM's mamba_cache_dtype and mamba_ssm_cache_dtype `auto`)."""
+    Both are stored at the model dtype (vLLM's mamba_cache_dtype and mamba_ssm_cache_dtype `auto`).
+    A TP degree vLLM refuses is refused, naming the config field (`width_from`, `heads_from`,
+    `groups_from`): the width (v1) or the heads (v2) must split evenly (vLLM's `divide`, MambaMixer2's
+    "Tensor parallel world size must divide num heads"), and groups that TP does not divide are
+    replicated only from a single group (MambaMixer2: "If tensor parallel world size does not divide
+    num_groups, then num_groups must equal 1")."""
 
     version: int  # 1 | 2
     d_inner: int  # the expanded width (expand × hidden_size, or mamba_d_ssm), elements
@@ -411,6 +416,9 @@ class MambaLayerSpec:
     n_groups: int = 1  # v2: B/C groups
     heads: int = 0  # v2: SSM heads
     head_dim: int = 0  # v2: channels per head
+    width_from: str = "d_inner"  # the config fields these came from, for messages
+    heads_from: str = "heads"
+    groups_from: str = "n_groups"
 
     def __post_init__(self):
         _require(self.version in (1, 2), "mamba.version", f"{self.version!r} is not 1 or 2")
@@ -423,12 +431,18 @@ class MambaLayerSpec:
     def state_elements(self, tp: int = 1) -> tuple[int, int]:
         """(convolution state, SSM state) elements one layer keeps per sequence on one of `tp` ranks."""
         if self.version == 1:
-            _require(self.d_inner % tp == 0, "--tp", f"{tp} does not divide the Mamba width {self.d_inner}")
+            _require(self.d_inner % tp == 0, "--tp",
+                     f"{tp} does not divide the Mamba width {self.d_inner} ({self.width_from})")  # fmt: skip
             return self.d_inner // tp * (self.d_conv - 1), self.d_inner // tp * self.d_state
+        _require(self.heads % tp == 0, "--tp",
+                 f"{tp} does not divide the {self.heads} Mamba-2 heads ({self.heads_from})")  # fmt: skip
+        _require(self.n_groups % tp == 0 or self.n_groups == 1, "--tp",
+                 f"{tp} does not divide the {self.n_groups} Mamba-2 groups ({self.groups_from}); vLLM replicates "
+                 "groups over ranks only from a single group")  # fmt: skip
         groups = self.n_groups + (0 if self.n_groups % tp == 0 else tp - self.n_groups)
         conv_dim = self.d_inner + 2 * groups * self.d_state
-        _require(conv_dim % tp == 0 and self.heads % tp == 0, "--tp",
-                 f"{tp} does not divide the Mamba-2 heads ({self.heads}) and convolution channels ({conv_dim})")  # fmt: skip
+        _require(conv_dim % tp == 0, "--tp", f"{tp} does not divide the {conv_dim} Mamba-2 convolution channels "
+                 f"({self.width_from} + 2 × {self.groups_from} × d_state)")  # fmt: skip
         return conv_dim // tp * (self.d_conv - 1), self.heads // tp * self.head_dim * self.d_state
 
 
