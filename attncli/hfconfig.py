@@ -3,9 +3,11 @@
 No `transformers` needed: the file is read with `json` and the fields that real families use are
 mapped onto attncli's vocabulary the way vLLM's `ModelConfig` does (get_total_num_kv_heads,
 get_head_size, the sliding-window switches, MLA detection). The result is a `PresetSpec` whose
-`model` (spec.ModelSpec) says what each layer is: `full`, `sliding` (capped at `window` tokens)
-or `linear` (a recurrent state). Unknown or contradictory fields are errors that name the file and
-the field; nothing is guessed silently. Every row built from the result says which field gave
+`model` (spec.ModelSpec) says what each layer is: `full`, `sliding` (capped at `window` tokens),
+`chunked`, `linear` (a recurrent state), `mamba` (a Mamba state) or `none`; a pure state-space
+model (Mamba, Mamba-2, Falcon-Mamba) is `mamba` on every layer, so nothing is cached per token.
+Unknown or contradictory fields are errors that name the file and the field; nothing is guessed
+silently. Every row built from the result says which field gave
 the KV head count (`kv_heads_from`).
 
 Pure standard library plus attncli's own pure-Python spec and error modules, so the weights
@@ -37,12 +39,15 @@ LAYER_TYPE_NAMES = {"full_attention": "full", "sliding_attention": "sliding", "l
 # configuration_utils._LEGACY_LAYER_TYPE_REMAP maps: mamba → linear_attention, attention → full_attention)
 # → attncli's. In a model type with Mamba layers, `linear_attention` and `mamba` are Mamba-2/Mamba layers.
 LAYER_TYPE_NAMES.update({"chunked_attention": "chunked", "attention": "full", "mamba": "mamba"})
-MAMBA_TYPES = ("nemotron_h", "jamba", "zamba2", "falcon_h1", "granitemoehybrid")
+MAMBA_TYPES = ("nemotron_h", "jamba", "zamba2", "falcon_h1", "granitemoehybrid", "bamba")
 # Fields that mean Mamba layers: in a model type whose Mamba state attncli does not know, refused
 # by name (never sized as attention layers).
 MAMBA_FIELDS = ("hybrid_override_pattern", "layers_block_type", "attn_layer_period", "mamba_d_state", "ssm_cfg",
                 "mamba_n_heads", "mamba_num_heads", "ssm_state_size", "mamba_expand")
+# Pure state-space models, every layer a Mamba block and none attention (vLLM's IsAttentionFree
+# MambaForCausalLM, which also serves falcon_mamba, and Mamba2ForCausalLM)
 PURE_SSM_TYPES = ("mamba", "mamba2", "falcon_mamba")
+SSM_KV_FROM = "none (a state-space model: no attention layer, nothing cached per token)"
 # Nemotron-H's hybrid_override_pattern (NemotronHConfig._pattern_to_list): Mamba-2, attention, MLP, MoE
 NEMOTRON_H_PATTERN = {"M": "mamba", "*": "full", "-": "none", "E": "none"}
 
@@ -249,8 +254,7 @@ def normalise(data: dict, where: str, name: str) -> PresetSpec:
 
     model_type = f.model_type or ""
     if model_type in PURE_SSM_TYPES:
-        f.fail("model_type", f"'{model_type}' is a pure state-space model with no attention layers; attncli sizes "
-               f"models with attention, and the Mamba layers of {', '.join(MAMBA_TYPES)}")  # fmt: skip
+        return _state_space(f, top, where, name)
     if model_type not in MAMBA_TYPES:
         for key in MAMBA_FIELDS:
             if f.explicit(key):
@@ -264,6 +268,9 @@ def normalise(data: dict, where: str, name: str) -> PresetSpec:
         head_dim, head_dim_given = f.int("attention_head_dim", 2 * d_model // n_heads), True
     else:
         head_dim, head_dim_given = _head_dim(f, d_model, n_heads, heads_key)
+    if model_type == "bamba" and head_dim != d_model // n_heads:  # BambaConfig has no head_dim field
+        f.fail("head_dim", f"{head_dim} is not read by vLLM's Bamba attention, whose heads are hidden_size / "
+               f"{heads_key} = {d_model // n_heads} wide")  # fmt: skip
 
     if f.has("kv_lora_rank"):
         family, fields, kv_from = _mla(f, n_heads)
@@ -331,6 +338,46 @@ def _fields(data: dict, where: str, prefix: str, model_type) -> _Fields:
         raise InputError(where, f"{prefix}model_type: {model_type!r} is not a string")
     model_type = type_defaults.canonical(model_type or "")
     return _Fields(data, where, prefix, model_type, type_defaults.defaults_for(model_type))
+
+
+def _state_space(f: _Fields, top: _Fields, where: str, name: str) -> PresetSpec:
+    """A pure state-space model (transformers' MambaConfig, Mamba2Config, FalconMambaConfig; vLLM's
+    attention-free MambaForCausalLM and Mamba2ForCausalLM): every layer a Mamba block holding a
+    constant state, none attention, so nothing is cached per token. The preset's attention is a
+    stand-in no layer uses (one head, labelled with the Mamba version); its rows say so in
+    `kv_heads_from`."""
+    _, d_model = f.one_of(HIDDEN, "hidden size")
+    key, n_layers = f.one_of(LAYERS, "layer count")
+    if n_layers > MAX_LAYERS:
+        f.fail(key, f"{n_layers:,} layers is more than attncli handles ({MAX_LAYERS:,})")
+    for listed in ("layer_types", "layers_block_type"):  # transformers: a property, every layer linear_attention
+        values = f.raw(listed)
+        if values is not None and (not isinstance(values, list) or any(v not in ("mamba", "linear_attention")
+                                                                       for v in values)):  # fmt: skip
+            cls = (type_defaults.source_of(f.model_type) or "its config class").removeprefix("transformers.")
+            f.fail(listed, f"model_type '{f.model_type}' has only Mamba layers ({cls} lists every layer "
+                   "linear_attention)")  # fmt: skip
+    mamba = _mamba(f, f.model_type, d_model)
+    model = ModelSpec(
+        attention="mha",
+        layer_types=("mamba",) * n_layers,
+        vocab_size=f.int("vocab_size"),
+        tie_embeddings=f.bool("tie_word_embeddings", top.bool("tie_word_embeddings", True)),
+        max_position_embeddings=f.int("max_position_embeddings"),  # the Mamba classes have none: no position limit
+        kv_heads_from=SSM_KV_FROM,
+        mamba=mamba,
+        unsized=(("mamba", "mamba layers: their parameters and FLOPs are not counted (kv-memory sizes their state)"),),
+    )  # fmt: skip
+    archs = top.raw("architectures", [])
+    arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else f.model_type
+    try:
+        return PresetSpec(
+            name=name, d_model=d_model, n_heads=1, n_layers=n_layers,
+            variants={"mha": {"label": f"mamba{mamba.version}"}}, description=f"{arch}: {model.describe()}",
+            source=where, model=model, path=where,
+        )  # fmt: skip
+    except InputError as e:
+        raise InputError(where, e.what, e.hint) from None
 
 
 def _head_dim(f: _Fields, d_model: int, n_heads: int, heads_key: str) -> tuple[int, bool]:
@@ -434,6 +481,8 @@ def _layout(f: _Fields, model_type: str) -> dict:
     key, n_layers = f.one_of(LAYERS, "layer count")
     if n_layers > MAX_LAYERS:  # before a tuple of n_layers layer kinds is built
         f.fail(key, f"{n_layers:,} layers is more than attncli handles ({MAX_LAYERS:,})")
+    if model_type == "bamba":
+        return _bamba_layers(f, listed, n_layers)
     if model_type == "jamba" and not listed:  # JambaConfig.layers_block_type: attention where i % period == offset
         period, offset = f.int("attn_layer_period"), f.int("attn_layer_offset", minimum=0)
         if offset >= period:
@@ -480,6 +529,19 @@ def _chunked(f: _Fields, n_layers: int) -> dict:
     if chunk is None:
         return {"layer_types": ("full",) * n_layers}
     return {"layer_types": tuple("chunked" if v else "full" for v in flags), "chunk": chunk}
+
+
+def _bamba_layers(f: _Fields, listed: str | None, n_layers: int) -> dict:
+    """Bamba (BambaConfig.layers_block_type, which vLLM's BambaModel reads): full attention at the
+    attn_layer_indices, Mamba-2 on every other layer; none listed, every layer Mamba-2."""
+    if listed:  # a read-only property of BambaConfig (layer_types maps onto it): the indices decide
+        f.fail(listed, "is derived by BambaConfig from attn_layer_indices, which it would contradict",
+               "give attn_layer_indices: the layers with attention")  # fmt: skip
+    indices = f.raw("attn_layer_indices", [])
+    if not isinstance(indices, list) or any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n_layers
+                                            for i in indices):  # fmt: skip
+        f.fail("attn_layer_indices", f"{indices!r} must list layer indices from 0 to {n_layers - 1}")
+    return {"layer_types": tuple("full" if i in indices else "mamba" for i in range(n_layers))}
 
 
 def _mamba_kinds(f: _Fields, model_type: str, listed: str | None, n_layers: int) -> dict:
@@ -544,26 +606,82 @@ def _block_configs(f: _Fields) -> dict:
 
 def _mamba(f: _Fields, model_type: str, d_model: int) -> MambaLayerSpec:
     """The Mamba layers' state sizes, as each model's vLLM class reads them
-    (get_mamba_state_shape_from_config of NemotronH, Jamba, Zamba2, FalconH1, GraniteMoeHybrid)."""
+    (get_mamba_state_shape_from_config of NemotronH, Jamba, Zamba2, FalconH1, GraniteMoeHybrid,
+    Bamba, Mamba2; MambaMixer.get_state_shape for Mamba and Falcon-Mamba)."""
+    need = lambda key: _needed(f, key)  # noqa: E731
+    if model_type in ("mamba", "falcon_mamba"):
+        # Mamba-1. MambaConfig/FalconMambaConfig.__post_init__ set intermediate_size = expand × hidden_size
+        # unless the config gives it (Falcon-Mamba-7B: 8192, though expand 16 × 4096 would be 65536);
+        # vLLM's MambaMixer and its state shape read config.intermediate_size
+        if f.explicit("intermediate_size"):
+            d_inner, width = f.int("intermediate_size"), "intermediate_size"
+        else:
+            d_inner, width = need("expand") * d_model, "expand × hidden_size"
+        return MambaLayerSpec(version=1, d_inner=d_inner, d_state=need("state_size"), d_conv=need("conv_kernel"),
+                              width_from=width)  # fmt: skip
+    if model_type == "mamba2":
+        # vLLM's Mamba2ForCausalLM sizes the state from expand × hidden_size; its layers take intermediate_size
+        # when the config gives one, so the two must agree; Mamba2Config.validate_architecture: heads × head_dim
+        d_inner = need("expand") * d_model
+        if f.explicit("intermediate_size") and f.int("intermediate_size") != d_inner:
+            f.fail("intermediate_size", f"{f.int('intermediate_size')} disagrees with expand × hidden_size = {d_inner}, "
+                   "from which vLLM sizes the Mamba-2 state")  # fmt: skip
+        heads, head_dim = need("num_heads"), need("head_dim")
+        if heads * head_dim != d_inner:
+            f.fail("num_heads", f"{heads} heads × head_dim {head_dim} is not expand × hidden_size = {d_inner} "
+                   "(Mamba2Config requires it)")  # fmt: skip
+        return MambaLayerSpec(version=2, d_inner=d_inner, d_state=need("state_size"), d_conv=need("conv_kernel"),
+                              n_groups=need("n_groups"), heads=heads, head_dim=head_dim,
+                              width_from="expand × hidden_size", heads_from="num_heads", groups_from="n_groups")  # fmt: skip
+    if model_type == "bamba":
+        # vLLM's BambaForCausalLM: intermediate = mamba_expand × hidden_size; mamba_d_head `auto` =
+        # intermediate // mamba_n_heads (BambaConfig.__post_init__), and validate_architecture wants heads × d_head
+        d_inner, heads = need("mamba_expand") * d_model, need("mamba_n_heads")
+        if d_inner % heads:
+            f.fail("mamba_n_heads", f"{heads} heads do not divide mamba_expand × hidden_size = {d_inner}")
+        head_dim = d_inner // heads if f.raw("mamba_d_head") == "auto" else need("mamba_d_head")
+        if heads * head_dim != d_inner:
+            f.fail("mamba_d_head", f"{head_dim} × mamba_n_heads {heads} is not mamba_expand × hidden_size = {d_inner} "
+                   "(BambaConfig requires it)")  # fmt: skip
+        return MambaLayerSpec(version=2, d_inner=d_inner, d_state=need("mamba_d_state"), d_conv=need("mamba_d_conv"),
+                              n_groups=need("mamba_n_groups"), heads=heads, head_dim=head_dim,
+                              width_from="mamba_expand × hidden_size", heads_from="mamba_n_heads",
+                              groups_from="mamba_n_groups")  # fmt: skip
     if model_type == "nemotron_h":  # intermediate = mamba_num_heads × mamba_head_dim (expand is not read)
         heads, head_dim = f.int("mamba_num_heads"), f.int("mamba_head_dim")
-        groups = f.int("mamba_n_groups") if f.explicit("mamba_n_groups") else f.int("n_groups")  # legacy spelling first
+        groups_key = "mamba_n_groups" if f.explicit("mamba_n_groups") else "n_groups"  # legacy spelling first
         conv = f.int("mamba_d_conv") if f.explicit("mamba_d_conv") else f.int("conv_kernel")
         return MambaLayerSpec(version=2, d_inner=heads * head_dim, d_state=f.int("ssm_state_size"), d_conv=conv,
-                              n_groups=groups, heads=heads, head_dim=head_dim)  # fmt: skip
+                              n_groups=f.int(groups_key), heads=heads, head_dim=head_dim,
+                              width_from="mamba_num_heads × mamba_head_dim", heads_from="mamba_num_heads",
+                              groups_from=groups_key)  # fmt: skip
     if model_type == "jamba":  # Mamba-1: intermediate = mamba_expand × hidden_size
         return MambaLayerSpec(version=1, d_inner=f.int("mamba_expand") * d_model, d_state=f.int("mamba_d_state"),
-                              d_conv=f.int("mamba_d_conv"))  # fmt: skip
+                              d_conv=f.int("mamba_d_conv"), width_from="mamba_expand × hidden_size")  # fmt: skip
     if model_type == "zamba2":  # head_dim = intermediate // n_mamba_heads (Zamba2Config.mamba_headdim)
         d_inner, heads = f.int("mamba_expand") * d_model, f.int("n_mamba_heads")
         return MambaLayerSpec(version=2, d_inner=d_inner, d_state=f.int("mamba_d_state"), d_conv=f.int("mamba_d_conv"),
-                              n_groups=f.int("mamba_ngroups"), heads=heads, head_dim=d_inner // heads)  # fmt: skip
+                              n_groups=f.int("mamba_ngroups"), heads=heads, head_dim=d_inner // heads,
+                              width_from="mamba_expand × hidden_size", heads_from="n_mamba_heads",
+                              groups_from="mamba_ngroups")  # fmt: skip
     # Falcon-H1 (mamba_d_ssm when set) and Granite-4.0-H: mamba_d_head `auto` = intermediate // mamba_n_heads
-    d_inner = f.int("mamba_d_ssm") if model_type == "falcon_h1" and f.has("mamba_d_ssm") else f.int("mamba_expand") * d_model
+    d_ssm = model_type == "falcon_h1" and f.has("mamba_d_ssm")
+    d_inner = f.int("mamba_d_ssm") if d_ssm else f.int("mamba_expand") * d_model
     heads = f.int("mamba_n_heads")
     head_dim = d_inner // heads if f.raw("mamba_d_head") == "auto" else f.int("mamba_d_head")
     return MambaLayerSpec(version=2, d_inner=d_inner, d_state=f.int("mamba_d_state"), d_conv=f.int("mamba_d_conv"),
-                          n_groups=f.int("mamba_n_groups"), heads=heads, head_dim=head_dim)  # fmt: skip
+                          n_groups=f.int("mamba_n_groups"), heads=heads, head_dim=head_dim,
+                          width_from="mamba_d_ssm" if d_ssm else "mamba_expand × hidden_size",
+                          heads_from="mamba_n_heads", groups_from="mamba_n_groups")  # fmt: skip
+
+
+def _needed(f: _Fields, key: str) -> int:
+    """A whole-number field a Mamba state needs: the config's, else its type's default; absent from
+    both (an explicit null), refused by name."""
+    value = f.int(key)
+    if value is None:
+        f.fail(key, f"missing: the Mamba state of model_type '{f.model_type}' needs it")
+    return value
 
 
 def _listed_kinds(f: _Fields, n_layers: int) -> tuple[str, ...]:
