@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import InputError, read_text
 from .models import defaults as type_defaults
-from .spec import MAX_LAYERS, LinearLayerSpec, MambaLayerSpec, ModelSpec, MoESpec, PresetSpec
+from .spec import MAMBA_STATE_DTYPES, MAX_LAYERS, LinearLayerSpec, MambaLayerSpec, ModelSpec, MoESpec, PresetSpec
 
 CONFIG_NAME = "config.json"
 
@@ -651,10 +651,11 @@ def _mamba(f: _Fields, model_type: str, d_model: int) -> MambaLayerSpec:
         heads, head_dim = f.int("mamba_num_heads"), f.int("mamba_head_dim")
         groups_key = "mamba_n_groups" if f.explicit("mamba_n_groups") else "n_groups"  # legacy spelling first
         conv = f.int("mamba_d_conv") if f.explicit("mamba_d_conv") else f.int("conv_kernel")
+        ssm_dtype = _nemotron_h_ssm_dtype(f)
         return MambaLayerSpec(version=2, d_inner=heads * head_dim, d_state=f.int("ssm_state_size"), d_conv=conv,
                               n_groups=f.int(groups_key), heads=heads, head_dim=head_dim,
                               width_from="mamba_num_heads × mamba_head_dim", heads_from="mamba_num_heads",
-                              groups_from=groups_key)  # fmt: skip
+                              groups_from=groups_key, ssm_dtype=ssm_dtype)  # fmt: skip
     if model_type == "jamba":  # Mamba-1: intermediate = mamba_expand × hidden_size
         return MambaLayerSpec(version=1, d_inner=f.int("mamba_expand") * d_model, d_state=f.int("mamba_d_state"),
                               d_conv=f.int("mamba_d_conv"), width_from="mamba_expand × hidden_size")  # fmt: skip
@@ -673,6 +674,34 @@ def _mamba(f: _Fields, model_type: str, d_model: int) -> MambaLayerSpec:
                           n_groups=f.int("mamba_n_groups"), heads=heads, head_dim=head_dim,
                           width_from="mamba_d_ssm" if d_ssm else "mamba_expand × hidden_size",
                           heads_from="mamba_n_heads", groups_from="mamba_n_groups")  # fmt: skip
+
+
+# vLLM's NemotronHForCausalLMConfig (vllm/model_executor/models/config.py) is registered in
+# MODELS_CONFIG_MAP for these architectures only
+NEMOTRON_H_HOOKED = ("NemotronHForCausalLM", "NemotronHPuzzleForCausalLM")
+
+
+def _nemotron_h_ssm_dtype(f: _Fields) -> str | None:
+    """The SSM state's dtype of a Nemotron-H model as vLLM serves it (None: the model dtype).
+
+    vLLM's NemotronHForCausalLMConfig.update_mamba_ssm_cache_dtype (models/config.py): with
+    mamba_ssm_cache_dtype `auto` (vLLM's default) it takes getattr(hf_config,
+    "mamba_ssm_cache_dtype", "float32") ("Only float32 is known to have no accuracy issues by
+    default"); transformers' NemotronHConfig declares the field with the same default (defaults.py).
+    MambaStateDtypeCalculator._mamba_state_dtype then stores the temporal (SSM) state at it, or at
+    the convolution state's dtype (the model's) for `auto`; the convolution state is untouched.
+    Any other value vLLM cannot store (an explicit null included) is refused by name."""
+    archs = f.raw("architectures")
+    if isinstance(archs, list) and archs and not any(a in NEMOTRON_H_HOOKED for a in archs):
+        f.fail("architectures", f"{archs!r} names none of {', '.join(NEMOTRON_H_HOOKED)}, the architectures "
+               "vLLM's Nemotron-H hook sets the SSM state dtype for, so attncli cannot tell that dtype")  # fmt: skip
+    value = f.value("mamba_ssm_cache_dtype")
+    if value == "auto":
+        return None
+    if value not in MAMBA_STATE_DTYPES:
+        f.fail("mamba_ssm_cache_dtype", f"{value!r} is not a dtype vLLM stores the SSM state in",
+               f"choices: auto, {', '.join(MAMBA_STATE_DTYPES)}")  # fmt: skip
+    return value
 
 
 def _needed(f: _Fields, key: str) -> int:

@@ -6,8 +6,10 @@ Conventions (docs/real-models.md):
   that says what each kind holds): `full` layers cache every token, `sliding` layers at most
   `window` tokens, `chunked` layers at most `chunk` tokens (Llama 4's chunked local attention:
   min(tokens, chunk)), `linear` layers a constant recurrent state per sequence, `mamba` layers a
-  constant convolution + SSM state shaped as vLLM allocates it (spec.MambaLayerSpec), `none`
-  layers (no attention: Nemotron-NAS no-op or linear blocks, MLP-only layers) nothing.
+  constant convolution + SSM state shaped as vLLM allocates it (spec.MambaLayerSpec), the
+  convolution at the state dtype and the SSM part at its own where the model's vLLM hook sets one
+  (Nemotron-H: float32), `none` layers (no attention: Nemotron-NAS no-op or linear blocks,
+  MLP-only layers) nothing.
 - Tensor parallelism of degree t (vLLM's rules): a GPU holds max(1, n_kv_heads / t) KV heads, so
   heads are split while t ≤ n_kv_heads and replicated beyond; t must divide the attention heads,
   and t and n_kv_heads must divide one another. MLA's latent is one vector per token shared by
@@ -17,7 +19,9 @@ Conventions (docs/real-models.md):
   vLLM's k_scale/v_scale (the fp8 default); `per-token-head` is one scale per token for each
   cached vector (the key and the value of each KV head; MLA's latent+RoPE vector), the
   granularity int8 caches use to keep their accuracy (the int8 default). Linear layers' states
-  are not quantised: they stay in bfloat16 (vLLM keeps the Mamba-style state at the model dtype).
+  are not quantised: they stay in bfloat16 (vLLM keeps the Mamba-style state at the model dtype,
+  its mamba_cache_dtype `auto`, whatever the KV cache dtype), and so does a Mamba layer's
+  convolution state; its SSM state keeps the dtype its model sets (LayerGroup.ssm_dtype).
 - All figures are per GPU; `batch` sequences each hold `seq_len` tokens; no paging blocks.
 """
 
@@ -76,10 +80,12 @@ class LayerGroup:
     elements_per_token: int  # cached elements per token per layer on one GPU
     vectors_per_token: int  # separately scaled vectors per token per layer (per-token-head scales)
     tensors: int  # separately scaled tensors per layer (per-tensor scales): K and V, or MLA's one
-    state_elements: int  # recurrent state per layer per sequence on one GPU
+    state_elements: int  # recurrent state per layer per sequence on one GPU at Storage.state_dtype (mamba: its conv)
     kv_heads_per_gpu: int | None  # None where the cache is not split by heads (MLA, linear)
     cache_tokens_fn: object = None  # the family's tokens held after t seen (registry `cache_tokens`)
     chunk: int | None = None  # chunked layers: tokens of the current chunk they attend to
+    ssm_state_elements: int = 0  # mamba: the SSM (temporal) state per layer per sequence on one GPU
+    ssm_dtype: str | None = None  # ...stored at this dtype (spec.MambaLayerSpec.ssm_dtype); None: Storage.state_dtype
 
     def tokens(self, seq_len: int) -> int:
         """Tokens this kind holds once seq_len tokens have been seen."""
@@ -103,7 +109,7 @@ class CacheBytes:
 
     data: int  # K/V (or latent) elements × bytes per element
     scales: int  # quantisation scales
-    state: int  # linear layers' recurrent state
+    state: int  # linear and mamba layers' recurrent state
 
     @property
     def total(self) -> int:
@@ -198,9 +204,11 @@ def _with_kv_heads(spec: AttentionSpec, n_kv: int) -> AttentionSpec:
 
 
 def mamba_group(model: ModelSpec, count: int, tp: int) -> LayerGroup:
-    """`count` Mamba layers on one of `tp` GPUs: convolution + SSM state (spec.MambaLayerSpec)."""
+    """`count` Mamba layers on one of `tp` GPUs: convolution + SSM state (spec.MambaLayerSpec),
+    each part at its own dtype."""
     conv, ssm = model.mamba.state_elements(tp)
-    return LayerGroup("mamba", count, f"mamba{model.mamba.version}", None, None, 0, 0, 0, conv + ssm, None)
+    return LayerGroup("mamba", count, f"mamba{model.mamba.version}", None, None, 0, 0, 0, conv, None,
+                      ssm_state_elements=ssm, ssm_dtype=model.mamba.ssm_dtype)  # fmt: skip
 
 
 def group_of(spec: AttentionSpec, count: int, tp: int, window: int | None = None) -> LayerGroup:
@@ -247,8 +255,9 @@ def group_bytes(group: LayerGroup, storage: Storage, seq_len: int, batch: int) -
         scales = group.count * group.tensors * SCALE_BYTES  # fixed: one per tensor, whatever the batch
     else:
         scales = 0
-    state = group.count * group.state_elements * batch * DTYPE_BYTES[storage.state_dtype]
-    return CacheBytes(data, scales, state)
+    per_sequence = (group.state_elements * DTYPE_BYTES[storage.state_dtype]
+                    + group.ssm_state_elements * DTYPE_BYTES[group.ssm_dtype or storage.state_dtype])  # fmt: skip
+    return CacheBytes(data, scales, group.count * per_sequence * batch)
 
 
 def cache_bytes(groups: list[LayerGroup], storage: Storage, seq_len: int, batch: int) -> CacheBytes:

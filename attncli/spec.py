@@ -391,6 +391,10 @@ class LinearLayerSpec:
         return matrix + conv
 
 
+# The dtypes vLLM stores a Mamba state in, besides `auto` (vllm/config/cache.py, MambaDType)
+MAMBA_STATE_DTYPES = ("float32", "float16", "bfloat16")
+
+
 @dataclass(frozen=True, kw_only=True)
 class MambaLayerSpec:
     """The state a Mamba layer keeps per sequence, shaped as vLLM allocates it
@@ -402,7 +406,14 @@ class MambaLayerSpec:
       is first raised to tp when tp does not divide it (extra_groups_for_head_shards: tp − n_groups),
       then a convolution state of ((d_inner + 2 · n_groups · d_state) / tp) × (d_conv − 1) and an SSM
       state of (heads / tp) × head_dim × d_state (mamba2_state_shape).
-    Both are stored at the model dtype (vLLM's mamba_cache_dtype and mamba_ssm_cache_dtype `auto`).
+    Each part has its own dtype (MambaStateDtypeCalculator._mamba_state_dtype): the convolution
+    state vLLM's mamba_cache_dtype (`auto`: the model dtype), the SSM (temporal) state its
+    mamba_ssm_cache_dtype (`auto`: the convolution state's dtype). Both are `auto` unless the
+    model's vLLM config hook sets one: `ssm_dtype` None is `auto` (the model dtype), else the SSM
+    state's dtype as the hook sets it. Nemotron-H's hook
+    (vllm/model_executor/models/config.py, NemotronHForCausalLMConfig) sets mamba_ssm_cache_dtype
+    to the config's `mamba_ssm_cache_dtype`, float32 where it gives none ("Only float32 is known to
+    have no accuracy issues by default"); no other model attncli sizes has such a hook.
     A TP degree vLLM refuses is refused, naming the config field (`width_from`, `heads_from`,
     `groups_from`): the width (v1) or the heads (v2) must split evenly (vLLM's `divide`, MambaMixer2's
     "Tensor parallel world size must divide num heads"), and groups that TP does not divide are
@@ -419,9 +430,12 @@ class MambaLayerSpec:
     width_from: str = "d_inner"  # the config fields these came from, for messages
     heads_from: str = "heads"
     groups_from: str = "n_groups"
+    ssm_dtype: str | None = None  # the SSM state's dtype where the model's vLLM hook sets it; None: the model dtype
 
     def __post_init__(self):
         _require(self.version in (1, 2), "mamba.version", f"{self.version!r} is not 1 or 2")
+        _require(self.ssm_dtype is None or self.ssm_dtype in MAMBA_STATE_DTYPES, "mamba.ssm_dtype",
+                 f"{self.ssm_dtype!r} is not one of {', '.join(MAMBA_STATE_DTYPES)}")  # fmt: skip
         for key in ("d_inner", "d_state", "d_conv", "n_groups"):
             _positive_int(getattr(self, key), f"mamba.{key}")
         if self.version == 2:

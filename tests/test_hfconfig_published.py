@@ -5,8 +5,11 @@ at one length inside and one beyond every window and chunk, at --tp 1 and 8, in 
 Per layer that caches tokens: K and V × (KV heads / TP, at least 1) × head_dim × tokens held ×
 bytes per element; fp8 adds vLLM's per-tensor float32 k_scale and v_scale per layer. A Mamba-2
 layer keeps (d_inner + 2·n_groups·d_state)/TP × (d_conv − 1) conv + (heads/TP) × head_dim × d_state
-SSM elements per sequence, a Mamba-1 layer (d_inner/TP) × (d_conv − 1 + d_state), at bfloat16
-(vLLM's mamba_ssm_cache_dtype `auto`, the model dtype; fp8 leaves the state in bfloat16).
+SSM elements per sequence, a Mamba-1 layer (d_inner/TP) × (d_conv − 1) conv + (d_inner/TP) × d_state
+SSM. The conv part is at bfloat16 (vLLM's mamba_cache_dtype `auto`, the model dtype; an fp8 KV cache
+leaves it in bfloat16), and so is the SSM part (mamba_ssm_cache_dtype `auto`) except in Nemotron-H:
+vLLM's NemotronHForCausalLMConfig hook (vllm/model_executor/models/config.py) serves its SSM state
+at the config's mamba_ssm_cache_dtype, float32 when absent (neither Nemotron-H copy here gives one).
 """
 
 from pathlib import Path
@@ -24,15 +27,16 @@ def attention(layers, kv, head_dim, cap=None):
     return (layers, kv, head_dim, cap)
 
 
-def mamba2(layers, d_inner, groups, d_state, d_conv, heads, head_dim):
-    def elements(tp):
+def mamba2(layers, d_inner, groups, d_state, d_conv, heads, head_dim, ssm_bytes=2):
+    """(layers, bytes of one layer's conv + SSM state on one of tp GPUs): conv at bfloat16, SSM at ssm_bytes."""
+    def state_bytes(tp):
         g = groups if groups % tp == 0 else tp  # vLLM extra_groups_for_head_shards: tp − n_groups more
-        return (d_inner + 2 * g * d_state) // tp * (d_conv - 1) + heads // tp * head_dim * d_state
-    return (layers, elements)
+        return (d_inner + 2 * g * d_state) // tp * (d_conv - 1) * 2 + heads // tp * head_dim * d_state * ssm_bytes
+    return (layers, state_bytes)
 
 
 def mamba1(layers, d_inner, d_state, d_conv):
-    return (layers, lambda tp: d_inner // tp * (d_conv - 1) + d_inner // tp * d_state)
+    return (layers, lambda tp: d_inner // tp * (d_conv - 1) * 2 + d_inner // tp * d_state * 2)
 
 
 # Each published model by hand: its caching layers, its Mamba layers, its max_position_embeddings.
@@ -43,9 +47,10 @@ MODELS = {
     "llama-3.1-nemotron-ultra-253b": ([attention(64, 8, 16384 // 128)], [], 131072),
     # no_rope_layers []: every 4th of 48 layers NoPE (full), the other 36 chunked at 8,192
     "llama-4-scout-17b-16e": ([attention(36, 8, 128, 8192), attention(12, 8, 128)], [], 262144),
-    # pattern: 4 `*` attention, 27 `M` Mamba-2 (128 heads × 80, n_groups NemotronHConfig's 8, state 128, conv 4)
-    "nvidia-nemotron-nano-9b-v2": ([attention(4, 8, 128)], [mamba2(27, 128 * 80, 8, 128, 4, 128, 80)], 4096),
-    "nemotron-h-8b-base-8k": ([attention(4, 8, 4096 // 32)], [mamba2(24, 128 * 64, 8, 128, 4, 128, 64)], 8192),
+    # pattern: 4 `*` attention, 27 `M` Mamba-2 (128 heads × 80, n_groups NemotronHConfig's 8, state 128, conv 4);
+    # the SSM state float32 (4 bytes): no mamba_ssm_cache_dtype given, vLLM's NemotronH hook's float32
+    "nvidia-nemotron-nano-9b-v2": ([attention(4, 8, 128)], [mamba2(27, 128 * 80, 8, 128, 4, 128, 80, 4)], 4096),
+    "nemotron-h-8b-base-8k": ([attention(4, 8, 4096 // 32)], [mamba2(24, 128 * 64, 8, 128, 4, 128, 64, 4)], 8192),
     # attention where i % 8 == 4: 4 of 32; Mamba-1 d_inner = 2 × 4096, state 16, conv 4
     "jamba-v0.1": ([attention(4, 8, 4096 // 32)], [mamba1(28, 2 * 4096, 16, 4)], 262144),
     # head_dim absent: Gemma3TextConfig's 256 (not 3840 / 16 = 240); every 6th of 48 layers global
@@ -72,7 +77,7 @@ def by_hand(model, seq_len, tp, element_bytes):
         return n * per_token * seq_len * element_bytes, 0, n * 1 * 4 if element_bytes == 1 else None
     data = sum(n * 2 * max(1, kv // tp) * hd * (seq_len if cap is None else min(seq_len, cap)) * element_bytes
                for n, kv, hd, cap in caching)  # fmt: skip
-    state = sum(n * elements(tp) * 2 for n, elements in mambas)  # bfloat16 state, whatever the KV dtype
+    state = sum(n * state_bytes(tp) for n, state_bytes in mambas)  # the same whatever the KV dtype
     scales = sum(n for n, *_ in caching) * 2 * 4 if element_bytes == 1 else None
     return data, state, scales
 

@@ -286,7 +286,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "moe_layers": None, "attention_chunk_size": 8192, "no_rope_layers": None, "no_rope_layer_interval": 4,
         "rope_theta": 500000.0,
     },
-    # transformers.NemotronHConfig (configuration_nemotron_h.py)
+    # transformers.NemotronHConfig (configuration_nemotron_h.py); mamba_ssm_cache_dtype is the SSM
+    # state's dtype vLLM's NemotronHForCausalLMConfig hook serves with (float32 too where a class lacks it)
     "nemotron_h": {
         "vocab_size": 131072, "hidden_size": 4096, "intermediate_size": 21504, "num_attention_heads": 32,
         "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 4096, "tie_word_embeddings": False,
