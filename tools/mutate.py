@@ -206,9 +206,11 @@ class _Apply(ast.NodeTransformer):
         return R().visit(tree)
 
 
-def mutated_source(name: str, index: int) -> str:
+def mutated_source(name: str, index: int, text: str | None = None) -> str:
+    """The module with its index-th mutation applied to `text` (default: the file as it is now;
+    run_module passes the clean text, since each child leaves its mutant written in the copy)."""
     path = MODULES[name][0]
-    tree = ast.parse((SOURCE / path).read_text(encoding="utf-8"))
+    tree = ast.parse(text if text is not None else (SOURCE / path).read_text(encoding="utf-8"))
     return ast.unparse(_Apply(tree, index).apply(tree))
 
 
@@ -306,12 +308,13 @@ def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: f
                 say(f"  {name}: --budget spent; {sum(x.status == 'pending' for x in mutants)} mutants not run")
                 break
             try:
-                src = mutated_source(name, m.index)
+                src = mutated_source(name, m.index, clean)  # never mutant on mutant
                 compile(src, module_path, "exec")
             except (SyntaxError, ValueError):
                 m.status = "error"
                 continue
             m.status, m.seconds = _run(copy_root, module_path, src, name, tests, timeout)
+            (copy_root / module_path).write_text(clean, encoding="utf-8")  # the child left its mutant there
             if m.status == "survived":
                 say(f"  survived #{m.index} line {m.line}: {m.what}    {m.source}")
     finally:
