@@ -48,6 +48,12 @@ MAMBA_FIELDS = ("hybrid_override_pattern", "layers_block_type", "attn_layer_peri
 # MambaForCausalLM, which also serves falcon_mamba, and Mamba2ForCausalLM)
 PURE_SSM_TYPES = ("mamba", "mamba2", "falcon_mamba")
 SSM_KV_FROM = "none (a state-space model: no attention layer, nothing cached per token)"
+# Types whose KV cache the Llama reading sizes but whose MLP it does not read: parameter and FLOP
+# counts are refused for them (kv-memory is not). ERNIE-4.5-MoE's experts are moe_num_experts / moe_k,
+# HunYuan-MoE's moe_topk; the others' MLPs have two matrices, biases or widths of their own.
+MLP_UNREAD = {"ernie4_5_moe": "its experts (moe_num_experts, moe_k) are", "hunyuan_v1_moe": "its experts (moe_topk) are",
+              "apertus": "its xIELU MLP is", "persimmon": "its squared-ReLU MLP is", "opt": "its MLP (ffn_dim) is",
+              "gptj": "its MLP (n_inner) is", "bloom": "its MLP is"}  # fmt: skip
 # Nemotron-H's hybrid_override_pattern (NemotronHConfig._pattern_to_list): Mamba-2, attention, MLP, MoE
 NEMOTRON_H_PATTERN = {"M": "mamba", "*": "full", "-": "none", "E": "none"}
 
@@ -298,6 +304,9 @@ def normalise(data: dict, where: str, name: str) -> PresetSpec:
     except InputError as e:
         moe, mlp, dense_d_ff = None, "gated", None
         unsized.append((e.what.split(":")[0], e.what))
+    if model_type in MLP_UNREAD:  # their KV cache is sized; their MLP would be counted wrong
+        unsized.insert(0, ("model_type", f"model_type '{model_type}': {MLP_UNREAD[model_type]} not read, so parameters "
+                           "and FLOPs are not counted (kv-memory sizes its cache)"))  # fmt: skip
     if mamba is not None:  # first: the reason a count of such a model is refused
         unsized.insert(0, ("mamba", "mamba layers: their parameters and FLOPs are not counted (kv-memory sizes their state)"))
     model = ModelSpec(

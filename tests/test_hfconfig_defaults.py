@@ -43,6 +43,8 @@ def test_table_holds_the_config_class_defaults(model_type):
     ("gemma3_text", "sliding_window_pattern", "sliding_attention"),
     ("cohere2", "sliding_window_pattern", "sliding_attention"),
     ("qwen3_next", "full_attention_interval", "linear_attention"),
+    ("olmo3", "sliding_window_pattern", "sliding_attention"),
+    ("exaone4", "sliding_window_pattern", "sliding_attention"),
 ])  # fmt: skip
 def test_post_init_rules_match_the_layer_types_transformers_builds(model_type, key, kind):
     period = defaults.DEFAULTS[model_type][key]

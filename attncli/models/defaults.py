@@ -389,6 +389,145 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "mamba_n_heads": 128, "mamba_d_head": 'auto', "mamba_n_groups": 1, "mamba_d_state": 256, "mamba_d_conv": 4,
         "mamba_expand": 2, "rope_theta": 10000.0,
     },
+    # --- added for issue 13 (acceptance 3): types vLLM serves whose configs omit head_dim ---
+    # transformers.OlmoConfig (configuration_olmo.py)
+    "olmo": {
+        "vocab_size": 50304, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048,
+        "tie_word_embeddings": False, "attention_bias": False, "rope_theta": 10000.0,
+    },
+    # transformers.Olmo3Config (configuration_olmo3.py)
+    "olmo3": {
+        "vocab_size": 50304, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048,
+        "tie_word_embeddings": False, "attention_bias": False, "sliding_window": 4096, "layer_types": None,
+        "rope_theta": 500000.0,
+        # __post_init__: with no layer_types, every 4th layer is global (full), the others sliding
+        "sliding_window_pattern": 4,
+    },
+    # transformers.OlmoeConfig (configuration_olmoe.py)
+    "olmoe": {
+        "vocab_size": 50304, "hidden_size": 2048, "intermediate_size": 2048, "num_hidden_layers": 16,
+        "num_attention_heads": 16, "num_key_value_heads": None, "max_position_embeddings": 4096,
+        "tie_word_embeddings": False, "attention_bias": False, "num_experts": 64, "num_experts_per_tok": 8,
+        "rope_theta": 10000.0,
+    },
+    # transformers.ExaoneConfig (configuration_exaone.py)
+    "exaone": {
+        "vocab_size": 102400, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": None, "max_position_embeddings": 4096,
+        "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "rope_theta": 500000.0,
+    },
+    # transformers.Exaone4Config (configuration_exaone4.py)
+    "exaone4": {
+        "vocab_size": 102400, "hidden_size": 4096, "intermediate_size": 16384, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 2048,
+        "tie_word_embeddings": False, "sliding_window": 4096, "layer_types": None, "rope_theta": 10000.0,
+        # a declared field (default 4): with no layer_types, every 4th layer is global, the others sliding
+        "sliding_window_pattern": 4,
+    },
+    # transformers.InternLM3Config (configuration_internlm3.py)
+    "internlm3": {
+        "vocab_size": 128512, "hidden_size": 4096, "intermediate_size": 10240, "num_hidden_layers": 48,
+        "num_attention_heads": 32, "num_key_value_heads": 2, "head_dim": 128, "max_position_embeddings": 32768,
+        "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "rope_theta": 10000.0,
+    },
+    # transformers.GlmConfig (configuration_glm.py)
+    "glm": {
+        "vocab_size": 151552, "hidden_size": 4096, "intermediate_size": 13696, "num_hidden_layers": 40,
+        "num_attention_heads": 32, "num_key_value_heads": 2, "head_dim": 128, "max_position_embeddings": 131072,
+        "tie_word_embeddings": False, "attention_bias": True, "rope_theta": 10000.0,
+    },
+    # transformers.Glm4MoeConfig (configuration_glm4_moe.py)
+    "glm4_moe": {
+        "vocab_size": 151552, "hidden_size": 4096, "intermediate_size": 10944, "num_hidden_layers": 46,
+        "num_attention_heads": 96, "num_key_value_heads": 8, "max_position_embeddings": 131072,
+        "tie_word_embeddings": False, "attention_bias": False, "n_routed_experts": 128, "num_experts_per_tok": 8,
+        "moe_intermediate_size": 1408, "n_shared_experts": 1, "first_k_dense_replace": 1, "rope_theta": 10000.0,
+    },
+    # transformers.PhimoeConfig (configuration_phimoe.py)
+    "phimoe": {
+        "vocab_size": 32064, "hidden_size": 4096, "intermediate_size": 6400, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
+        "tie_word_embeddings": False, "attention_bias": False, "sliding_window": None, "num_local_experts": 16,
+        "num_experts_per_tok": 2, "rope_theta": 1000000.0,
+    },
+    # transformers.GraniteMoeConfig (configuration_granitemoe.py)
+    "granitemoe": {
+        "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048,
+        "tie_word_embeddings": False, "attention_bias": False, "num_local_experts": 8, "num_experts_per_tok": 2,
+        "rope_theta": 10000.0,
+    },
+    # transformers.GraniteMoeSharedConfig (configuration_granitemoeshared.py)
+    "granitemoeshared": {
+        "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 2048,
+        "tie_word_embeddings": False, "attention_bias": False, "num_local_experts": 8, "num_experts_per_tok": 2,
+        "shared_intermediate_size": 0, "rope_theta": 10000.0,
+    },
+    # transformers.Ernie4_5Config (configuration_ernie4_5.py)
+    "ernie4_5": {
+        "vocab_size": 103424, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 18,
+        "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 128, "max_position_embeddings": 131072,
+        "tie_word_embeddings": True, "use_bias": False, "rope_theta": 500000.0,
+    },
+    # transformers.Ernie4_5_MoeConfig (configuration_ernie4_5_moe.py)
+    "ernie4_5_moe": {
+        "vocab_size": 103424, "hidden_size": 2560, "intermediate_size": 12288, "num_hidden_layers": 28,
+        "num_attention_heads": 20, "num_key_value_heads": 4, "max_position_embeddings": 131072,
+        "tie_word_embeddings": True, "use_bias": False, "moe_intermediate_size": 1536, "rope_theta": 500000.0,
+    },
+    # transformers.HunYuanDenseV1Config (configuration_hunyuan_v1_dense.py)
+    "hunyuan_v1_dense": {
+        "vocab_size": 290943, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": None, "head_dim": None, "max_position_embeddings": 2048,
+        "tie_word_embeddings": False, "attention_bias": False, "rope_theta": 10000.0,
+    },
+    # transformers.HunYuanMoEV1Config (configuration_hunyuan_v1_moe.py)
+    "hunyuan_v1_moe": {
+        "vocab_size": 290943, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": None, "head_dim": None, "max_position_embeddings": 2048,
+        "tie_word_embeddings": False, "attention_bias": False, "num_experts": 1, "rope_theta": 10000.0,
+    },
+    # transformers.SeedOssConfig (configuration_seed_oss.py)
+    "seed_oss": {
+        "vocab_size": 155136, "hidden_size": 4096, "intermediate_size": 27648, "num_hidden_layers": 64,
+        "num_attention_heads": 80, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 524288,
+        "tie_word_embeddings": False, "attention_bias": True, "mlp_bias": False, "rope_theta": 10000.0,
+    },
+    # transformers.HeliumConfig (configuration_helium.py)
+    "helium": {
+        "vocab_size": 48000, "hidden_size": 2560, "intermediate_size": 7040, "num_hidden_layers": 24,
+        "num_attention_heads": 20, "num_key_value_heads": 20, "head_dim": 128, "max_position_embeddings": 4096,
+        "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "rope_theta": 100000.0,
+    },
+    # transformers.ApertusConfig (configuration_apertus.py)
+    "apertus": {
+        "vocab_size": 131072, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": None, "max_position_embeddings": 65536,
+        "tie_word_embeddings": False, "attention_bias": False, "rope_theta": 12000000.0,
+    },
+    # transformers.PersimmonConfig (configuration_persimmon.py)
+    "persimmon": {
+        "vocab_size": 262144, "hidden_size": 4096, "intermediate_size": 16384, "num_hidden_layers": 36,
+        "num_attention_heads": 64, "max_position_embeddings": 16384, "tie_word_embeddings": False, "rope_theta":
+        10000.0,
+    },
+    # transformers.OPTConfig (configuration_opt.py)
+    "opt": {
+        "vocab_size": 50272, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+        "max_position_embeddings": 2048, "tie_word_embeddings": True,
+    },
+    # transformers.GPTJConfig (configuration_gptj.py)
+    "gptj": {
+        "vocab_size": 50400, "tie_word_embeddings": False, "n_embd": 4096, "n_layer": 28, "n_head": 16, "n_inner":
+        None, "n_positions": 2048,
+    },
+    # transformers.BloomConfig (configuration_bloom.py)
+    "bloom": {
+        "vocab_size": 250880, "hidden_size": 64, "tie_word_embeddings": True, "n_layer": 2, "n_head": 8,
+    },
 }
 
 
@@ -423,6 +562,14 @@ SOURCES = {t: f"transformers.{c}" for t, c in {
     "granitemoehybrid": "GraniteMoeHybridConfig", "qwen3_next": "Qwen3NextConfig", "minimax": "MiniMaxConfig",
     "gpt2": "GPT2Config", "gpt_bigcode": "GPTBigCodeConfig", "nemotron": "NemotronConfig", "mamba": "MambaConfig",
     "mamba2": "Mamba2Config", "falcon_mamba": "FalconMambaConfig", "bamba": "BambaConfig",
+    # issue 13, acceptance 3
+    "olmo": "OlmoConfig", "olmo3": "Olmo3Config", "olmoe": "OlmoeConfig", "exaone": "ExaoneConfig",
+    "exaone4": "Exaone4Config", "internlm3": "InternLM3Config", "glm": "GlmConfig", "glm4_moe": "Glm4MoeConfig",
+    "phimoe": "PhimoeConfig", "granitemoe": "GraniteMoeConfig", "granitemoeshared": "GraniteMoeSharedConfig",
+    "ernie4_5": "Ernie4_5Config", "ernie4_5_moe": "Ernie4_5_MoeConfig",
+    "hunyuan_v1_dense": "HunYuanDenseV1Config", "hunyuan_v1_moe": "HunYuanMoEV1Config",
+    "seed_oss": "SeedOssConfig", "helium": "HeliumConfig", "apertus": "ApertusConfig",
+    "persimmon": "PersimmonConfig", "opt": "OPTConfig", "gptj": "GPTJConfig", "bloom": "BloomConfig",
 }.items()}
 SOURCES["nemotron-nas"] = "DeciLMConfig (configuration_decilm.py, a transformers.LlamaConfig subclass)"
 # Keys that come from __post_init__ rules or **kwargs, not from a declared field.
