@@ -266,6 +266,8 @@ def normalise(data: dict, where: str, name: str) -> PresetSpec:
             if f.explicit(key):
                 f.fail(key, f"Mamba layers of model_type '{model_type or '(none)'}' are not supported; attncli sizes "
                        f"those of {', '.join(MAMBA_TYPES)}")  # fmt: skip
+    if model_type.startswith("hunyuan") and f.bool("use_cla", False):  # layers sharing one KV cache: unsized
+        f.fail("use_cla", "cross-layer attention (layers sharing a KV cache) is not supported")
     _, d_model = f.one_of(HIDDEN, "hidden size")
     heads_key, n_heads = f.one_of(HEADS, "attention head count")
     layout = _layout(f, model_type)

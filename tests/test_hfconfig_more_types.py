@@ -94,3 +94,10 @@ def test_unread_mlps_refuse_counts_in_one_line(cli, tmp_path, model_type):
     for args in (("kv-memory", "--include-weights"), ("flops",)):
         r = cli(*args, "--hf-config", path)
         assert r.code == 2 and r.err.count("\n") == 1 and f"model_type '{model_type}'" in r.err, r.err
+
+
+def test_hunyuan_cross_layer_attention_is_refused(cli, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "hunyuan_v1_moe", **MODELS["hunyuan_v1_moe"][0], "use_cla": True}))
+    r = cli("kv-memory", "--hf-config", path)
+    assert r.code == 2 and r.err.count("\n") == 1 and "use_cla: cross-layer attention" in r.err, r.err
