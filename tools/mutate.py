@@ -46,7 +46,9 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "cost": ("attncli/cost.py", ["tests/test_cost_kv.py", "tests/test_cost_flops.py", "tests/test_cost_mla.py",
                                  "tests/test_cost_bytes.py"]),
     "serving": ("attncli/serving.py", ["tests/test_models.py", "tests/test_cost_kv.py", "tests/test_hybrid.py"]),
-    "params": ("attncli/params.py", ["tests/test_models.py", "tests/test_cost_bytes.py", "tests/test_cost_flops.py"]),
+    "params": ("attncli/params.py", ["tests/test_params_reference.py", "tests/test_models.py", "tests/test_cost_bytes.py",
+                                     "tests/test_cost_flops.py", "tests/test_hfconfig_published.py",
+                                     "tests/test_hfconfig.py", "tests/test_hfconfig_more_types.py"]),
     "error": ("attncli/measure/error.py", ["tests/test_error_reference.py", "tests/test_measure_grading.py"]),
     "timing": ("attncli/measure/timing.py", ["tests/test_measure_timing.py", "tests/test_timing.py",
                                              "tests/test_peak_reference.py"]),
@@ -54,7 +56,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "common": ("attncli/variants/common.py", ["tests/test_rope_reference.py", "tests/test_variants_gqa.py",
                                               "tests/test_position.py", "tests/test_swa.py", "tests/test_mla.py",
                                               "tests/test_weights_rope.py", "tests/test_decode_fast_path.py"]),
-    "sweep": ("attncli/sweep.py", ["tests/test_sweep_reference.py", "tests/test_sweep.py"]),
+    "sweep": ("attncli/sweep.py", ["tests/test_sweep_reference.py", "tests/test_sweep.py", "tests/test_reliability_sweep.py",
+                                   "tests/test_hfconfig_sweep.py", "tests/test_signals.py"]),
 }  # fmt: skip
 
 HEAVY_TESTS = {
