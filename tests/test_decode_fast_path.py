@@ -81,3 +81,13 @@ def test_projection_equals_linear(rows, bias):
     out = p(x)
     assert out.shape == (rows, 1, 80) and out.is_contiguous()
     torch.testing.assert_close(out, F.linear(x, p.weight, p.bias), rtol=1e-6, atol=1e-5)
+
+
+def test_decode_attention_defaults_to_one_over_root_head_dim():
+    torch.manual_seed(3)
+    q = torch.randn(2, 4, 1, 16, dtype=torch.float64)  # 4 query heads over 2 KV heads
+    k, v = torch.randn(2, 2, 9, 16, dtype=torch.float64), torch.randn(2, 2, 9, 16, dtype=torch.float64)
+    out = common.decode_attention(q, k, v, q_pos=8)
+    kk, vv = k.repeat_interleave(2, dim=1), v.repeat_interleave(2, dim=1)  # query head i reads KV head i // 2
+    ref = torch.softmax(q @ kk.transpose(-1, -2) / 4.0, dim=-1) @ vv  # √16 = 4
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)

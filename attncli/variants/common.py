@@ -265,7 +265,7 @@ def decode_calls() -> int:
     return _decode["calls"]
 
 
-def decode_attention(q, k, v, scale: float | None = None, *, alibi=None, key_pos=None, q_pos: int = 0):
+def decode_attention(q, k, v, scale: float | None = None, *, q_pos: int, alibi=None, key_pos=None):
     """One query per sequence over its cached keys, or None where this path does not apply (use
     SDPA). q: (B, h, 1, hd); k, v: (B, g, S, hd), g dividing h. Every key is visible (a window's
     ring holds only keys in reach); `alibi` (h,) slopes add −slope·(q_pos − key_pos). A KV group's
