@@ -119,3 +119,21 @@ def test_mla_module_rotates_its_decoupled_rope_parts_by_the_formula():
         torch.testing.assert_close(m._query(x, start)[1], rotate_by_hand(q_pe, start, spec.rope_theta), rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(m._latent(x, start)[..., r:], rotate_by_hand(k_pe, start, spec.rope_theta),
                                    rtol=1e-12, atol=1e-12)  # fmt: skip
+
+
+def test_call_dependent_frequencies_are_asked_for_the_calls_last_position_plus_one():
+    """Dynamic NTK and longrope: transformers recomputes the frequencies from max(position_ids) + 1;
+    a call covering positions 5, 6, 7 asks for seq_len 8, and its angles are those positions'."""
+    from attncli.variants.common import Rope
+
+    asked = []
+
+    def freq_at(seq_len):
+        asked.append(seq_len)
+        return [1.0, 0.5]  # dim 4: two frequencies
+
+    cos, sin = Rope(4, 10000.0, freq_at=freq_at).tables(5, 3, "cpu", torch.float64)
+    assert asked == [8]
+    expected = torch.tensor([[5.0, 2.5], [6.0, 3.0], [7.0, 3.5]], dtype=torch.float64)  # position × frequency
+    torch.testing.assert_close(cos, torch.cat([expected, expected], dim=-1).cos(), rtol=0, atol=1e-15)
+    torch.testing.assert_close(sin, torch.cat([expected, expected], dim=-1).sin(), rtol=0, atol=1e-15)
