@@ -57,3 +57,26 @@ def test_close_removes_only_an_empty_file_this_sweep_created(tmp_path):
     assert target.existed and not target.created
     target.close()
     assert existing.exists()  # the user's empty file stays
+
+
+def test_resume_names_the_missing_and_the_extra_columns(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("label,mode,seq_len,batch,speed\ngqa,prefill,16,1,3\n", encoding="utf-8")
+    target = sweep.CsvTarget(str(path))
+    try:
+        with pytest.raises(InputError) as e:
+            sweep.plan(_combinations(), target, ANALYTIC, {}, resume=True, overwrite=False)
+    finally:
+        target.close()
+    assert "its columns differ from this sweep's (missing: flops, kv_cache_bytes; extra: speed)" in str(e.value)
+
+
+def test_a_new_csv_gets_the_usual_file_mode(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = tmp_path / "new.csv"
+    target = sweep.CsvTarget(str(path))
+    try:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # rw for all the umask allows, never execute
+    finally:
+        target.close()

@@ -55,7 +55,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "peak": ("attncli/measure/peak.py", ["tests/test_peak_reference.py", "tests/test_measure_peak.py"]),
     "common": ("attncli/variants/common.py", ["tests/test_rope_reference.py", "tests/test_variants_gqa.py",
                                               "tests/test_position.py", "tests/test_swa.py", "tests/test_mla.py",
-                                              "tests/test_weights_rope.py", "tests/test_decode_fast_path.py"]),
+                                              "tests/test_weights_rope.py", "tests/test_decode_fast_path.py",
+                                              "tests/test_weights_variant_fields.py", "tests/test_weights_architectures.py"]),
     "sweep": ("attncli/sweep.py", ["tests/test_sweep_plan.py", "tests/test_sweep_reference.py", "tests/test_sweep.py", "tests/test_reliability_sweep.py",
                                    "tests/test_hfconfig_sweep.py"]),
 }  # fmt: skip
