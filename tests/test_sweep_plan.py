@@ -80,3 +80,27 @@ def test_a_new_csv_gets_the_usual_file_mode(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # rw for all the umask allows, never execute
     finally:
         target.close()
+
+
+def test_progress_names_each_combination_and_its_tp():
+    spec = presets.parse_variant("gqa", TINY)
+    todo = [sweep.Combination(spec, Shape("prefill", 16)), sweep.Combination(spec, Shape("decode", 32, 2), tp=2)]
+    seen = []
+
+    class Sink:
+        def write(self, row):
+            pass
+
+    sweep.run(todo, lambda c: {"label": c.spec.label}, Sink(), progress=seen.append)
+    assert seen == [f"{spec.label} prefill s=16 b=1", f"{spec.label} decode s=32 b=2 tp=2"]
+
+
+def test_closing_the_appender_closes_its_own_descriptor(tmp_path):
+    target = sweep.CsvTarget(str(tmp_path / "rows.csv"))
+    appender = sweep.Appender(target, ANALYTIC)
+    appender.write({"label": "gqa", "mode": "prefill", "seq_len": 16, "batch": 1})
+    own = appender.file
+    appender.close()
+    target.close()
+    assert own.closed  # the duplicate descriptor is released with the appender, not at process exit
+    assert (tmp_path / "rows.csv").read_text().splitlines()[1].startswith("gqa,prefill,16,1")
