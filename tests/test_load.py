@@ -135,17 +135,21 @@ def test_free_cores_now_from_proc_by_hand(monkeypatch):
     assert FREE_CORES_NOW() == pytest.approx(2 - 0.11 / 0.1)  # 1.1 cores' worth in 0.1 s → 0.9 free
 
 
-def test_without_threads_a_busy_machine_gets_fewer_and_the_caption_says_why(cli, monkeypatch):
+@pytest.fixture
+def torch_threads():
+    """torch's thread count as the test found it, restored after (the CLI sets it process-wide)."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    yield torch
+    torch.set_num_threads(before)
+
+
+def test_without_threads_a_busy_machine_gets_fewer_and_the_caption_says_why(cli, monkeypatch, torch_threads):
+    torch_threads.set_num_threads(2)
     monkeypatch.setattr(load, "free_cores_now", lambda seconds=0.1: 1.0)  # one of two cores held by others
     inject(monkeypatch, load_avg=1.1, others=1.0)
-    try:
-        r = cli(*COMPARE, "--json", "-")
-    finally:
-        torch.set_num_threads(before)
+    r = cli(*COMPARE, "--json", "-")
     assert r.code == 0, r.err
     for row in r.rows():
         assert (row["threads"], row["threads_default"], row["free_cores_start"]) == (1, 2, 1.0)
@@ -154,15 +158,9 @@ def test_without_threads_a_busy_machine_gets_fewer_and_the_caption_says_why(cli,
             "other work stalls the rest); --threads 2 overrides") in caption
 
 
-def test_an_asked_thread_count_is_kept_on_a_busy_machine(cli, monkeypatch):
-    import torch
-
-    before = torch.get_num_threads()
+def test_an_asked_thread_count_is_kept_on_a_busy_machine(cli, monkeypatch, torch_threads):
     monkeypatch.setattr(load, "free_cores_now", lambda seconds=0.1: 0.5)
-    try:
-        r = cli(*COMPARE, "--threads", "2", "--json", "-")
-    finally:
-        torch.set_num_threads(before)
+    r = cli(*COMPARE, "--threads", "2", "--json", "-")
     assert r.code == 0, r.err
     assert {(row["threads"], row["threads_default"]) for row in r.rows()} == {(2, None)}
     assert "not torch's" not in r.err
