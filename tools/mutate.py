@@ -35,6 +35,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT  # where module sources are read: the copy once it exists (a merge mid-run changes nothing)
@@ -43,16 +44,24 @@ SOURCE = ROOT  # where module sources are read: the copy once it exists (a merge
 # HEAVY_TESTS (a pytest -k expression) names the slow ones (torch modules, FlopCounterMode): they
 # run second, only for a mutant the fast ones did not kill.
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "cost": ("attncli/cost.py", ["tests/test_cost_kv.py", "tests/test_cost_flops.py", "tests/test_cost_mla.py",
-                                 "tests/test_cost_bytes.py"]),
-    "serving": ("attncli/serving.py", ["tests/test_models.py", "tests/test_cost_kv.py", "tests/test_hybrid.py"]),
+    "cost": ("attncli/cost.py", ["tests/test_cost_reference.py", "tests/test_cost_bytes.py", "tests/test_hfconfig_layers.py",
+                                 "tests/test_hfconfig.py", "tests/test_hfconfig_more_types.py",
+                                 "tests/test_hfconfig_published.py", "tests/test_hfconfig_ssm.py", "tests/test_cost_kv.py",
+                                 "tests/test_cost_flops.py", "tests/test_cost_mla.py", "tests/test_mla_bytes.py",
+                                 "tests/test_sizes_reference.py", "tests/test_swa.py", "tests/test_linear.py",
+                                 "tests/test_hybrid.py", "tests/test_verify_flops.py"]),
+    "serving": ("attncli/serving.py", ["tests/test_hfconfig_layers.py", "tests/test_hfconfig_ssm.py",
+                                       "tests/test_hfconfig_more_types.py", "tests/test_hfconfig_published.py",
+                                       "tests/test_hfconfig_sweep.py", "tests/test_hfconfig_docs.py", "tests/test_models.py",
+                                       "tests/test_cost_kv.py", "tests/test_hybrid.py", "tests/test_tp.py"]),
     "params": ("attncli/params.py", ["tests/test_params_reference.py", "tests/test_models.py", "tests/test_cost_bytes.py",
                                      "tests/test_cost_flops.py", "tests/test_hfconfig_published.py",
                                      "tests/test_hfconfig.py", "tests/test_hfconfig_more_types.py"]),
     "error": ("attncli/measure/error.py", ["tests/test_error_reference.py", "tests/test_measure_grading.py"]),
     "timing": ("attncli/measure/timing.py", ["tests/test_measure_timing.py", "tests/test_timing.py",
-                                             "tests/test_peak_reference.py"]),
-    "peak": ("attncli/measure/peak.py", ["tests/test_peak_reference.py", "tests/test_measure_peak.py"]),
+                                             "tests/test_interleave.py", "tests/test_peak_reference.py"]),
+    "peak": ("attncli/measure/peak.py", ["tests/test_peak_reference.py", "tests/test_measure_peak.py",
+                                           "tests/test_cost_bytes.py", "tests/test_model_rows.py"]),
     "common": ("attncli/variants/common.py", ["tests/test_rope_reference.py", "tests/test_variants_gqa.py",
                                               "tests/test_position.py", "tests/test_swa.py", "tests/test_mla.py",
                                               "tests/test_weights_rope.py", "tests/test_decode_fast_path.py",
@@ -294,8 +303,17 @@ def _run_child(copy_root: Path, module_path: str, source: str | None, tests: lis
     return ("survived" if code == 0 else "killed"), elapsed
 
 
+def _wait_while_paused(pause_file: str | None, say) -> None:
+    """Hold before the next mutant while `pause_file` exists (a benchmark wants the cores)."""
+    if pause_file and os.path.exists(pause_file):
+        say(f"  paused while {pause_file} exists")
+        while os.path.exists(pause_file):
+            time.sleep(1.0)
+
+
 def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: float, say,
-               budget: float | None = None) -> list[Mutant]:  # fmt: skip
+               budget: float | None = None, pause_file: str | None = None,
+               after_each: Callable[[], None] = lambda: None) -> list[Mutant]:  # fmt: skip
     module_path, tests = MODULES[name]
     clean = (copy_root / module_path).read_text(encoding="utf-8")
     status, base = _run(copy_root, module_path, None, name, tests, timeout=1800)
@@ -308,6 +326,7 @@ def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: f
     began = time.perf_counter()
     try:
         for m in mutants:
+            _wait_while_paused(pause_file, say)
             if budget is not None and time.perf_counter() - began > budget:
                 say(f"  {name}: --budget spent; {sum(x.status == 'pending' for x in mutants)} mutants not run")
                 break
@@ -321,6 +340,7 @@ def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: f
             (copy_root / module_path).write_text(clean, encoding="utf-8")  # the child left its mutant there
             if m.status == "survived":
                 say(f"  survived #{m.index} line {m.line}: {m.what}    {m.source}")
+            after_each()
     finally:
         (copy_root / module_path).write_text(clean, encoding="utf-8")
     return mutants
@@ -352,6 +372,7 @@ def main() -> None:
     ap.add_argument("--min-timeout", type=float, default=30.0)
     ap.add_argument("--json", help="write every mutant's result to this file")
     ap.add_argument("--budget", type=float, help="seconds per module: stop starting mutants after this")
+    ap.add_argument("--pause-file", help="while this file exists, start no new mutant (free the cores for a benchmark)")
     a = ap.parse_args()
     global SOURCE
     names = a.modules or list(MODULES)
@@ -389,10 +410,15 @@ def main() -> None:
 
     results = {}
     start = time.perf_counter()
+
+    def write_json():  # after every mutant, so a long run can be read (or resumed by --only) before it ends
+        if a.json:
+            Path(a.json).write_text(json.dumps({n: [asdict(m) for m in ms] for n, ms in results.items()}, indent=1))
+
     try:
         for n, ms in chosen.items():
             results[n] = ms  # in the summary even when interrupted mid-module
-            run_module(n, copy_root, ms, a.min_timeout, say, a.budget)
+            run_module(n, copy_root, ms, a.min_timeout, say, a.budget, a.pause_file, write_json)
     except KeyboardInterrupt:
         say("interrupted: the summary covers the mutants run so far")
     finally:
@@ -403,8 +429,7 @@ def main() -> None:
     not_run = sum(m.status == "pending" for ms in results.values() for m in ms)
     if not_run:
         say(f"({not_run} mutants not run: --budget, a skipped module or an interruption)")
-    if a.json:
-        Path(a.json).write_text(json.dumps({n: [asdict(m) for m in ms] for n, ms in results.items()}, indent=1))
+    write_json()
 
 
 if __name__ == "__main__":
