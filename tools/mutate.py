@@ -44,7 +44,7 @@ SOURCE = ROOT  # where module sources are read: the copy once it exists (a merge
 # HEAVY_TESTS (a pytest -k expression) names the slow ones (torch modules, FlopCounterMode): they
 # run second, only for a mutant the fast ones did not kill.
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "cost": ("attncli/cost.py", ["tests/test_cost_reference.py", "tests/test_cost_bytes.py", "tests/test_hfconfig_layers.py",
+    "cost": ("attncli/cost.py", ["tests/test_cost_hand.py", "tests/test_cost_reference.py", "tests/test_cost_bytes.py", "tests/test_hfconfig_layers.py",
                                  "tests/test_hfconfig.py", "tests/test_hfconfig_more_types.py",
                                  "tests/test_hfconfig_published.py", "tests/test_hfconfig_ssm.py", "tests/test_cost_kv.py",
                                  "tests/test_cost_flops.py", "tests/test_cost_mla.py", "tests/test_mla_bytes.py",
@@ -58,8 +58,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                                      "tests/test_cost_flops.py", "tests/test_hfconfig_published.py",
                                      "tests/test_hfconfig.py", "tests/test_hfconfig_more_types.py"]),
     "error": ("attncli/measure/error.py", ["tests/test_error_reference.py", "tests/test_measure_grading.py"]),
-    "timing": ("attncli/measure/timing.py", ["tests/test_measure_timing.py", "tests/test_timing.py",
-                                             "tests/test_interleave.py", "tests/test_peak_reference.py"]),
+    "timing": ("attncli/measure/timing.py", ["tests/test_timing_clock.py", "tests/test_measure_timing.py",
+                                             "tests/test_timing.py", "tests/test_interleave.py", "tests/test_peak_reference.py"]),
     "peak": ("attncli/measure/peak.py", ["tests/test_peak_reference.py", "tests/test_measure_peak.py",
                                            "tests/test_cost_bytes.py", "tests/test_model_rows.py"]),
     "common": ("attncli/variants/common.py", ["tests/test_rope_reference.py", "tests/test_variants_gqa.py",

@@ -177,9 +177,11 @@ def time_interleaved(fns: list[Callable[[], object]], device=None, *, min_run_ti
     calls = [max(1, round(budget / t)) if t > 0 else 1 for t in per_call]  # about `budget` per round
     runs: list[list[float]] = [[] for _ in fns]
     rounds: list[list[float]] = [[] for _ in fns]
-    while len(rounds[0]) < max_rounds and (len(rounds[0]) < min_rounds or any(sum(r) < min_run_time for r in runs)):
+    totals = [0.0 for _ in fns]  # each callable's timed seconds so far (a running sum: rounds stay O(1))
+    while len(rounds[0]) < max_rounds and (len(rounds[0]) < min_rounds or any(t < min_run_time for t in totals)):
         for i, fn in enumerate(fns):
             times = [timer(fn) for _ in range(calls[i])]
             runs[i].extend(times)
+            totals[i] += sum(times)
             rounds[i].append(1e3 * percentile(sorted(times), 50))
     return [dataclasses.replace(summarize(r), rounds_ms=tuple(m)) for r, m in zip(runs, rounds)]
