@@ -50,7 +50,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                                  "tests/test_cost_flops.py", "tests/test_cost_mla.py", "tests/test_mla_bytes.py",
                                  "tests/test_sizes_reference.py", "tests/test_swa.py", "tests/test_linear.py",
                                  "tests/test_hybrid.py", "tests/test_verify_flops.py"]),
-    "serving": ("attncli/serving.py", ["tests/test_hfconfig_layers.py", "tests/test_hfconfig_ssm.py",
+    "serving": ("attncli/serving.py", ["tests/test_serving_hand.py", "tests/test_hfconfig_layers.py", "tests/test_hfconfig_ssm.py",
                                        "tests/test_hfconfig_more_types.py", "tests/test_hfconfig_published.py",
                                        "tests/test_hfconfig_sweep.py", "tests/test_hfconfig_docs.py", "tests/test_models.py",
                                        "tests/test_cost_kv.py", "tests/test_hybrid.py", "tests/test_tp.py"]),
