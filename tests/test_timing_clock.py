@@ -196,3 +196,14 @@ def test_a_rounds_figure_is_the_median_of_its_calls():
     dur = lambda k: 4 * FINE if k <= 3 else (FINE if k % 2 == 0 else 3 * FINE)  # noqa: E731
     (t,) = time_interleaved([c.fn(dur)], sync=noop, clock=c, warmup_time=0.0, min_run_time=8 * FINE, min_rounds=1)
     assert t.rounds_ms == (2e3 * FINE, 2e3 * FINE)
+
+
+def test_time_fn_on_cuda_stops_when_the_events_add_up_to_exactly_min_run_time(monkeypatch):
+    class SecondEvent(FakeEvent):
+        def elapsed_time(self, end):
+            return 1000.0  # one second, exact once divided by 1e3
+
+    monkeypatch.setattr(torch.cuda, "Event", SecondEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    t = time_fn(noop, torch.device("cuda"), min_run_time=3.0, warmup_time=0.0, min_runs=1)
+    assert (t.n_runs, t.median_ms) == (3, 1000.0)  # 3 s of runs is enough: the loop runs while short of it
