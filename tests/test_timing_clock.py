@@ -207,3 +207,10 @@ def test_time_fn_on_cuda_stops_when_the_events_add_up_to_exactly_min_run_time(mo
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
     t = time_fn(noop, torch.device("cuda"), min_run_time=3.0, warmup_time=0.0, min_runs=1)
     assert (t.n_runs, t.median_ms) == (3, 1000.0)  # 3 s of runs is enough: the loop runs while short of it
+
+
+def test_time_fn_on_cuda_stops_at_max_runs(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    t = time_fn(noop, torch.device("cuda"), min_run_time=1e9, warmup_time=0.0, min_runs=10, max_runs=4)
+    assert t.n_runs == 4
