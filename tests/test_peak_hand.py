@@ -335,7 +335,7 @@ def test_a_cache_file_broken_in_one_way_is_ignored(tmp_path, monkeypatch, data):
     ("gflops", 0.0), ("gbps", -1.0), ("gbps", 0),
     ("threads", True), ("threads", 2.0), ("threads", "2"), ("matmul_n", 0), ("copy_bytes", -1), ("threads", 0),
     ("device_name", 3), ("measured_at", None),
-    ("noisy", "yes"), ("noisy", 0), ("noisy", None), ("tf32", "on"), ("tf32", 2),
+    ("noisy", "yes"), ("noisy", 0), ("noisy", None), ("tf32", "on"), ("tf32", 2), ("tf32", 1), ("tf32", 0),
 ])  # fmt: skip
 def test_an_entry_with_one_bad_value_is_ignored_with_a_warning(tmp_path, monkeypatch, capsys, field, value):
     _write_cache(tmp_path, monkeypatch, {"format": 1, "peaks": {KEY: _entry(**{field: value})}})

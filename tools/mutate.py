@@ -60,7 +60,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "error": ("attncli/measure/error.py", ["tests/test_error_reference.py", "tests/test_measure_grading.py"]),
     "timing": ("attncli/measure/timing.py", ["tests/test_timing_clock.py", "tests/test_measure_timing.py",
                                              "tests/test_timing.py", "tests/test_interleave.py", "tests/test_peak_reference.py"]),
-    "peak": ("attncli/measure/peak.py", ["tests/test_peak_reference.py", "tests/test_measure_peak.py",
+    "peak": ("attncli/measure/peak.py", ["tests/test_peak_hand.py", "tests/test_peak_reference.py", "tests/test_measure_peak.py",
                                            "tests/test_cost_bytes.py", "tests/test_model_rows.py"]),
     "common": ("attncli/variants/common.py", ["tests/test_rope_reference.py", "tests/test_variants_gqa.py",
                                               "tests/test_position.py", "tests/test_swa.py", "tests/test_mla.py",

@@ -148,7 +148,7 @@ def _invalid(peak: Peak) -> str | None:
     for name in ("device_name", "dtype", "torch_version", "measured_at"):
         if not isinstance(getattr(peak, name), str):
             return f"{name} {getattr(peak, name)!r} is not text"
-    if not isinstance(peak.noisy, bool) or peak.tf32 not in (None, True, False):
+    if not isinstance(peak.noisy, bool) or not (peak.tf32 is None or isinstance(peak.tf32, bool)):
         return "noisy/tf32 are not true or false"
     return None
 
