@@ -50,15 +50,23 @@ def test_largest_batch_subtracts_the_fixed_per_tensor_scales():
     assert largest_batch(g, fp8, 10, 24 + 5 * 120 - 1) == 4
 
 
-def test_a_float_cache_has_no_scale_line():
+def test_a_float_cache_has_no_scale_line_and_each_scale_format_says_what_it_stores():
     assert Storage.of("bfloat16").describe() == ""
-    assert Storage.of("fp8").describe().startswith("fp8: 1 byte per element plus per-tensor scales")
+    assert Storage.of("fp8").describe().startswith("fp8: 1 byte per element plus per-tensor scales (a float32 scale per layer")
+    assert Storage.of("int8").describe().startswith("int8: 1 byte per element plus per-token-head scales (a float32 scale per token")
 
 
-@pytest.mark.parametrize("cls", [Storage, LayerGroup, CacheBytes])
-def test_storage_groups_and_bytes_are_frozen(cls):
+def test_a_cache_of_no_bytes_fits_any_batch():
+    # Two layers without attention (Nemotron-NAS no-ops) cache nothing: no batch limit, not a division by zero.
+    g = [LayerGroup("none", 2, "no-attention", None, None, 0, 0, 0, 0, None)]
+    assert largest_batch(g, BF16, 1000, 10) is None
+
+
+@pytest.mark.parametrize("cls", [Storage, LayerGroup, CacheBytes, serving.Plan])
+def test_storage_groups_bytes_and_plans_are_frozen(cls):
     field = dataclasses.fields(cls)[0].name
-    obj = {Storage: BF16, LayerGroup: one_element_per_token()[0], CacheBytes: CacheBytes(1, 2, 3)}[cls]
+    obj = {Storage: BF16, LayerGroup: one_element_per_token()[0], CacheBytes: CacheBytes(1, 2, 3),
+           serving.Plan: serving.Plan(BF16)}[cls]  # fmt: skip
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(obj, field, None)
 
