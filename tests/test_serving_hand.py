@@ -79,8 +79,12 @@ def test_a_linear_layer_is_a_linear_group_whose_state_splits_over_tp():
     (two,) = serving.layer_groups(spec, None, 3, tp=2)
     assert (one.kind, one.elements_per_token, one.kv_heads_per_gpu) == ("linear", 0, None)
     assert one.state_elements == spec.state_elements == 4 * (8 * 8 + 8)
-    assert two.state_elements == one.state_elements // 2
+    assert two.state_elements == one.state_elements // 2 and isinstance(two.state_elements, int)
     assert serving.describe([one]) == "3 linear"
+    # Its state is kept at bfloat16 beside an fp8 cache, never scaled: no scale bytes of any format.
+    for fmt in serving.SCALE_FORMATS:
+        b = serving.cache_bytes([one], Storage.of("fp8", fmt), 100, 2)
+        assert b == CacheBytes(0, 0, 3 * 4 * (8 * 8 + 8) * 2 * 2)  # 3 layers · state · 2 bytes · 2 sequences
 
 
 def test_per_layer_kv_heads_name_each_group_by_its_family():
