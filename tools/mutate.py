@@ -10,7 +10,7 @@ test or explained as equivalent (the same behaviour written differently).
 How it runs: the checkout is copied once to a temporary folder; one parent process imports the
 heavy libraries (torch, pandas, hypothesis, …) and forks a child per mutant, which writes the
 mutated module into the copy, imports attncli fresh and runs pytest on that module's test files
-(`-x`: the first failure kills). Each child has a timeout (3 × the module's clean run, at least
+(`-x`: the first failure kills). Each child has a timeout (3 × its phase's clean run, at least
 `--min-timeout` seconds). Not part of CI: it takes minutes per module.
 
     nice -n 19 python tools/mutate.py                       # every module in MODULES
@@ -255,12 +255,16 @@ def _phases(name: str, tests: list[str]) -> list[list[str]]:
     return phases
 
 
-def _run(copy_root, module_path, source, name, tests, timeout) -> tuple[str, float]:
-    """Killed as soon as one phase fails; survived when every phase passes."""
+def _run(copy_root, module_path, source, name, tests, timeouts, spent=None) -> tuple[str, float]:
+    """Killed as soon as one phase fails; survived when every phase passes. `timeouts`: seconds
+    per phase (one number for all); `spent`, if given, receives each phase's seconds."""
     total = 0.0
-    for args in _phases(name, tests):
-        status, t = _run_child(copy_root, module_path, source, args, timeout)
+    for i, args in enumerate(_phases(name, tests)):
+        limit = timeouts[i] if isinstance(timeouts, list) else timeouts
+        status, t = _run_child(copy_root, module_path, source, args, limit)
         total += t
+        if spent is not None:
+            spent.append(t)
         if status != "survived":
             return status, total
     return "survived", total
@@ -321,13 +325,14 @@ def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: f
                after_each: Callable[[], None] = lambda: None) -> list[Mutant]:  # fmt: skip
     module_path, tests = MODULES[name]
     clean = (copy_root / module_path).read_text(encoding="utf-8")
-    status, base = _run(copy_root, module_path, None, name, tests, timeout=1800)
+    phase_seconds: list[float] = []
+    status, base = _run(copy_root, module_path, None, name, tests, 1800, phase_seconds)
     if status != "survived":
         say(f"{name}: skipped, the clean tests do not pass ({status} after {base:.0f} s); fix them before mutating")
         return mutants
-    timeout = max(min_timeout, 3 * base)
+    timeout = [max(min_timeout, 3 * t) for t in phase_seconds]  # per phase: a hang dies at its own phase's pace
     say(f"{name}: {len(mutants)} mutants, tests {', '.join(Path(t).name for t in tests)} "
-        f"(clean run {base:.1f} s, timeout {timeout:.0f} s)")  # fmt: skip
+        f"(clean run {base:.1f} s, timeouts {', '.join(f'{t:.0f}' for t in timeout)} s by phase)")  # fmt: skip
     began = time.perf_counter()
     try:
         for m in mutants:
