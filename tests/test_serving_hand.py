@@ -96,3 +96,13 @@ def test_per_layer_kv_heads_name_each_group_by_its_family():
     spec = build_spec(p.model.attention, p, {}, p.name)
     groups = serving.layer_groups(spec, p.model, 4)
     assert [(g.spec.family, g.count, g.kv_heads_per_gpu) for g in groups] == [("mha", 1, 16), ("mqa", 1, 1), ("gqa", 2, 4)]
+
+
+def test_layers_override_keeps_a_single_kind_models_kind():
+    # mamba-130m: 24 Mamba layers and nothing else; --layers 4 sizes 4 of them, still Mamba
+    # (a constant state, no KV cache), not 4 layers of its stand-in attention.
+    p = hfconfig.load("tests/fixtures/hf/mamba-130m-hf")
+    spec = build_spec(p.model.attention, p, {}, p.name)
+    (group,) = serving.layer_groups(spec, p.model, 4)
+    assert (group.kind, group.count, group.elements_per_token) == ("mamba", 4, 0)
+    assert serving.bytes_per_token([group], BF16) == 0
