@@ -106,3 +106,15 @@ def test_layers_override_keeps_a_single_kind_models_kind():
     (group,) = serving.layer_groups(spec, p.model, 4)
     assert (group.kind, group.count, group.elements_per_token) == ("mamba", 4, 0)
     assert serving.bytes_per_token([group], BF16) == 0
+
+
+def test_a_hybrids_linear_layers_carry_no_per_tensor_scales():
+    # MiniMax-Text-01: lightning (linear) layers with a softmax layer every 8th. With an fp8 cache
+    # and per-tensor scales, only the softmax layers hold scales: K and V, 4 bytes each, per layer.
+    p = hfconfig.load("tests/fixtures/hf/minimax-text-01")
+    spec = build_spec(p.model.attention, p, {}, p.name)
+    groups = serving.layer_groups(spec, p.model, p.n_layers)
+    full = p.model.layer_types.count("full")
+    assert 0 < full < p.n_layers
+    b = serving.cache_bytes(groups, Storage.of("fp8", "per-tensor"), 1000, 1)
+    assert b.scales == full * 2 * 4
