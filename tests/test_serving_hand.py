@@ -118,3 +118,12 @@ def test_a_hybrids_linear_layers_carry_no_per_tensor_scales():
     assert 0 < full < p.n_layers
     b = serving.cache_bytes(groups, Storage.of("fp8", "per-tensor"), 1000, 1)
     assert b.scales == full * 2 * 4
+
+
+def test_a_cache_that_fills_the_budget_exactly_fits():
+    g = one_element_per_token()
+    held = serving.cache_bytes(g, BF16, 10, 1)  # 10 tokens · 2 bytes
+    spec = presets.parse_variant("gqa", TINY)
+    assert held.total == 20
+    assert serving.Plan(BF16, budget=20).budget_columns(spec, TINY, g, 10, 1, held)["fits"] is True
+    assert serving.Plan(BF16, budget=19).budget_columns(spec, TINY, g, 10, 1, held)["fits"] is False
