@@ -127,3 +127,17 @@ def test_a_cache_that_fills_the_budget_exactly_fits():
     assert held.total == 20
     assert serving.Plan(BF16, budget=20).budget_columns(spec, TINY, g, 10, 1, held)["fits"] is True
     assert serving.Plan(BF16, budget=19).budget_columns(spec, TINY, g, 10, 1, held)["fits"] is False
+
+
+def test_layers_without_attention_hold_nothing():
+    # Nemotron-NAS no-op blocks: no cache, no state, no scales; the 2 attention layers hold
+    # K and V scales (4 bytes each) beside their fp8 data.
+    blocks = [{"attention": {"n_heads_in_group": 8}}, {"attention": {"no_op": True}},
+              {"attention": {"n_heads_in_group": 8}}, {"attention": {"replace_with_linear": True}}]  # fmt: skip
+    config = {"model_type": "nemotron-nas", "hidden_size": 1024, "num_attention_heads": 16, "num_hidden_layers": 4,
+              "block_configs": blocks}  # fmt: skip
+    p = hfconfig.normalise(config, "config.json", "t")
+    spec = build_spec(p.model.attention, p, {}, p.name)
+    groups = serving.layer_groups(spec, p.model, 4)
+    b = serving.cache_bytes(groups, Storage.of("fp8", "per-tensor"), 100, 3)
+    assert b == CacheBytes(2 * 2 * 2 * 64 * 100 * 3, 2 * 2 * 4, 0)  # 2 layers · K,V · 2 KV heads · 64 · 100 · 3
