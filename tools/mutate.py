@@ -255,19 +255,16 @@ def _phases(name: str, tests: list[str]) -> list[list[str]]:
     return phases
 
 
-def _run(copy_root, module_path, source, name, tests, timeouts, spent=None) -> tuple[str, float]:
+def _run(copy_root, module_path, source, name, tests, timeouts: list[float]) -> tuple[str, list[float]]:
     """Killed as soon as one phase fails; survived when every phase passes. `timeouts`: seconds
-    per phase (one number for all); `spent`, if given, receives each phase's seconds."""
-    total = 0.0
-    for i, args in enumerate(_phases(name, tests)):
-        limit = timeouts[i] if isinstance(timeouts, list) else timeouts
+    per phase (_phases); returns the status and the seconds of each phase that ran."""
+    spent = []
+    for args, limit in zip(_phases(name, tests), timeouts):
         status, t = _run_child(copy_root, module_path, source, args, limit)
-        total += t
-        if spent is not None:
-            spent.append(t)
+        spent.append(t)
         if status != "survived":
-            return status, total
-    return "survived", total
+            return status, spent
+    return "survived", spent
 
 
 def _run_child(copy_root: Path, module_path: str, source: str | None, tests: list[str], timeout: float) -> tuple[str, float]:
@@ -325,8 +322,8 @@ def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: f
                after_each: Callable[[], None] = lambda: None) -> list[Mutant]:  # fmt: skip
     module_path, tests = MODULES[name]
     clean = (copy_root / module_path).read_text(encoding="utf-8")
-    phase_seconds: list[float] = []
-    status, base = _run(copy_root, module_path, None, name, tests, 1800, phase_seconds)
+    status, phase_seconds = _run(copy_root, module_path, None, name, tests, [1800.0] * len(_phases(name, tests)))
+    base = sum(phase_seconds)
     if status != "survived":
         say(f"{name}: skipped, the clean tests do not pass ({status} after {base:.0f} s); fix them before mutating")
         return mutants
@@ -346,7 +343,8 @@ def run_module(name: str, copy_root: Path, mutants: list[Mutant], min_timeout: f
             except (SyntaxError, ValueError):
                 m.status = "error"
                 continue
-            m.status, m.seconds = _run(copy_root, module_path, src, name, tests, timeout)
+            m.status, spent = _run(copy_root, module_path, src, name, tests, timeout)
+            m.seconds = sum(spent)
             (copy_root / module_path).write_text(clean, encoding="utf-8")  # the child left its mutant there
             if m.status == "survived":
                 say(f"  survived #{m.index} line {m.line}: {m.what}    {m.source}")
