@@ -120,7 +120,7 @@ def test_compare_times_each_shapes_rows_together(cli, monkeypatch):
     assert calls == [3, 3]  # one interleaved timing per shape, all three rows in it
     out = r.rows()
     for row in out:
-        assert row["n_rounds"] == timing.MIN_ROUNDS and row["n_runs"] >= timing.MIN_ROUNDS
+        assert row["n_rounds"] == timing.RATIO_ROUNDS and row["n_runs"] >= timing.RATIO_ROUNDS
         assert row["speedup_vs_base_p25"] <= row["speedup_vs_base"] <= row["speedup_vs_base_p75"]
         assert not any(k.startswith("_") for k in row)
 
@@ -131,4 +131,4 @@ def test_a_stack_in_compare_gets_per_round_ratios_too(cli):
     assert r.code == 0, r.err
     mha, hybrid = r.rows()
     assert hybrid["speedup_vs_base_p25"] <= hybrid["speedup_vs_base"] <= hybrid["speedup_vs_base_p75"]
-    assert mha["n_rounds"] == hybrid["n_rounds"] == timing.MIN_ROUNDS
+    assert mha["n_rounds"] == hybrid["n_rounds"] == timing.RATIO_ROUNDS

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from attncli.measure.timing import MIN_ROUNDS, Timing, time_fn, time_interleaved
+from attncli.measure.timing import MIN_ROUNDS, RATIO_ROUNDS, Timing, time_fn, time_interleaved
 
 DT = 2.0**-6  # 0.015625 s: k · DT is exact for every k used here
 FINE = 2.0**-9  # 0.001953125 s
@@ -80,6 +80,24 @@ def test_interleaved_defaults_warm_up_015_s_and_fill_02_s():
     c = Clock()
     (t,) = time_interleaved([c.fn(FINE)], sync=noop, clock=c)
     assert (len(t.rounds_ms), t.n_runs, c.calls) == (21, 105, 182)
+
+
+def test_interleaved_two_callables_default_to_forty_rounds():
+    # Two rows timed together get RATIO_ROUNDS = 40 rounds (their ratio's median needs them,
+    # timing.py). Warm-up: 77 calls each, as above. A round's budget is 0.2 / 40 = 0.005 s:
+    # round(0.005 / FINE) = round(2.56) = 3 calls. 40 rounds time 120 · FINE = 0.234 s ≥ 0.2 s, so
+    # no 41st runs: 120 runs each, 2 · (77 + 120) = 394 calls. (At 20 rounds it would be 5 calls a
+    # round and 21 rounds, as for one callable.)
+    assert RATIO_ROUNDS == 40
+    c = Clock()
+    a, b = time_interleaved([c.fn(FINE), c.fn(FINE)], sync=noop, clock=c)
+    assert (len(a.rounds_ms), a.n_runs, len(b.rounds_ms), b.n_runs, c.calls) == (40, 120, 40, 120, 394)
+
+
+def test_interleaved_two_slow_callables_run_forty_rounds_of_one_call():
+    c = Clock()
+    a, b = time_interleaved([c.fn(DT), c.fn(DT)], sync=noop, clock=c, min_run_time=0.0, warmup_time=0.0)
+    assert (len(a.rounds_ms), a.n_runs, b.n_runs, c.calls) == (40, 40, 40, 2 * 3 + 80)
 
 
 def test_interleaved_warm_up_stops_when_it_has_lasted_exactly_warmup_time():

@@ -25,6 +25,16 @@ NOISY_IQR_FRACTION = 0.10  # IQR / median above this flags a row `noisy`
 # `compare mha gqa -p small -s 1024`, 1 thread: run medians 1.237–1.255, one run's p25–p75
 # 1.237–1.249 missed the median of five); twice the rounds shrink that by √2.
 MIN_ROUNDS = 20
+# Two or more rows timed together (their ratios are taken round by round): at least this many.
+# At 20 the median of the per-round ratios still moved by about 0.4 of their p25–p75 half-width
+# (same shape and load, 2026-12-01 17:40 UTC, seven processes of 100–300 rounds: the medians of
+# 45 blocks of 20 rounds deviated from their process's mean by a standard deviation of 0.0051,
+# the blocks' p25–p75 half-width averaged 0.012, down to 0.004), so about one run in seven missed
+# the median of five. The rounds are independent (lag 1–10 autocorrelation of 300 rounds'
+# log-ratios between −0.17 and 0.16), so twice the rounds shrink that movement by √2, while the
+# p25–p75 stays as wide. It doubles a comparison's timing only where one call outlasts a round's
+# budget (min_run_time / rounds); faster rows run fewer calls per round instead.
+RATIO_ROUNDS = 40
 
 
 @dataclass(frozen=True)
@@ -155,17 +165,20 @@ def _call_timer(device, sync, clock) -> Callable[[Callable[[], object]], float]:
 
 
 def time_interleaved(fns: list[Callable[[], object]], device=None, *, min_run_time: float = 0.2,
-                     warmup_time: float = 0.15, min_rounds: int = MIN_ROUNDS, max_rounds: int = 100_000,
+                     warmup_time: float = 0.15, min_rounds: int | None = None, max_rounds: int = 100_000,
                      sync: Callable[[], None] | None = None,
                      clock: Callable[[], float] = time.perf_counter) -> list[Timing]:  # fmt: skip
     """Time several callables in rounds, A B C A B C …: first each one's warm-up (at least three
     synchronised calls and `warmup_time` seconds, which also estimate one call's time), then
     rounds in which each callable runs `k` synchronised calls in turn, `k` chosen so that one
     round of it lasts about min_run_time / min_rounds (at least one call). Rounds go on until
-    there are `min_rounds` of them and every callable's timed runs add up to `min_run_time`.
+    there are `min_rounds` of them (default MIN_ROUNDS for one callable, RATIO_ROUNDS for more)
+    and every callable's timed runs add up to `min_run_time`.
 
     Returns one Timing per callable: median, p25 and p75 over all its runs, and `rounds_ms`, each
     round's median (round r of every callable ran within the same stretch of time)."""
+    if min_rounds is None:
+        min_rounds = MIN_ROUNDS if len(fns) < 2 else RATIO_ROUNDS
     timer = _call_timer(device, sync, clock)
     per_call = []
     for fn in fns:  # warm-up: caches, allocator, lazy kernel selection; estimates a call's time
