@@ -1,7 +1,10 @@
 """SIGINT, SIGTERM and SIGHUP end a run the same way: the finished rows are written, one line
 goes to stderr, and the exit code is 128 + the signal's number (130, 143, 129).
 
-`install()` (called by `cli.main`) replaces the three handlers. The first signal raises
+`install()` (called by `cli.main`) replaces the three handlers, except one the process was
+started with ignored: `nohup` ignores SIGHUP and a shell without job control ignores SIGINT in
+`cmd &`, so that a hang-up or a Ctrl-C meant for others leaves the run alone, and it still does
+(CPython keeps an inherited SIG_IGN for SIGINT in the same way). The first signal raises
 `Interrupted` where the program is (a measuring loop catches it and keeps its rows); every later
 signal is only recorded, so a second Ctrl-C cannot cut the writing of those rows short. Inside
 `deferred()` (a file being written) even the first signal only records; it is raised when the
@@ -55,8 +58,9 @@ def install() -> None:
         return
     reset()
     if _state["previous"] is None:
-        _state["previous"] = {s: signal.getsignal(s) for s in HANDLED}
-    for s in HANDLED:
+        current = {s: signal.getsignal(s) for s in HANDLED}
+        _state["previous"] = {s: h for s, h in current.items() if h is not signal.SIG_IGN}  # ignored stays ignored
+    for s in _state["previous"]:
         signal.signal(s, _handler)
 
 

@@ -67,6 +67,16 @@ def run_process(*args, timeout=120):
     return SimpleNamespace(code=p.returncode, out=p.stdout, err=p.stderr)
 
 
+def default_signals() -> None:
+    """`preexec_fn` for a child a test signals: SIGINT, SIGTERM and SIGHUP at their defaults, so
+    the child handles them even where this run inherited them ignored (`nohup`, `pytest &` from a
+    script), which attncli keeps ignored (attncli/signals.py)."""
+    import signal
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def counted(fn) -> int:
     """FLOPs torch's FlopCounterMode counts while fn runs (the independent check of cost.py)."""
     from torch.utils.flop_counter import FlopCounterMode

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from attncli import signals
+from conftest import default_signals
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX signals and a pty")
 
@@ -41,7 +42,8 @@ def test_a_signal_to_a_measured_compare_keeps_the_finished_rows(tmp_path, sent, 
     master, slave = pty.openpty()
     args = [sys.executable, "-m", "attncli", "compare", "mha", "mqa", "-p", "micro", "-s", "16,32,64", "--device", "cpu",
             "--min-time", "0.2", "--csv", out_csv, "--json", out_json]  # fmt: skip
-    proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=slave, env={**os.environ, "COLUMNS": "100"})
+    proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=slave, env={**os.environ, "COLUMNS": "100"},
+                            preexec_fn=default_signals)  # fmt: skip
     os.close(slave)
     seen, deadline = bytearray(), time.time() + 120
     while b"1/6" not in seen and time.time() < deadline and read_available(master, seen):
@@ -71,7 +73,7 @@ def test_a_signal_during_start_up_is_one_line_and_its_exit_code(tmp_path):
     out_csv = tmp_path / "c.csv"
     args = [sys.executable, "-m", "attncli", "bench", "mha", "-p", "micro", "-s", "16", "--device", "cpu",
             "--min-time", "0.3", "--csv", str(out_csv)]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     time.sleep(0.4)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -84,7 +86,7 @@ def test_sigterm_to_a_measured_sweep_keeps_its_rows(tmp_path):
     out_csv = tmp_path / "s.csv"
     args = [sys.executable, "-m", "attncli", "sweep", "mha", "-p", "micro", "-s", "16:256", "--mode", "prefill",
             "--measure", "--device", "cpu", "--min-time", "0.3", "--csv", str(out_csv)]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     deadline = time.time() + 120
     while time.time() < deadline and (not out_csv.exists() or out_csv.read_text().count("\n") < 2):
         time.sleep(0.05)
@@ -97,7 +99,24 @@ def test_sigterm_to_a_measured_sweep_keeps_its_rows(tmp_path):
     assert len(pd.read_csv(out_csv)) == done >= 1
 
 
-def test_a_signal_inside_deferred_waits_for_the_block_to_end():
+@pytest.fixture
+def handlers():
+    """Known handlers for the in-process tests, whatever this run inherited: SIGINT at Python's
+    default, SIGTERM and SIGHUP at a handler that does nothing; the originals come back after."""
+    before = {s: signal.getsignal(s) for s in signals.HANDLED}
+    known = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: _nothing, signal.SIGHUP: _nothing}
+    for s, h in known.items():
+        signal.signal(s, h)
+    yield known
+    for s, h in before.items():
+        signal.signal(s, h)
+
+
+def _nothing(signum, frame):
+    return None
+
+
+def test_a_signal_inside_deferred_waits_for_the_block_to_end(handlers):
     """In-process: a file being written is finished before the first signal is raised; later
     signals are only recorded."""
     signals.install()
@@ -115,7 +134,47 @@ def test_a_signal_inside_deferred_waits_for_the_block_to_end():
         assert signals.received() == signal.SIGHUP
     finally:
         signals.restore()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert all(signal.getsignal(s) is h for s, h in handlers.items())  # restore() puts back what was there
+
+
+def test_a_signal_started_ignored_stays_ignored(handlers):
+    """`nohup` starts a process with SIGHUP ignored: install() leaves it so (a hang-up does not end
+    the run) and still handles the others; restore() leaves it ignored."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signals.install()
+    try:
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is not handlers[signal.SIGTERM]  # replaced
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.01)
+        assert signals.received() is None  # nothing was raised or recorded
+        with pytest.raises(signals.Interrupted) as e:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+        assert e.value.exit_code == 143
+    finally:
+        signals.restore()
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is handlers[signal.SIGTERM]
+
+
+def _hup_ignored():
+    default_signals()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts its command
+
+
+def test_a_hang_up_under_nohup_does_not_end_a_measured_compare(tmp_path):
+    """A child started as `nohup` starts it: a SIGHUP once it is measuring changes nothing, and all
+    its rows are written (before the fix it stopped with 129)."""
+    out_json = tmp_path / "c.json"
+    args = [sys.executable, "-m", "attncli", "compare", "mha", "mqa", "-p", "micro", "-s", "16,32", "--device", "cpu",
+            "--min-time", "0.3", "--json", str(out_json)]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_hup_ignored)
+    time.sleep(1.5)  # past start-up (signals.install is the first thing `python -m attncli` does)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert len(json.loads(out_json.read_text())) == 4
 
 
 

@@ -9,6 +9,7 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import default_signals
 
 SEQ = [128, 256, 512, 1024, 2048, 4096]
 
@@ -66,7 +67,7 @@ def test_sigint_keeps_finished_rows_and_resume_completes(tmp_path):
     csv = tmp_path / "m.csv"
     args = [sys.executable, "-m", "attncli", "sweep", "mha", "mqa", "-p", "micro", "-s", "16:128", "--mode", "prefill",
             "--measure", "--device", "cpu", "--min-time", "0.3", "--csv", str(csv)]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     deadline = time.time() + 120
     while time.time() < deadline and (not csv.exists() or csv.read_text().count("\n") < 3):
         time.sleep(0.05)
