@@ -496,7 +496,8 @@ def _measure(variants, default, preset, seq_len, batch, mode, device, dtype, see
         measure = group.measure if group is not None else measure_or_oom  # --tp: the layer sharded over the ranks
         try:  # each shape's rows timed together, in rounds (not under --tp: the ranks time each layer together)
             done, interrupted = measure_jobs(jobs, p, settings, n_layers, per_layer, memo={}, measure=measure,
-                                             advance=advance, interleave=group is None)  # fmt: skip
+                                             advance=advance, interleave=group is None,
+                                             describe=advance.describe)  # fmt: skip
         except (KeyboardInterrupt, signals.Interrupted):
             interrupted = True
     signals.ignore_further()  # from here a signal is recorded, not raised: the rows get written first
@@ -532,7 +533,9 @@ def _weights_jobs(variants, preset, seq_len, batch, seq_lens, batches, modes, re
 
 
 class _progress:
-    """A transient Rich progress bar on stderr, shown only when stderr is a terminal."""
+    """A transient Rich progress bar on stderr, shown only when stderr is a terminal. `with
+    _progress(n) as advance`: `advance(what)` counts a row as it starts, `advance.describe(what)`
+    only changes the text (the timing rounds)."""
 
     def __init__(self, total: int):
         self.total, self.bar = total, None
@@ -554,6 +557,13 @@ class _progress:
                 self.bar.update(self.task, completed=self.count, description=escape(description))  # user labels
             self.count += 1
 
+        def describe(description: str):
+            if self.bar is not None:
+                from rich.markup import escape
+
+                self.bar.update(self.task, description=escape(description))
+
+        advance.describe = describe
         return advance
 
     def __exit__(self, *exc):

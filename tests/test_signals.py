@@ -179,8 +179,9 @@ def test_a_hang_up_under_nohup_does_not_end_a_measured_compare(tmp_path):
 
 
 def test_a_signal_while_rows_are_timed_in_rounds_keeps_them(monkeypatch):
-    """A signal during the interleaved rounds is held until the built rows are timed: they are
-    kept, and the run then ends as interrupted (measure/stack.measure_jobs)."""
+    """A signal during the interleaved rounds ends them after the round under way; the built rows
+    are kept with the rounds they have, and the run then ends as interrupted
+    (measure/stack.measure_jobs)."""
     import torch
 
     from attncli import presets
@@ -189,9 +190,9 @@ def test_a_signal_while_rows_are_timed_in_rounds_keeps_them(monkeypatch):
 
     real = bench.time_interleaved
 
-    def signalled_mid_timing(fns, device, min_run_time):
-        signals._handler(signal.SIGTERM, None)  # as if SIGTERM arrived now
-        return real(fns, device, min_run_time=min_run_time)
+    def signalled_mid_timing(fns, device, **kwargs):
+        signals._handler(signal.SIGTERM, None)  # as if SIGTERM arrived now, before the first round
+        return real(fns, device, **kwargs)
 
     monkeypatch.setattr(bench, "time_interleaved", signalled_mid_timing)
     monkeypatch.setattr(signals, "_state", {**signals._state, "received": None, "raised": False, "depth": 0})
@@ -201,3 +202,4 @@ def test_a_signal_while_rows_are_timed_in_rounds_keeps_them(monkeypatch):
     done, interrupted = stack.measure_jobs(jobs, preset, settings, layers=1)
     assert interrupted and signals.received() == signal.SIGTERM
     assert [r["label"] for r in done] == ["mha", "mqa"] and all(r["latency_ms_median"] > 0 for r in done)
+    assert [r["n_rounds"] for r in done] == [1, 1]  # the round under way finished, no other began

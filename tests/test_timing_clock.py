@@ -100,6 +100,19 @@ def test_interleaved_two_slow_callables_run_forty_rounds_of_one_call():
     assert (len(a.rounds_ms), a.n_runs, b.n_runs, c.calls) == (40, 40, 40, 2 * 3 + 80)
 
 
+def test_interleaved_on_round_sees_every_round_and_a_true_return_ends_them():
+    seen = []
+    c = Clock()
+    a, b = time_interleaved([c.fn(DT), c.fn(DT)], sync=noop, clock=c, min_run_time=0.0, warmup_time=0.0,
+                            on_round=lambda k: seen.append(k) or k == 3)  # fmt: skip
+    assert seen == [1, 2, 3] and len(a.rounds_ms) == len(b.rounds_ms) == 3 and a.n_runs == 3
+    assert c.calls == 2 * 3 + 2 * 3  # 3 warm-up calls each, then 3 rounds of one call each
+    seen.clear()
+    (t,) = time_interleaved([c.fn(DT)], sync=noop, clock=c, min_run_time=0.0, warmup_time=0.0,
+                            on_round=lambda k: seen.append(k))  # fmt: skip
+    assert seen == list(range(1, MIN_ROUNDS + 1)) and len(t.rounds_ms) == MIN_ROUNDS  # None: never stops
+
+
 def test_interleaved_warm_up_stops_when_it_has_lasted_exactly_warmup_time():
     c = Clock()
     time_interleaved([c.fn(DT)], sync=noop, clock=c, warmup_time=10 * DT, min_run_time=0.0, min_rounds=1)

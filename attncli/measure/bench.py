@@ -56,8 +56,9 @@ class Rounds:
     def add(self, row: dict, call) -> None:
         self.entries.append((row, call))
 
-    def run(self, settings: Settings) -> None:
-        """Time every registered row, interleaved; out of memory marks them all `oom`."""
+    def run(self, settings: Settings, on_round=None) -> None:
+        """Time every registered row, interleaved; out of memory marks them all `oom`. `on_round(k)`
+        follows the rounds (timing.time_interleaved): a true return ends them early."""
         entries, self.entries = self.entries, []
         if not entries:
             return
@@ -65,7 +66,7 @@ class Rounds:
         try:
             with torch.inference_mode(), sdpa_context(settings.backend):
                 timings = time_interleaved([call for _, call in entries], settings.device,
-                                           min_run_time=settings.min_run_time)  # fmt: skip
+                                           min_run_time=settings.min_run_time, on_round=on_round)  # fmt: skip
         except Exception as error:  # noqa: BLE001 - only out-of-memory becomes a row; the rest is re-raised
             from .oom import is_oom
 

@@ -122,7 +122,7 @@ def _rate(flops, latency_ms):
 
 def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_layer: bool = False,
                  memo: dict | None = None, measure=measure_row, advance=lambda what: None,
-                 interleave: bool = True) -> tuple[list[dict], bool]:  # fmt: skip
+                 interleave: bool = True, describe=lambda what: None) -> tuple[list[dict], bool]:  # fmt: skip
     """`bench`/`compare`: the rows of `jobs` ((spec, shape, source) each; source: a checkpoint's layer
     or None), each shape's rows timed together, interleaved in rounds (bench.Rounds). For each
     shape, every job's layer kinds are first built, run and checked (errors, cache bytes, FLOPs)
@@ -132,8 +132,12 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
     `interleave` false (--tp: `measure` times each layer across its ranks). A checkpoint's layer
     (`source`) is measured by oom.measure_or_oom.
 
+    `advance(what)` counts a row as it starts; `describe(what)` says what is happening meanwhile
+    (the rounds: `timing 5 rows, round 12`).
+
     Returns (rows, interrupted): on an interrupt, the kinds already built are still timed and the
-    jobs they complete are returned (a second interrupt stops that too)."""
+    jobs they complete are returned. A signal during the rounds ends them after the round under way
+    (the rows keep the rounds they have: `n_rounds`); a second interrupt stops the rest too."""
     memo = {} if memo is None else memo
     done: list[dict] = []
     groups: list[list] = []
@@ -161,11 +165,18 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
         except (KeyboardInterrupt, signals.Interrupted) as e:
             interrupted = e
         try:
-            # The built rows are checked; a signal while they are timed is held until they are
-            # finished (then raised once, if none was yet), so that an interrupt keeps them.
+            # The built rows are checked; a signal while they are timed is held (then raised once,
+            # if none was yet), so that an interrupt keeps them: the rounds end after the round
+            # under way, and the rows are finished from the rounds they have.
             with signals.deferred():
                 if rounds is not None:
-                    rounds.run(settings)
+                    n = len(rounds.entries)
+
+                    def on_round(k: int, n: int = n) -> bool:
+                        describe(f"timing {n} row{'s' if n > 1 else ''}, round {k}")
+                        return signals.received() is not None  # interrupted: keep the rounds so far
+
+                    rounds.run(settings, on_round=on_round)
                 for item in ready:
                     if isinstance(item, dict):
                         done.append(item)

@@ -166,14 +166,17 @@ def _call_timer(device, sync, clock) -> Callable[[Callable[[], object]], float]:
 
 def time_interleaved(fns: list[Callable[[], object]], device=None, *, min_run_time: float = 0.2,
                      warmup_time: float = 0.15, min_rounds: int | None = None, max_rounds: int = 100_000,
-                     sync: Callable[[], None] | None = None,
-                     clock: Callable[[], float] = time.perf_counter) -> list[Timing]:  # fmt: skip
+                     sync: Callable[[], None] | None = None, clock: Callable[[], float] = time.perf_counter,
+                     on_round: Callable[[int], object] | None = None) -> list[Timing]:  # fmt: skip
     """Time several callables in rounds, A B C A B C …: first each one's warm-up (at least three
     synchronised calls and `warmup_time` seconds, which also estimate one call's time), then
     rounds in which each callable runs `k` synchronised calls in turn, `k` chosen so that one
     round of it lasts about min_run_time / min_rounds (at least one call). Rounds go on until
     there are `min_rounds` of them (default MIN_ROUNDS for one callable, RATIO_ROUNDS for more)
     and every callable's timed runs add up to `min_run_time`.
+
+    `on_round(k)` is called after round k (1, 2, …); a true return ends the rounds there (an
+    interrupt: the rows keep the rounds they have, and `rounds_ms` says how many).
 
     Returns one Timing per callable: median, p25 and p75 over all its runs, and `rounds_ms`, each
     round's median (round r of every callable ran within the same stretch of time)."""
@@ -197,4 +200,6 @@ def time_interleaved(fns: list[Callable[[], object]], device=None, *, min_run_ti
             runs[i].extend(times)
             totals[i] += sum(times)
             rounds[i].append(1e3 * percentile(sorted(times), 50))
+        if on_round is not None and on_round(len(rounds[0])):
+            break
     return [dataclasses.replace(summarize(r), rounds_ms=tuple(m)) for r, m in zip(runs, rounds)]
