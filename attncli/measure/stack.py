@@ -172,7 +172,7 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
                 if rounds is not None:
                     n = len(rounds.entries)
 
-                    def on_round(k: int, n: int = n) -> bool:
+                    def on_round(k: int) -> bool:
                         describe(f"timing {n} row{'s' if n > 1 else ''}, round {k}")
                         return signals.received() is not None  # interrupted: keep the rounds so far
 
