@@ -32,6 +32,15 @@ def examples(n: int) -> int:
 TINY = PresetSpec(name="tiny", d_model=32, n_heads=4, n_layers=2, variants={"gqa": {"n_kv_heads": 2}})
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_kernel_build(tmp_path_factory):
+    """The C decode kernel (variants/cdecode.py) is built once for the whole run, in a folder of its
+    own that every test and the subprocesses they start share (each test's cache folder is fresh)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ATTNCLI_KERNEL_DIR", str(tmp_path_factory.mktemp("kernels")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Every test gets an empty cache directory: no measured peak from the user's machine leaks in."""

@@ -51,6 +51,7 @@ def test_wheel_ships_the_presets(tmp_path):
     wheel = next((tmp_path / "dist").glob("attncli-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {f"attncli/_presets/{n}.yaml" for n in ("micro", "small", "medium", "large")} <= set(names)
+    assert "attncli/variants/decode_kernel.c" in names  # built on first use (variants/cdecode.py)
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", target, wheel], check=True)
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}

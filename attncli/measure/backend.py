@@ -105,9 +105,10 @@ def probe(call, backend: str, what: str) -> str | None:
 
     from ..variants import external, flex
 
+    from ..variants import cdecode
     from ..variants.common import decode_calls
 
-    flex_calls, external_calls, gemv_calls = flex.calls(), external.calls(), decode_calls()
+    flex_calls, external_calls, gemv_calls, kernel_calls = flex.calls(), external.calls(), decode_calls(), cdecode.calls()
     try:
         with Spy():
             call()
@@ -122,6 +123,8 @@ def probe(call, backend: str, what: str) -> str | None:
                          "use --backend auto, or math (runs everywhere)") from None  # fmt: skip
     if decode_calls() > gemv_calls:  # the CPU decode path (variants/common.decode_attention)
         used.insert(0, "gemv")
+    if cdecode.calls() > kernel_calls:  # its C kernel (variants/cdecode.py)
+        used.insert(0, "avx2")
     if flex.calls() > flex_calls:
         used.insert(0, "flex")
     if external.calls() > external_calls:

@@ -275,9 +275,15 @@ def decode_attention(q, k, v, scale: float | None = None, *, q_pos: int, alibi=N
     g, S = k.shape[1], k.shape[2]
     if T != 1 or not _cpu_blas(q):
         return None
-    _decode["calls"] += 1
     r = h // g
     scale = hd**-0.5 if scale is None else scale
+    if alibi is None:  # float32 with grouped heads: the C kernel's one pass over the cache, where it is built
+        from . import cdecode
+
+        out = cdecode.attention(q, k, v, scale)
+        if out is not None:
+            return out
+    _decode["calls"] += 1
     qq = q.reshape(B, g, r, hd)  # (B, g, r, hd): a group's query heads are rows
     scores = torch.matmul(qq, k.transpose(2, 3))  # (B, g, r, S): Kᵀ's rows are contiguous (kv_cache_tensor)
     scores.mul_(scale)

@@ -1,0 +1,183 @@
+"""The CPU decode kernel in C (decode_kernel.c): GQA's grouped query heads over one pass of the
+KV cache, for the CPU in float32 with AVX2/FMA.
+
+It is built on first use with the system C compiler ($CC, else `cc`, `gcc` or `clang`) into the
+cache folder (measure.peak.cache_dir()/kernels, or $ATTNCLI_KERNEL_DIR), named by a hash of its
+source and flags, and loaded with ctypes; later runs load the built file. The build writes a
+temporary file beside the target and renames it into place, so runs sharing the folder never load
+a half-written library. A build that fails, a CPU without AVX2/FMA, a system other than Linux on
+x86-64 or `ATTNCLI_DECODE_KERNEL=0` leave decode on the BLAS path (backend_used `gemv`);
+`unavailable()` says why. Before its first use in a process the library is checked against a
+float64 reference on a small case with ragged block ends; one that disagrees is not used.
+
+Measured on the 2-core EPYC (docs/backends.md, "Decode at memory speed"): GQA decode on the
+bandwidth benchmark's shape moves 13 GB/s of cache where the BLAS's 4-row products reach 7.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("decode_kernel.c")
+FLAGS = ("-O3", "-mavx2", "-mfma", "-fopenmp", "-shared", "-fPIC")
+BUILD_SECONDS = 120  # one compile of a 250-line file; a compiler that hangs longer is not used
+MIN_ROWS = 2  # one query row per KV head (MHA) streams at memory speed through the BLAS already
+_state: dict = {"lib": None, "why": None, "tried": False, "calls": 0}
+
+
+def kernel_dir() -> Path:
+    """Where built kernels live: $ATTNCLI_KERNEL_DIR if set, else the attncli cache folder's kernels/."""
+    if os.environ.get("ATTNCLI_KERNEL_DIR"):
+        return Path(os.environ["ATTNCLI_KERNEL_DIR"])
+    from ..measure.peak import cache_dir
+
+    return cache_dir() / "kernels"
+
+
+def _compiler() -> str | None:
+    named = os.environ.get("CC")
+    if named:
+        return shutil.which(named) or (named if os.path.isabs(named) and os.access(named, os.X_OK) else None)
+    return next((found for name in ("cc", "gcc", "clang") if (found := shutil.which(name))), None)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def _why_not_here() -> str | None:
+    if os.environ.get("ATTNCLI_DECODE_KERNEL", "1") == "0":
+        return "ATTNCLI_DECODE_KERNEL=0"
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return f"built for Linux on x86-64 only, this is {platform.system()} on {platform.machine()}"
+    missing = {"avx2", "fma"} - _cpu_flags()
+    if missing:
+        return f"this CPU lacks {', '.join(sorted(missing))}"
+    return None
+
+
+def _build(cc: str) -> Path:
+    source = SOURCE.read_bytes()
+    digest = hashlib.sha256(source + "\0".join((cc, *FLAGS)).encode()).hexdigest()[:16]
+    folder = kernel_dir()
+    target = folder / f"decode-{digest}.so"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        done = subprocess.run([cc, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True,
+                              timeout=BUILD_SECONDS)  # fmt: skip
+        if done.returncode != 0:
+            first = next((ln for ln in done.stderr.splitlines() if "error" in ln), done.stderr.strip()[:200])
+            raise OSError(f"{Path(cc).name} failed: {first.strip()}")
+        os.replace(tmp, target)  # atomic: a run sharing the folder sees the whole file or none
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _load() -> ctypes.CDLL | None:
+    why = _why_not_here()
+    if why is None:
+        cc = _compiler()
+        if cc is None:
+            why = "no C compiler found (set CC)"
+    if why is not None:
+        _state["why"] = why
+        return None
+    try:
+        lib = ctypes.CDLL(str(_build(cc)))
+    except (OSError, subprocess.SubprocessError) as e:
+        _state["why"] = f"not built: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        return None
+    c = ctypes
+    lib.attncli_decode.argtypes = [c.c_void_p] * 4 + [c.c_long, c.c_long, c.c_int, c.c_int, c.c_int, c.c_long] + \
+        [c.c_long] * 8 + [c.c_float, c.c_int]  # fmt: skip
+    lib.attncli_decode.restype = c.c_int
+    _state["lib"] = lib
+    why = _self_check()
+    if why is not None:
+        _state["lib"], _state["why"] = None, why
+        return None
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel, built on first use; None where it cannot be (see `unavailable`)."""
+    if not _state["tried"]:
+        _state["tried"] = True
+        _load()
+    return _state["lib"]
+
+
+def unavailable() -> str | None:
+    """Why decode does not use the kernel here, or None when it does (after the first `library()`)."""
+    library()
+    return _state["why"]
+
+
+def calls() -> int:
+    """How many steps the kernel ran in this process (the backend probe's `avx2`)."""
+    return _state["calls"]
+
+
+def _fits(q, k, v) -> bool:
+    """The strides the kernel reads: the kv_cache_tensor layout (tokens contiguous per head dim),
+    each query row dense."""
+    return (k.stride(2) == 1 and v.stride(2) == 1 and q.stride(3) == 1 and q.shape[2] == 1
+            and k.dtype == v.dtype == q.dtype == torch.float32)  # fmt: skip
+
+
+def attention(q, k, v, scale: float) -> torch.Tensor | None:
+    """softmax(q·Kᵀ·scale)·V for one query per sequence, or None where the kernel does not apply.
+    q: (B, h, 1, hd); k: (B, g, S, hd) and v: (B, g, S, dv) in the CPU cache layout; h = g·r with
+    r ≥ MIN_ROWS. Returns (B, h, 1, dv)."""
+    B, h, _, hd = q.shape
+    g, S, dv = k.shape[1], k.shape[2], v.shape[-1]
+    r = h // g
+    if r < MIN_ROWS or S == 0 or not _fits(q, k, v):
+        return None
+    lib = library()
+    if lib is None:
+        return None
+    out = q.new_empty(B, h, 1, dv)  # (B, h, 1, dv)
+    rc = lib.attncli_decode(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), B, g, r, hd, dv, S,
+                            q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(3), v.stride(0),
+                            v.stride(1), v.stride(3), float(scale), torch.get_num_threads())  # fmt: skip
+    if rc != 0:
+        raise MemoryError("the decode kernel could not allocate its scratch or start its threads")
+    _state["calls"] += 1
+    return out
+
+
+def _self_check() -> str | None:
+    """Run the kernel on a case with every ragged edge (a partial block, a partial 16-key tile, a
+    partial row group, an odd head dim) against float64; a reason when it disagrees."""
+    gen = torch.Generator().manual_seed(0)
+    B, g, r, hd, S = 2, 2, 5, 33, 517 + 512 + 9
+    q = torch.randn(B, g * r, 1, hd, generator=gen)
+    k = torch.randn(B, g, hd, S + 3, generator=gen).transpose(2, 3)[:, :, :S]
+    v = torch.randn(B, g, hd, S + 3, generator=gen).transpose(2, 3)[:, :, :S]
+    got = attention(q, k, v, hd**-0.5)
+    qq = q.double().reshape(B, g, r, hd)
+    want = (torch.softmax(qq @ k.double().transpose(2, 3) * hd**-0.5, dim=-1) @ v.double()).reshape(B, g * r, 1, hd)
+    err = ((got.double() - want).norm() / want.norm()).item() if got is not None else float("inf")
+    _state["calls"] = 0
+    return None if err < 1e-5 else f"self-check failed (relative error {err:.1e} against float64)"
