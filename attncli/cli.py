@@ -102,7 +102,8 @@ MinTime = Annotated[float, typer.Option("--min-time",
 Force = Annotated[bool, typer.Option("--force",
     help="Skip the memory pre-flight (rows that then run out of memory get status oom).")]  # fmt: skip
 Backend = Annotated[str, typer.Option("--backend",
-    help="Backend of the fast path: auto (torch's choice), math, flash, efficient, cudnn "
+    help="Backend of the fast path: auto (torch's choice; CPU decode skips SDPA: BLAS products, or attncli's "
+         "C kernel for grouped heads, built on first use), math, flash, efficient, cudnn "
          "(torch.nn.attention.sdpa_kernel), or flex (FlexAttention with block masks, compiled once per shape "
          "outside the timing), or an optional GPU library when installed: flash_attn, flashinfer, xformers "
          "(docs/backends.md). One the device cannot run is an error, never a fallback.")]  # fmt: skip

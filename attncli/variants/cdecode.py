@@ -142,7 +142,8 @@ def _fits(q, k, v) -> bool:
     """The strides the kernel reads: the kv_cache_tensor layout (tokens contiguous per head dim),
     each query row dense."""
     return (k.stride(2) == 1 and v.stride(2) == 1 and q.stride(3) == 1 and q.shape[2] == 1
-            and k.dtype == v.dtype == q.dtype == torch.float32)  # fmt: skip
+            and k.dtype == v.dtype == q.dtype == torch.float32
+            and q.device.type == k.device.type == v.device.type == "cpu")  # fmt: skip
 
 
 def attention(q, k, v, scale: float) -> torch.Tensor | None:
