@@ -103,9 +103,7 @@ def probe(call, backend: str, what: str) -> str | None:
                 used.append(None)
             return out
 
-    from ..variants import external, flex
-
-    from ..variants import cdecode
+    from ..variants import cdecode, external, flex
     from ..variants.common import decode_calls
 
     flex_calls, external_calls, gemv_calls, kernel_calls = flex.calls(), external.calls(), decode_calls(), cdecode.calls()

@@ -10,8 +10,9 @@ x86-64 or `ATTNCLI_DECODE_KERNEL=0` leave decode on the BLAS path (backend_used 
 `unavailable()` says why. Before its first use in a process the library is checked against a
 float64 reference on a small case with ragged block ends; one that disagrees is not used.
 
-Measured on the 2-core EPYC (docs/backends.md, "Decode at memory speed"): GQA decode on the
-bandwidth benchmark's shape moves 13 GB/s of cache where the BLAS's 4-row products reach 7.
+Measured on the 2-core EPYC (docs/backends.md, "GQA decode: one pass in C"): on the decode
+bandwidth benchmark's shape (4 KV heads × 4 query rows, 8,193 keys, batch 4) the attention takes
+0.55× the time of the BLAS's 4-row products it replaces, at about 0.7 of the read-only rate.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from .. import cost
 from ..cost import key_range  # the block schedule lives beside its count (cost.math_path_pairs)
+from . import cdecode
 
 
 class Cache(dict):
@@ -270,7 +271,9 @@ def decode_attention(q, k, v, scale: float | None = None, *, q_pos: int, alibi=N
     SDPA). q: (B, h, 1, hd); k, v: (B, g, S, hd), g dividing h. Every key is visible (a window's
     ring holds only keys in reach); `alibi` (h,) slopes add −slope·(q_pos − key_pos). A KV group's
     h/g query heads are one block of rows over that group's keys (as FlashDecoding packs heads),
-    so each key is read once. The same arithmetic as math_attention; the CPU in float32/64 only."""
+    so each key is read once. The same arithmetic as math_attention; the CPU in float32/64 only.
+    In float32 with two or more query heads per KV head and no ALiBi, the step runs the C kernel
+    (cdecode.attention: the same rows in one pass over the cache) where it can be built."""
     B, h, T, hd = q.shape
     g, S = k.shape[1], k.shape[2]
     if T != 1 or not _cpu_blas(q):
@@ -278,8 +281,6 @@ def decode_attention(q, k, v, scale: float | None = None, *, q_pos: int, alibi=N
     r = h // g
     scale = hd**-0.5 if scale is None else scale
     if alibi is None:  # float32 with grouped heads: the C kernel's one pass over the cache, where it is built
-        from . import cdecode
-
         out = cdecode.attention(q, k, v, scale)
         if out is not None:
             return out

@@ -84,7 +84,7 @@ static void block_scores(const struct problem *P, const float *q, const float *k
             __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
             const float *kp = k + kb + t;
             for (int j = 0; j < hd; j++, kp += sd) {
-                if (i0 == 0 && j < P->dv) /* this block's values, one line per step, read in C below */
+                if (i0 == 0 && j < P->dv) /* this block's values, one line per step, for block_values */
                     _mm_prefetch((const char *)(v + j * vd + kb + t), _MM_HINT_T0);
                 __m256 k0 = _mm256_loadu_ps(kp), k1 = _mm256_loadu_ps(kp + 8), b;
                 b = _mm256_broadcast_ss(q0 + j); a00 = _mm256_fmadd_ps(b, k0, a00); a01 = _mm256_fmadd_ps(b, k1, a01);
