@@ -156,6 +156,16 @@ def test_a_compiler_that_fails_is_named_with_its_error_and_leaves_no_file(fresh,
     assert list((fresh / "kernels").iterdir()) == []  # the temporary output is removed
 
 
+def test_a_built_file_that_cannot_be_loaded_is_named(fresh, monkeypatch):
+    if cdecode._why_not_here() or cdecode._compiler() is None:
+        pytest.skip(cdecode._why_not_here() or "no C compiler")
+    junk = fresh / "decode-junk.so"
+    junk.write_bytes(b"not a shared object")
+    monkeypatch.setattr(cdecode, "_build", lambda cc: junk)
+    why = cdecode.unavailable()
+    assert why is not None and why.startswith(f"not loaded: {junk}"), why
+
+
 def test_ATTNCLI_DECODE_KERNEL_0_turns_it_off(fresh, monkeypatch):
     monkeypatch.setenv("ATTNCLI_DECODE_KERNEL", "0")
     assert cdecode.unavailable() == "ATTNCLI_DECODE_KERNEL=0"

@@ -94,6 +94,10 @@ def _build(cc: str) -> Path:
     return target
 
 
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 def _load() -> ctypes.CDLL | None:
     why = _why_not_here()
     if why is None:
@@ -104,9 +108,14 @@ def _load() -> ctypes.CDLL | None:
         _state["why"] = why
         return None
     try:
-        lib = ctypes.CDLL(str(_build(cc)))
+        built = _build(cc)
     except (OSError, subprocess.SubprocessError) as e:
-        _state["why"] = f"not built: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        _state["why"] = f"not built: {_first_line(e)}"
+        return None
+    try:
+        lib = ctypes.CDLL(str(built))
+    except OSError as e:  # e.g. a cache folder mounted noexec
+        _state["why"] = f"not loaded: {_first_line(e)}"
         return None
     c = ctypes
     lib.attncli_decode.argtypes = [c.c_void_p] * 4 + [c.c_long, c.c_long, c.c_int, c.c_int, c.c_int, c.c_long] + \
