@@ -187,8 +187,9 @@ def _self_check() -> str | None:
     k = torch.randn(B, g, hd, S + 3, generator=gen).transpose(2, 3)[:, :, :S]
     v = torch.randn(B, g, hd, S + 3, generator=gen).transpose(2, 3)[:, :, :S]
     got = attention(q, k, v, hd**-0.5)
-    qq = q.double().reshape(B, g, r, hd)
-    want = (torch.softmax(qq @ k.double().transpose(2, 3) * hd**-0.5, dim=-1) @ v.double()).reshape(B, g * r, 1, hd)
+    from .common import math_attention  # common imports this module
+
+    want = math_attention(q.double(), k.double(), v.double(), causal=False, scale=hd**-0.5)  # (B, g·r, 1, hd)
     err = ((got.double() - want).norm() / want.norm()).item() if got is not None else float("inf")
     _state["calls"] = 0
     return None if err < 1e-5 else f"self-check failed (relative error {err:.1e} against float64)"
