@@ -51,7 +51,7 @@ def _rel(x, ref):
     return ((x.double() - ref).norm() / ref.norm()).item()
 
 
-SHAPES = [  # (B, g, r, hd, S, dv): ragged block ends (512 tokens), 16-key tiles, 4-row groups, odd dims
+SHAPES = [  # (B, g, r, hd, S, dv): 16-key tiles, 4-row groups, passes of 8/16/32 head dims, odd dims
     (4, 4, 4, 64, 1, None),
     (1, 2, 4, 64, 15, None),
     (2, 2, 4, 64, 16, None),
@@ -63,15 +63,21 @@ SHAPES = [  # (B, g, r, hd, S, dv): ragged block ends (512 tokens), 16-key tiles
     (1, 2, 4, 8, 2049, None),
     (2, 2, 4, 64, 700, 48),  # values narrower than keys
     (1, 1, 6, 40, 300, 72),  # and wider
+    # blocks longer than 1,024 tokens: the scores in passes of 8 head dims (r <= 4), 16 (r <= 8), 32
+    (1, 1, 4, 64, 1100, None),
+    (1, 1, 3, 33, 1500, None),  # passes of 8, 8, 8, 8, 1
+    (1, 1, 6, 40, 1200, 72),  # 16, 16, 8
+    (1, 1, 16, 64, 1057, None),
 ]
 
 
+@pytest.mark.parametrize("block", [0, 64, 1040], ids=["own-blocks", "blocks-of-64", "blocks-of-1040"])  # ragged ends
 @pytest.mark.parametrize("B,g,r,hd,S,dv", SHAPES)
-def test_the_kernel_matches_float64_within_twice_the_math_paths_error(kernel, B, g, r, hd, S, dv):
+def test_the_kernel_matches_float64_within_twice_the_math_paths_error(kernel, B, g, r, hd, S, dv, block):
     q, k, v = _problem(B, g, r, hd, S, dv)
     scale = hd**-0.5
     calls = cdecode.calls()
-    out = cdecode.attention(q, k, v, scale)
+    out = cdecode.attention(q, k, v, scale, block=block)
     assert out is not None and cdecode.calls() == calls + 1
     assert out.shape == (B, g * r, 1, dv or hd)
     ref = _reference(q, k, v, scale)
@@ -81,14 +87,14 @@ def test_the_kernel_matches_float64_within_twice_the_math_paths_error(kernel, B,
 
 
 def test_a_large_score_range_stays_finite_and_exact(kernel):
-    """Scores spanning ±80 (the first block far below a later one): the online softmax rescales the
-    running sums by e^(m_old − m_new) instead of overflowing or dropping the early block."""
+    """Scores spanning ±80 (the first block of 512 far below a later one): the online softmax
+    rescales the running sums by e^(m_old − m_new) instead of overflowing or dropping the early block."""
     q, k, v = _problem(1, 2, 4, 64, 1500)
     k = k.clone()
     k[:, :, :512] *= 0.01  # block 0's scores near 0
     k[:, :, 1024:] *= 6.0  # block 2's up to tens
     ref = _reference(q, k, v, 1.0)
-    out = cdecode.attention(q, k, v, 1.0)
+    out = cdecode.attention(q, k, v, 1.0, block=512)
     math = common.math_attention(q, k, v, causal=False, scale=1.0)
     assert torch.isfinite(out).all()
     assert _rel(out, ref) <= 2 * max(_rel(math, ref), 2**-24)
@@ -124,7 +130,7 @@ def test_bench_names_the_kernel_in_backend_used(kernel, cli):
 @pytest.fixture
 def fresh(monkeypatch, tmp_path):
     """A process that has not tried the kernel yet, building into an empty folder."""
-    monkeypatch.setattr(cdecode, "_state", {"lib": None, "why": None, "tried": False, "calls": 0})
+    monkeypatch.setattr(cdecode, "_state", {"lib": None, "why": None, "tried": False, "calls": 0, "linear_calls": 0})
     monkeypatch.setenv("ATTNCLI_KERNEL_DIR", str(tmp_path / "kernels"))
     return tmp_path
 
@@ -187,7 +193,7 @@ def test_a_kernel_that_computes_the_wrong_thing_fails_its_self_check(kernel, fre
 def test_a_built_kernel_is_loaded_again_without_compiling(kernel, fresh, monkeypatch):
     assert cdecode.unavailable() is None
     (built,) = (fresh / "kernels").glob("decode-*.so")
-    monkeypatch.setattr(cdecode, "_state", {"lib": None, "why": None, "tried": False, "calls": 0})
+    monkeypatch.setattr(cdecode, "_state", {"lib": None, "why": None, "tried": False, "calls": 0, "linear_calls": 0})
 
     def no_compiling(*args, **kwargs):
         raise AssertionError("compiled again")
@@ -204,3 +210,56 @@ def test_two_runs_building_into_one_folder_at_once_both_load_it(kernel, fresh):
             for _ in range(2)]  # fmt: skip
     assert [p.communicate(timeout=120)[0].strip() for p in runs] == ["None", "None"]
     assert [p.name for p in (fresh / "kernels").iterdir()] == [cdecode._build(cdecode._compiler()).name]
+
+
+@pytest.mark.parametrize("rows,n_in,n_out", [(3, 1024, 256), (4, 1024, 1024), (5, 37, 7), (8, 8, 9), (3, 100, 1)])
+def test_linear_matches_float64_within_twice_the_blas_products_error(kernel, rows, n_in, n_out):
+    """cdecode.linear (the few-row projections of a decode step): every output against float64,
+    held to twice the error of the BLAS product it replaces; rows of x spaced wider than `in`."""
+    gen = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, n_in + 5, generator=gen)[:, :n_in]  # row stride n_in + 5
+    w = torch.randn(n_out, n_in, generator=gen)
+    calls = cdecode.linear_calls()
+    with torch.no_grad():
+        y = cdecode.linear(x, w)
+    assert y is not None and y.shape == (rows, n_out) and cdecode.linear_calls() == calls + 1
+    ref = x.double() @ w.double().t()
+    blas = torch.matmul(w, x.t()).t()
+    assert _rel(y, ref) <= 2 * max(_rel(blas, ref), 2**-24), (_rel(y, ref), _rel(blas, ref))
+
+
+def test_projection_takes_linear_for_few_rows_without_gradients_and_the_blas_with_them(kernel):
+    torch.manual_seed(0)
+    proj = common.Projection(64, 48, bias=True)
+    x = torch.randn(4, 1, 64)
+    ref = x.double() @ proj.weight.double().t() + proj.bias.double()
+    calls = cdecode.linear_calls()
+    with torch.inference_mode():
+        y = proj(x)
+    assert cdecode.linear_calls() == calls + 1 and y.shape == (4, 1, 48)
+    assert _rel(y, ref) <= 1e-6
+    y = proj(x)  # the weight asks for its gradient: the BLAS product, which autograd can follow
+    assert cdecode.linear_calls() == calls + 1 and y.requires_grad
+    y.sum().backward()
+    torch.testing.assert_close(proj.weight.grad, x.reshape(4, 64).sum(0).expand(48, 64))
+    with torch.no_grad():
+        assert cdecode.linear(torch.randn(1, 64), proj.weight) is None  # one row: F.linear's gemv
+        assert cdecode.linear(torch.randn(2, 64), proj.weight) is None  # two: W·xᵀ measured as fast
+        assert cdecode.linear(torch.randn(9, 64), proj.weight) is None  # 9 or more: the BLAS product
+        assert cdecode.linear(torch.randn(4, 64).double(), proj.weight.double()) is None
+
+
+def test_under_flop_counter_mode_the_products_are_aten_ops_it_counts(kernel):
+    """--verify-flops counts the math path's aten ops with FlopCounterMode; a C call makes none, so
+    under any dispatch mode both kernels step aside and the BLAS products are counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    proj = common.Projection(64, 48, bias=False)
+    x = torch.randn(4, 1, 64)
+    q, k, v = _problem(1, 2, 4, 16, 9)
+    calls, linear = cdecode.calls(), cdecode.linear_calls()
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        proj(x)
+        assert cdecode.attention(q, k, v, 0.25) is None
+    assert (cdecode.calls(), cdecode.linear_calls()) == (calls, linear)
+    assert counter.get_total_flops() == 2 * 4 * 64 * 48

@@ -1,5 +1,6 @@
-"""The CPU decode kernel in C (decode_kernel.c): GQA's grouped query heads over one pass of the
-KV cache, for the CPU in float32 with AVX2/FMA.
+"""The CPU decode kernels in C (decode_kernel.c), for the CPU in float32 with AVX2/FMA: GQA's
+grouped query heads over one pass of the KV cache (`attention`), and the few-row projections of a
+decode step (`linear`, which common.Projection calls).
 
 It is built on first use with the system C compiler ($CC, else `cc`, `gcc` or `clang`) into the
 cache folder (measure.peak.cache_dir()/kernels, or $ATTNCLI_KERNEL_DIR), named by a hash of its
@@ -12,7 +13,7 @@ float64 reference on a small case with ragged block ends; one that disagrees is 
 
 Measured on the 2-core EPYC (docs/backends.md, "GQA decode: one pass in C"): on the decode
 bandwidth benchmark's shape (4 KV heads × 4 query rows, 8,193 keys, batch 4) the attention takes
-0.55× the time of the BLAS's 4-row products it replaces, at about 0.7 of the read-only rate.
+about 0.5× the time of the BLAS's 4-row products it replaces, at 0.74-0.82 of the read-only rate.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ SOURCE = Path(__file__).with_name("decode_kernel.c")
 FLAGS = ("-O3", "-mavx2", "-mfma", "-fopenmp", "-shared", "-fPIC")
 BUILD_SECONDS = 120  # one compile of a 250-line file; a compiler that hangs longer is not used
 MIN_ROWS = 2  # one query row per KV head (MHA) streams at memory speed through the BLAS already
-_state: dict = {"lib": None, "why": None, "tried": False, "calls": 0}
+# linear: 3-8 rows took 0.79-0.84x the time of the BLAS's W·xᵀ (5 rows 0.97x) with the weights in
+# DRAM; 2 rows fill half a tile and measured even (0.97-1.04x), so they stay on the BLAS
+# (benchmarks/decode_projection.py; docs/backends.md)
+LINEAR_ROWS = range(3, 9)
+_state: dict = {"lib": None, "why": None, "tried": False, "calls": 0, "linear_calls": 0}
 
 
 def kernel_dir() -> Path:
@@ -119,8 +124,10 @@ def _load() -> ctypes.CDLL | None:
         return None
     c = ctypes
     lib.attncli_decode.argtypes = [c.c_void_p] * 4 + [c.c_long, c.c_long, c.c_int, c.c_int, c.c_int, c.c_long] + \
-        [c.c_long] * 8 + [c.c_float, c.c_int]  # fmt: skip
+        [c.c_long] * 8 + [c.c_float, c.c_int, c.c_long]  # fmt: skip
     lib.attncli_decode.restype = c.c_int
+    lib.attncli_linear.argtypes = [c.c_void_p] * 3 + [c.c_int, c.c_long, c.c_long, c.c_long, c.c_long, c.c_int]
+    lib.attncli_linear.restype = c.c_int
     _state["lib"] = lib
     why = _self_check()
     if why is not None:
@@ -148,6 +155,11 @@ def calls() -> int:
     return _state["calls"]
 
 
+def linear_calls() -> int:
+    """How many projections `linear` computed in this process."""
+    return _state["linear_calls"]
+
+
 def _fits(q, k, v) -> bool:
     """The strides the kernel reads: the kv_cache_tensor layout (tokens contiguous per head dim),
     each query row dense."""
@@ -156,14 +168,16 @@ def _fits(q, k, v) -> bool:
             and q.device.type == k.device.type == v.device.type == "cpu")  # fmt: skip
 
 
-def attention(q, k, v, scale: float) -> torch.Tensor | None:
+def attention(q, k, v, scale: float, block: int = 0) -> torch.Tensor | None:
     """softmax(q·Kᵀ·scale)·V for one query per sequence, or None where the kernel does not apply.
     q: (B, h, 1, hd); k: (B, g, S, hd) and v: (B, g, S, dv) in the CPU cache layout; h = g·r with
-    r ≥ MIN_ROWS. Returns (B, h, 1, dv)."""
+    r ≥ MIN_ROWS. `block`: tokens per online-softmax block, rounded up to 16 (0: the kernel's own,
+    as many as 192 KiB of scores hold, so one block up to 12,288 tokens at r = 4; the tests and
+    the self-check pass small ones to cross block ends). Returns (B, h, 1, dv)."""
     B, h, _, hd = q.shape
     g, S, dv = k.shape[1], k.shape[2], v.shape[-1]
     r = h // g
-    if r < MIN_ROWS or S == 0 or not _fits(q, k, v):
+    if r < MIN_ROWS or S == 0 or not _fits(q, k, v) or not _eager():
         return None
     lib = library()
     if lib is None:
@@ -171,25 +185,62 @@ def attention(q, k, v, scale: float) -> torch.Tensor | None:
     out = q.new_empty(B, h, 1, dv)  # (B, h, 1, dv)
     rc = lib.attncli_decode(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), B, g, r, hd, dv, S,
                             q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(3), v.stride(0),
-                            v.stride(1), v.stride(3), float(scale), torch.get_num_threads())  # fmt: skip
+                            v.stride(1), v.stride(3), float(scale), torch.get_num_threads(), int(block))  # fmt: skip
     if rc != 0:
         raise MemoryError("the decode kernel could not allocate its scratch or start its threads")
     _state["calls"] += 1
     return out
 
 
+def linear(x, weight) -> torch.Tensor | None:
+    """x·weightᵀ for x (rows, in) with rows in LINEAR_ROWS, weight (out, in), both float32 on the
+    CPU with their last dim dense, where no gradient is asked for; None where the kernel does not
+    apply (the caller's BLAS product then). Returns (rows, out), dense."""
+    rows, n_in = x.shape
+    if rows not in LINEAR_ROWS or weight.shape[1] != n_in or not _dense_rows(x, weight):
+        return None
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad) or not _eager():
+        return None
+    lib = library()
+    if lib is None:
+        return None
+    out = x.new_empty(rows, weight.shape[0])
+    lib.attncli_linear(x.data_ptr(), weight.data_ptr(), out.data_ptr(), rows, n_in, weight.shape[0], x.stride(0),
+                       weight.stride(0), torch.get_num_threads())  # fmt: skip
+    _state["linear_calls"] += 1
+    return out
+
+
+def _eager() -> bool:
+    """No dispatch mode is watching (FlopCounterMode counts the aten ops a product makes, and a C
+    call makes none: --verify-flops would miss it) and nothing is being traced or compiled."""
+    from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+
+    return not is_in_torch_dispatch_mode() and not torch.compiler.is_compiling()
+
+
+def _dense_rows(*tensors) -> bool:
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.stride(-1) == 1 for t in tensors)
+
+
 def _self_check() -> str | None:
-    """Run the kernel on a case with every ragged edge (a partial block, a partial 16-key tile, a
-    partial row group, an odd head dim) against float64; a reason when it disagrees."""
+    """Run both kernels on cases with every ragged edge against float64; a reason when either
+    disagrees. Attention: blocks of 1,040 tokens with a short last one (so the scores both in
+    passes of head dims and in one), a partial 16-key tile, a partial row group, an odd head dim
+    and so a partial pass. Linear: two row groups, odd sizes."""
     gen = torch.Generator().manual_seed(0)
-    B, g, r, hd, S = 2, 2, 5, 33, 517 + 512 + 9
+    B, g, r, hd, S = 2, 2, 5, 33, 2 * 1040 + 20
     q = torch.randn(B, g * r, 1, hd, generator=gen)
     k = torch.randn(B, g, hd, S + 3, generator=gen).transpose(2, 3)[:, :, :S]
     v = torch.randn(B, g, hd, S + 3, generator=gen).transpose(2, 3)[:, :, :S]
-    got = attention(q, k, v, hd**-0.5)
+    x, w = torch.randn(5, 37, generator=gen), torch.randn(7, 37, generator=gen)
     from .common import math_attention  # common imports this module
 
-    want = math_attention(q.double(), k.double(), v.double(), causal=False, scale=hd**-0.5)  # (B, g·r, 1, hd)
-    err = ((got.double() - want).norm() / want.norm()).item() if got is not None else float("inf")
-    _state["calls"] = 0
+    with torch.no_grad():
+        pairs = [(attention(q, k, v, hd**-0.5, block=1040),
+                  math_attention(q.double(), k.double(), v.double(), causal=False, scale=hd**-0.5)),
+                 (linear(x, w), x.double() @ w.double().t())]  # fmt: skip
+    err = max(((got.double() - want).norm() / want.norm()).item() if got is not None else float("inf")
+              for got, want in pairs)  # fmt: skip
+    _state["calls"] = _state["linear_calls"] = 0
     return None if err < 1e-5 else f"self-check failed (relative error {err:.1e} against float64)"
