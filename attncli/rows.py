@@ -48,6 +48,7 @@ QUALITY_COLUMNS = (
     # --verify-flops per layer (one layer of the row's kind) and for the row's `layers` (as `flops`)
     "flops_counted_layer", "flops_math_path_layer", "flops_counted_model", "flops_math_path_model",
     "compile_s",  # seconds compiling before the timing (--backend flex, --compile)
+    "decode_kernel_off",  # why a grouped float32 CPU decode row ran the BLAS gemv, not the C kernel
 )  # fmt: skip
 ROOFLINE_COLUMNS = (
     "bytes_moved", "bytes_weights", "bytes_kv_read", "bytes_kv_write", "bytes_activations", "arith_intensity",

@@ -262,6 +262,16 @@ def _backend(rows: list[dict]) -> str | None:
 
 
 @note("bench", "compare")
+def _decode_kernel_off(rows: list[dict]) -> str | None:
+    """Grouped-query decode rows that ran on the BLAS gemv because the C kernel could not run here."""
+    why = group_names(rows, lambda r: r.get("decode_kernel_off"))
+    if not why:
+        return None
+    return "; ".join(f"the C decode kernel (avx2) is off here ({reason}): {names} ran the BLAS gemv, slower"
+                     for reason, names in why.items())  # fmt: skip
+
+
+@note("bench", "compare")
 def _tensor_parallel(rows: list[dict]) -> str | None:
     """Rows measured with --tp (measure/tp.py)."""
     first = next((r for r in rows if r.get("tp_backend")), None)

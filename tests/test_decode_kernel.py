@@ -263,3 +263,29 @@ def test_under_flop_counter_mode_the_products_are_aten_ops_it_counts(kernel):
         assert cdecode.attention(q, k, v, 0.25) is None
     assert (cdecode.calls(), cdecode.linear_calls()) == (calls, linear)
     assert counter.get_total_flops() == 2 * 4 * 64 * 48
+
+
+@pytest.mark.parametrize("columns", ["80", "100", "120"])
+def test_rows_and_caption_say_why_the_kernel_is_off(fresh, monkeypatch, cli, columns):
+    """Where the kernel cannot run, a grouped decode row says why in `decode_kernel_off` and the
+    caption says it whole at 80-120 columns; MHA (one row per KV head) never takes it, so says nothing."""
+    monkeypatch.setenv("ATTNCLI_DECODE_KERNEL", "0")
+    monkeypatch.setenv("COLUMNS", columns)
+    args = ("bench", "gqa", "mha", "-p", "micro", "-s", "32", "-b", "2", "-m", "decode", "--device", "cpu",
+            "--dtype", "float32", "--min-time", "0")  # fmt: skip
+    r = cli(*args, "--json", "-")
+    assert r.code == 0, r.err
+    gqa, mha = r.rows()
+    assert (gqa["backend_used"], gqa["decode_kernel_off"]) == ("gemv", "ATTNCLI_DECODE_KERNEL=0")
+    assert (mha["backend_used"], mha["decode_kernel_off"]) == ("gemv", None)
+    shown = cli(*args)
+    assert shown.code == 0, shown.err
+    text = " ".join(shown.out.split())  # the caption wraps at the terminal's width; its words stay whole
+    assert f"the C decode kernel (avx2) is off here (ATTNCLI_DECODE_KERNEL=0): {gqa['label']} ran the BLAS gemv" in text
+
+
+def test_no_reason_where_the_kernel_ran(kernel, cli):
+    r = cli("bench", "gqa", "-p", "micro", "-s", "32", "-b", "2", "-m", "decode", "--device", "cpu",
+            "--min-time", "0", "--json", "-")  # fmt: skip
+    (row,) = r.rows()
+    assert (row["backend_used"], row["decode_kernel_off"]) == ("avx2", None)

@@ -143,6 +143,22 @@ def _compiled(run, arg, settings: Settings, label: str):
     return fn, seconds
 
 
+def _decode_kernel_off(spec, shape: Shape, settings, backend_used: str | None) -> str | None:
+    """Why a decode row with grouped query heads in float32 ran the BLAS gemv where the C kernel
+    (variants/cdecode.py) would have run, in its one line (`no C compiler found (set CC)`); None
+    where the kernel ran, or could not apply (one head per KV head, another dtype, ALiBi)."""
+    g = getattr(spec, "n_kv_heads", None)
+    if shape.mode != "decode" or settings.dtype != "float32" or not g or spec.n_heads <= g:
+        return None
+    if getattr(spec, "position", None) == "alibi":  # the kernel has no bias: gemv by design
+        return None
+    if "gemv" not in (backend_used or "").split("+"):
+        return None
+    from ..variants import cdecode
+
+    return cdecode.unavailable()
+
+
 def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings: Settings, source=None) -> dict:
     """One layer of `spec` doing `shape` on the settings' device: a full `bench` row. A stack
     (hybrid) has no single layer: it gives the row of one period of its pattern (measure/stack.py).
@@ -245,6 +261,7 @@ def measure_row(spec: AttentionSpec, preset: PresetSpec, shape: Shape, settings:
         free_cores_start=settings.free_cores_start, seed=settings.seed, status="ok" if err and err_math else "nan",
         backend_used=backend_used, compiled=settings.compile, compile_s=compile_s,
         healthy=is_healthy(err, err_math) if settings.dtype in GRADED_DTYPES else None,
+        decode_kernel_off=_decode_kernel_off(spec, shape, settings, backend_used),
     )  # fmt: skip
     if counted is not None:  # one layer; measure/stack.py totals the model columns over the layers
         expected = math_path_flops(spec, shape, element_bytes=DTYPE_BYTES[settings.dtype])
