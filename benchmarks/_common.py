@@ -105,3 +105,33 @@ def machine_line() -> str:
         return f"{cores} cores"
     busy = " — BUSY: other work shares the cores, figures are noisy" if load > 0.5 * cores else ""
     return f"{cores} cores, 1-min load average {load:.1f}{busy}"
+
+
+def decode_kernels_missing(threads: int | None) -> int | None:
+    """Set torch's thread count (when given) and check that attncli's C decode kernels
+    (variants/cdecode.py) run here: None when they do, else 3 after saying why."""
+    import torch
+
+    from attncli.variants import cdecode
+
+    if threads:
+        torch.set_num_threads(threads)
+    why = cdecode.unavailable()
+    if why is None:
+        return None
+    print(f"the decode kernels are not available here ({why}): nothing to measure")
+    return 3
+
+
+def timed(fn, before=None):
+    """A side for `interleaved`: a call of fn that returns its seconds (`before` runs untimed first)."""
+    import time
+
+    def go():
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    return go

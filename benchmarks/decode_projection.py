@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from _common import interleaved, machine_line, per_round, spread
+from _common import decode_kernels_missing, interleaved, machine_line, per_round, spread, timed
 
 
 def main() -> int:
@@ -27,16 +26,13 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=4, help="rows of x: the batch (3-8 take the kernel)")
     ap.add_argument("--threads", type=int)
     a = ap.parse_args()
+    missing = decode_kernels_missing(a.threads)
+    if missing:
+        return missing
     import torch
 
     from attncli.variants import cdecode
 
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    why = cdecode.unavailable()
-    if why is not None:
-        print(f"the decode kernels are not available here ({why}): nothing to measure")
-        return 3
     gen = torch.Generator().manual_seed(0)
     weights = [torch.randn(n_out, 1024, generator=gen) for n_out in (1024, 256, 256, 1024)]  # q, k, v, o
     x = torch.randn(a.rows, 1024, generator=gen)
@@ -48,21 +44,13 @@ def main() -> int:
     def blas():
         return [torch.matmul(w, x.t()).t().contiguous() for w in weights]  # common.Projection without the kernel
 
-    def timed(fn):
-        def go():
-            evict.sum()
-            start = time.perf_counter()
-            fn()
-            return time.perf_counter() - start
-
-        return go
-
     with torch.inference_mode():
         if kernel()[0] is None:
             rows = cdecode.LINEAR_ROWS
             print(f"{a.rows} rows do not take the kernel (it takes {rows.start}-{rows.stop - 1})")
             return 2
-        sides = {"kernel": timed(kernel), "blas": timed(blas), "read W": timed(lambda: [w.sum() for w in weights])}
+        sides = {name: timed(fn, before=evict.sum)
+                 for name, fn in (("kernel", kernel), ("blas", blas), ("read W", lambda: [w.sum() for w in weights]))}
         got = interleaved(sides, a.rounds)
         exact = [x.double() @ w.double().t() for w in weights]
 

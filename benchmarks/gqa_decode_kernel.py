@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from _common import interleaved, machine_line, per_round, spread
+from _common import decode_kernels_missing, interleaved, machine_line, per_round, spread, timed
 
 
 def main() -> int:
@@ -32,16 +31,13 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=4, help="query heads per KV head")
     ap.add_argument("--head-dim", type=int, default=64)
     a = ap.parse_args()
+    missing = decode_kernels_missing(a.threads)
+    if missing:
+        return missing
     import torch
 
     from attncli.variants import cdecode, common
 
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    why = cdecode.unavailable()
-    if why is not None:
-        print(f"the decode kernel is not available here ({why}): nothing to measure")
-        return 3
     B, g, r, hd, S = a.batch, a.kv_heads, a.rows, a.head_dim, a.seq_len
     gen = torch.Generator().manual_seed(0)
     like = torch.empty(0)
@@ -62,14 +58,6 @@ def main() -> int:
         return cdecode.attention(q, k, v, scale)
 
     storage_k, storage_v = k.transpose(2, 3), v.transpose(2, 3)  # (B, g, hd, S) views of the storage
-
-    def timed(fn):
-        def go():
-            start = time.perf_counter()
-            fn()
-            return time.perf_counter() - start
-
-        return go
 
     sides = {"kernel": timed(kernel), "blas": timed(blas), "read K+V": timed(lambda: (storage_k.sum(), storage_v.sum()))}
     for fn in sides.values():
