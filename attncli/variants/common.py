@@ -306,15 +306,15 @@ class Projection(torch.nn.Linear):
     2-core EPYC; benchmarks/decode_bandwidth.py). In float32 with 3-8 rows and no gradient asked
     for, the C kernel (cdecode.linear) streams the weight once and writes the rows in place:
     0.79-0.84× that product's time with the weights in DRAM, as in a decode step (5 rows 0.97×;
-    benchmarks/decode_projection.py). Same
-    parameters and names as nn.Linear, so checkpoints load unchanged; the same multiply-adds."""
+    benchmarks/decode_projection.py). Same parameters and names as nn.Linear, so checkpoints load
+    unchanged; the same multiply-adds."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features if self.in_features else 0
         if not (2 <= rows <= 64 and _cpu_blas(x)):
             return super().forward(x)
         flat = x.reshape(rows, self.in_features)
-        out = cdecode.linear(flat, self.weight) if rows in cdecode.LINEAR_ROWS else None
+        out = cdecode.linear(flat, self.weight)  # None outside its rows, dtype or without the kernel
         if out is None:
             out = torch.matmul(self.weight, flat.t()).t().contiguous()  # (rows, out)
         if self.bias is not None:

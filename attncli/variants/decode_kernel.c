@@ -14,11 +14,12 @@
    tokens, far apart. The scores read them a few runs at a time (8 at r <= 4, 16 at r <= 8, else
    32), each pass adding its head dims' share into the block's scores: a few long sequential
    streams, which the hardware prefetcher follows. One pass over all 64 runs of 512-token blocks
-   (the first version) read at 0.63-0.68 of the read-only rate, these passes at 0.69-0.78, 1.17x
-   faster on the bandwidth benchmark's shape (docs/backends.md). Each pass re-reads and re-stores
-   the scores through L1/L2, so the compute-bound wide groups take fewer passes, and a block of
-   at most SHORT tokens (a short cache, mostly in the CPU's caches already) takes one. The values
-   are read two runs at a time over the whole block.
+   (the first version) read at about 0.6-0.7 of the read-only rate, these passes at about 0.7-0.8
+   (the host's noise moves both): 1.07-1.20x faster, the two timed in one process
+   (docs/backends.md). Each pass re-reads and re-stores the scores through L1/L2, so the
+   compute-bound wide groups take fewer passes, and a block of at most SHORT tokens (a short
+   cache, mostly in the CPU's caches already) takes one. The values are read two runs at a time
+   over the whole block.
 
    Layout (common.kv_cache_tensor): for batch b, KV head g, head dim j and token t, the key is
    k[b*k_sb + g*k_sg + j*k_sd + t] (the tokens of one head dim are contiguous), and so for v.
