@@ -203,3 +203,32 @@ def test_a_signal_while_rows_are_timed_in_rounds_keeps_them(monkeypatch):
     assert interrupted and signals.received() == signal.SIGTERM
     assert [r["label"] for r in done] == ["mha", "mqa"] and all(r["latency_ms_median"] > 0 for r in done)
     assert [r["n_rounds"] for r in done] == [1, 1]  # the round under way finished, no other began
+
+
+def test_a_signal_between_two_shapes_keeps_the_first_shapes_rows(monkeypatch):
+    """A signal after one shape's rows are finished and before the next shape's rows begin (outside
+    both of measure_jobs' guarded blocks) still returns the finished rows, not an empty run."""
+    import torch
+
+    from attncli import presets
+    from attncli.measure import bench, stack
+    from attncli.spec import Shape
+
+    made = []
+
+    class SignalledSecond(bench.Rounds):
+        def __init__(self):
+            made.append(self)
+            if len(made) == 2:  # the second shape's rounds: as if SIGTERM arrived now
+                signals._handler(signal.SIGTERM, None)
+            super().__init__()
+
+    monkeypatch.setattr(stack, "Rounds", SignalledSecond)
+    monkeypatch.setattr(signals, "_state", {**signals._state, "received": None, "raised": False, "depth": 0})
+    preset = presets.load_preset("micro")
+    jobs = [(presets.parse_variant(v, preset), Shape("prefill", s, 1), None) for s in (16, 32) for v in ("mha", "mqa")]
+    settings = bench.Settings(device=torch.device("cpu"), dtype="float32", min_run_time=0.001)
+    done, interrupted = stack.measure_jobs(jobs, preset, settings, layers=1)
+    assert interrupted and signals.received() == signal.SIGTERM
+    assert [(r["label"], r["seq_len"]) for r in done] == [("mha", 16), ("mqa", 16)]
+    assert all(r["latency_ms_median"] > 0 for r in done)

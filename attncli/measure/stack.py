@@ -146,45 +146,48 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
             groups[-1].append(job)
         else:
             groups.append([job])
-    for group in groups:
-        # compiled layers (--compile, --backend flex) start from fresh compile caches each: one at a time
-        rounds = None if settings.compile or settings.backend == "flex" or not interleave else Rounds()
-        deferred = settings if rounds is None else dataclasses.replace(settings, rounds=rounds)
-        ready: list = []
-        interrupted = None
-        try:
-            for spec, shape, source in group:
-                advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
-                if source is not None:  # a checkpoint's own layer, with its weights and inputs
-                    from .oom import measure_or_oom
+    try:  # a signal between two shapes' rows (outside the two blocks below) keeps the rows done so far
+        for group in groups:
+            # compiled layers (--compile, --backend flex) start from fresh compile caches each: one at a time
+            rounds = None if settings.compile or settings.backend == "flex" or not interleave else Rounds()
+            deferred = settings if rounds is None else dataclasses.replace(settings, rounds=rounds)
+            ready: list = []
+            interrupted = None
+            try:
+                for spec, shape, source in group:
+                    advance(f"{spec.label} {shape.mode} s={shape.seq_len} b={shape.batch}")
+                    if source is not None:  # a checkpoint's own layer, with its weights and inputs
+                        from .oom import measure_or_oom
 
-                    ready.append(measure_or_oom(spec, preset, shape, deferred, source=source))
-                else:
-                    measure_model(spec, preset, shape, deferred, layers, per_layer, memo, measure)  # fills memo
-                    ready.append((spec, shape))
-        except (KeyboardInterrupt, signals.Interrupted) as e:
-            interrupted = e
-        try:
-            # The built rows are checked; a signal while they are timed is held (then raised once,
-            # if none was yet), so that an interrupt keeps them: the rounds end after the round
-            # under way, and the rows are finished from the rounds they have.
-            with signals.deferred():
-                if rounds is not None:
-                    n = len(rounds.entries)
-
-                    def on_round(k: int) -> bool:
-                        describe(f"timing {n} row{'s' if n > 1 else ''}, round {k}")
-                        return signals.received() is not None  # interrupted: keep the rounds so far
-
-                    rounds.run(settings, on_round=on_round)
-                for item in ready:
-                    if isinstance(item, dict):
-                        done.append(item)
+                        ready.append(measure_or_oom(spec, preset, shape, deferred, source=source))
                     else:
-                        spec, shape = item
-                        done.extend(measure_model(spec, preset, shape, settings, layers, per_layer, memo, measure))
-        except (KeyboardInterrupt, signals.Interrupted) as e:
-            interrupted = interrupted or e
-        if interrupted is not None:
-            return done, True
+                        measure_model(spec, preset, shape, deferred, layers, per_layer, memo, measure)  # fills memo
+                        ready.append((spec, shape))
+            except (KeyboardInterrupt, signals.Interrupted) as e:
+                interrupted = e
+            try:
+                # The built rows are checked; a signal while they are timed is held (then raised once,
+                # if none was yet), so that an interrupt keeps them: the rounds end after the round
+                # under way, and the rows are finished from the rounds they have.
+                with signals.deferred():
+                    if rounds is not None:
+                        n = len(rounds.entries)
+
+                        def on_round(k: int) -> bool:
+                            describe(f"timing {n} row{'s' if n > 1 else ''}, round {k}")
+                            return signals.received() is not None  # interrupted: keep the rounds so far
+
+                        rounds.run(settings, on_round=on_round)
+                    for item in ready:
+                        if isinstance(item, dict):
+                            done.append(item)
+                        else:
+                            spec, shape = item
+                            done.extend(measure_model(spec, preset, shape, settings, layers, per_layer, memo, measure))
+            except (KeyboardInterrupt, signals.Interrupted) as e:
+                interrupted = interrupted or e
+            if interrupted is not None:
+                return done, True
+    except (KeyboardInterrupt, signals.Interrupted):
+        return done, True
     return done, False
