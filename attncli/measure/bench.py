@@ -147,15 +147,15 @@ def _decode_kernel_off(spec, shape: Shape, settings, backend_used: str | None) -
     """Why a decode row with grouped query heads in float32 ran the BLAS gemv where the C kernel
     (variants/cdecode.py) would have run, in its one line (`no C compiler found (set CC)`); None
     where the kernel ran, or could not apply (one head per KV head, another dtype, ALiBi)."""
+    from ..variants import cdecode
+
     g = getattr(spec, "n_kv_heads", None)
-    if shape.mode != "decode" or settings.dtype != "float32" or not g or spec.n_heads <= g:
+    if shape.mode != "decode" or settings.dtype != "float32" or not g or spec.n_heads // g < cdecode.MIN_ROWS:
         return None
     if getattr(spec, "position", None) == "alibi":  # the kernel has no bias: gemv by design
         return None
     if "gemv" not in (backend_used or "").split("+"):
         return None
-    from ..variants import cdecode
-
     return cdecode.unavailable()
 
 

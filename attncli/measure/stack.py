@@ -146,7 +146,7 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
             groups[-1].append(job)
         else:
             groups.append([job])
-    try:  # a signal between two shapes' rows (outside the two blocks below) keeps the rows done so far
+    try:  # a signal between two shapes' rows, or held while timing them, keeps the rows done so far
         for group in groups:
             # compiled layers (--compile, --backend flex) start from fresh compile caches each: one at a time
             rounds = None if settings.compile or settings.backend == "flex" or not interleave else Rounds()
@@ -165,27 +165,24 @@ def measure_jobs(jobs, preset: PresetSpec, settings: Settings, layers: int, per_
                         ready.append((spec, shape))
             except (KeyboardInterrupt, signals.Interrupted) as e:
                 interrupted = e
-            try:
-                # The built rows are checked; a signal while they are timed is held (then raised once,
-                # if none was yet), so that an interrupt keeps them: the rounds end after the round
-                # under way, and the rows are finished from the rounds they have.
-                with signals.deferred():
-                    if rounds is not None:
-                        n = len(rounds.entries)
+            # The built rows are checked; a signal while they are timed is held (then raised once, if
+            # none was yet, and caught below), so that an interrupt keeps them: the rounds end after
+            # the round under way, and the rows are finished from the rounds they have.
+            with signals.deferred():
+                if rounds is not None:
+                    n = len(rounds.entries)
 
-                        def on_round(k: int) -> bool:
-                            describe(f"timing {n} row{'s' if n > 1 else ''}, round {k}")
-                            return signals.received() is not None  # interrupted: keep the rounds so far
+                    def on_round(k: int) -> bool:
+                        describe(f"timing {n} row{'s' if n > 1 else ''}, round {k}")
+                        return signals.received() is not None  # interrupted: keep the rounds so far
 
-                        rounds.run(settings, on_round=on_round)
-                    for item in ready:
-                        if isinstance(item, dict):
-                            done.append(item)
-                        else:
-                            spec, shape = item
-                            done.extend(measure_model(spec, preset, shape, settings, layers, per_layer, memo, measure))
-            except (KeyboardInterrupt, signals.Interrupted) as e:
-                interrupted = interrupted or e
+                    rounds.run(settings, on_round=on_round)
+                for item in ready:
+                    if isinstance(item, dict):
+                        done.append(item)
+                    else:
+                        spec, shape = item
+                        done.extend(measure_model(spec, preset, shape, settings, layers, per_layer, memo, measure))
             if interrupted is not None:
                 return done, True
     except (KeyboardInterrupt, signals.Interrupted):
