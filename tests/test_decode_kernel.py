@@ -130,7 +130,8 @@ def test_bench_names_the_kernel_in_backend_used(kernel, cli):
 @pytest.fixture
 def fresh(monkeypatch, tmp_path):
     """A process that has not tried the kernel yet, building into an empty folder."""
-    monkeypatch.setattr(cdecode, "_state", {"lib": None, "why": None, "tried": False, "calls": 0, "linear_calls": 0})
+    monkeypatch.setattr(cdecode, "_state", {"lib": None, "why": None, "tried": False, "calls": 0, "linear_calls": 0,
+                                         "step_calls": 0})
     monkeypatch.setenv("ATTNCLI_KERNEL_DIR", str(tmp_path / "kernels"))
     return tmp_path
 
@@ -193,7 +194,8 @@ def test_a_kernel_that_computes_the_wrong_thing_fails_its_self_check(kernel, fre
 def test_a_built_kernel_is_loaded_again_without_compiling(kernel, fresh, monkeypatch):
     assert cdecode.unavailable() is None
     (built,) = (fresh / "kernels").glob("decode-*.so")
-    monkeypatch.setattr(cdecode, "_state", {"lib": None, "why": None, "tried": False, "calls": 0, "linear_calls": 0})
+    monkeypatch.setattr(cdecode, "_state", {"lib": None, "why": None, "tried": False, "calls": 0, "linear_calls": 0,
+                                         "step_calls": 0})
 
     def no_compiling(*args, **kwargs):
         raise AssertionError("compiled again")

@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 SOURCE = Path(__file__).with_name("decode_kernel.c")
 FLAGS = ("-O3", "-mavx2", "-mfma", "-fopenmp", "-shared", "-fPIC")
@@ -38,7 +39,9 @@ MIN_ROWS = 2  # one query row per KV head (MHA) streams at memory speed through 
 # DRAM; 2 rows fill half a tile and measured even (0.97-1.04x), so they stay on the BLAS
 # (benchmarks/decode_projection.py; docs/backends.md)
 LINEAR_ROWS = range(3, 9)
-_state: dict = {"lib": None, "why": None, "tried": False, "calls": 0, "linear_calls": 0}
+# gqa_step: 1-8 sequences (the few-row products above; more rows are a matrix product the BLAS wins)
+STEP_ROWS = range(1, 9)
+_state: dict = {"lib": None, "why": None, "tried": False, "calls": 0, "linear_calls": 0, "step_calls": 0}
 
 
 def kernel_dir() -> Path:
@@ -129,6 +132,10 @@ def _load() -> ctypes.CDLL | None:
     lib.attncli_decode.restype = c.c_int
     lib.attncli_linear.argtypes = [c.c_void_p] * 3 + [c.c_int, c.c_long, c.c_long, c.c_long, c.c_long, c.c_int]
     lib.attncli_linear.restype = c.c_int
+    lib.attncli_gqa_step.argtypes = [c.c_void_p, c.c_int, c.c_long, c.c_long] + [c.c_void_p] * 4 + [c.c_long] * 4 + \
+        [c.c_void_p] * 4 + [c.c_int] * 3 + [c.c_void_p] * 2 + [c.c_int] * 2 + [c.c_void_p] * 2 + [c.c_long] * 7 + \
+        [c.c_float, c.c_void_p, c.c_int, c.c_long]  # fmt: skip
+    lib.attncli_gqa_step.restype = c.c_int
     _state["lib"] = lib
     why = _self_check()
     if why is not None:
@@ -164,9 +171,14 @@ def linear_calls() -> int:
 def _fits(q, k, v) -> bool:
     """The strides the kernel reads: the kv_cache_tensor layout (tokens contiguous per head dim),
     each query row dense."""
-    return (k.stride(2) == 1 and v.stride(2) == 1 and q.stride(3) == 1 and q.shape[2] == 1
-            and k.dtype == v.dtype == q.dtype == torch.float32
-            and q.device.type == k.device.type == v.device.type == "cpu")  # fmt: skip
+    return q.stride(3) == 1 and q.shape[2] == 1 and q.dtype == torch.float32 and q.device.type == "cpu" and \
+        _cache_layout(k, v)  # fmt: skip
+
+
+def _cache_layout(k, v) -> bool:
+    """Float32 CPU caches in the kv_cache_tensor layout: each head dim's tokens contiguous."""
+    return (k.stride(2) == 1 and v.stride(2) == 1 and k.dtype == v.dtype == torch.float32
+            and k.device.type == v.device.type == "cpu")  # fmt: skip
 
 
 def attention(q, k, v, scale: float, block: int = 0) -> torch.Tensor | None:
@@ -212,11 +224,64 @@ def linear(x, weight) -> torch.Tensor | None:
     return out
 
 
+def gqa_step(x, weights, biases, rope, cache_k, cache_v, pos: int, heads: int, scale: float, block: int = 0):
+    """A GQA layer's whole decode step in one C call, or None where it does not apply (the layer's
+    own step then): q, k, v = x·Wᵀ (+ bias), RoPE on q and k (`rope`: a common.Rope or None), the
+    new key and value written to slot `pos` of the caches, attention over slots 0..pos, the output
+    projection. x: (B, 1, d_model) with B in STEP_ROWS; weights, biases: the q, k, v and o
+    projections' (out, in) weights and (out,) biases or None; cache_k, cache_v: (B, g, slots, hd)
+    in the CPU layout (kv_cache_tensor); heads / g ≥ MIN_ROWS; float32 on the CPU, no gradient
+    asked for. `block` as in `attention`. Returns (B, 1, d_model).
+
+    Every Python step here runs after a pass over a cache far larger than the CPU's caches, so
+    cold (a call doing nothing in C took 0.36 ms of a 5 ms step with modules' attributes read
+    twice): each tensor attribute is read once."""
+    B, T, d = x.shape
+    _, g, slots, hd = cache_k.shape
+    if T != 1 or B not in STEP_ROWS or heads // g < MIN_ROWS or pos >= slots or cache_k.shape[0] != B:
+        return None
+    f32 = torch.float32
+    tensors = (x, *weights, *(b for b in biases if b is not None))
+    if not all(t.dtype is f32 and t.is_cpu and t.stride(-1) == 1 for t in tensors):
+        return None
+    ks, vs = cache_k.stride(), cache_v.stride()
+    if ks[2] != 1 or vs[2] != 1 or cache_k.dtype is not f32 or cache_v.dtype is not f32 or not cache_k.is_cpu:
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors) or not _eager():
+        return None
+    lib = _state["lib"] if _state["tried"] else library()
+    if lib is None:
+        return None
+    cos = sin = None
+    if rope is not None:
+        cos_table, sin_table, row = rope.cpu_row(pos, f32)  # (n, rot) each, float32, dense
+        cos = cos_table.data_ptr() + 4 * row * rope.dim
+        sin = sin_table.data_ptr() + 4 * row * rope.dim
+    wq, wk, wv, wo = weights
+    y = x.new_empty(B, 1, d)
+    rc = lib.attncli_gqa_step(x.data_ptr(), B, d, x.stride(0), wq.data_ptr(), wk.data_ptr(), wv.data_ptr(),
+                              wo.data_ptr(), wq.stride(0), wk.stride(0), wv.stride(0), wo.stride(0),
+                              *(None if b is None else b.data_ptr() for b in biases), heads, g, hd,
+                              cos, sin,
+                              0 if rope is None else rope.dim, 0 if rope is None else int(rope.interleave),
+                              cache_k.data_ptr(), cache_v.data_ptr(), ks[0], ks[1], ks[3], vs[0], vs[1], vs[3], pos,
+                              scale, y.data_ptr(), torch.get_num_threads(), block)  # fmt: skip
+    if rc != 0:
+        raise MemoryError("the decode kernel could not allocate its scratch or start its threads")
+    _state["calls"] += 1
+    _state["linear_calls"] += 4
+    _state["step_calls"] += 1
+    return y
+
+
+def step_calls() -> int:
+    """How many whole decode steps `gqa_step` ran in this process."""
+    return _state["step_calls"]
+
+
 def _eager() -> bool:
     """No dispatch mode is watching (FlopCounterMode counts the aten ops a product makes, and a C
     call makes none: --verify-flops would miss it) and nothing is being traced or compiled."""
-    from torch.utils._python_dispatch import is_in_torch_dispatch_mode
-
     return not is_in_torch_dispatch_mode() and not torch.compiler.is_compiling()
 
 
@@ -225,10 +290,11 @@ def _dense_rows(*tensors) -> bool:
 
 
 def _self_check() -> str | None:
-    """Run both kernels on cases with every ragged edge against float64; a reason when either
+    """Run the kernels on cases with every ragged edge against float64; a reason when one
     disagrees. Attention: blocks of 1,040 tokens with a short last one (so the scores both in
     passes of head dims and in one), a partial 16-key tile, a partial row group, an odd head dim
-    and so a partial pass. Linear: two row groups, odd sizes."""
+    and so a partial pass. Linear: two row groups, odd sizes. The whole step: biases, partial
+    RoPE, three query heads per KV head, two blocks, and the new token's slot in both caches."""
     gen = torch.Generator().manual_seed(0)
     B, g, r, hd, S = 2, 2, 5, 33, 2 * 1040 + 20
     q = torch.randn(B, g * r, 1, hd, generator=gen)
@@ -240,8 +306,36 @@ def _self_check() -> str | None:
     with torch.no_grad():
         pairs = [(attention(q, k, v, hd**-0.5, block=1040),
                   math_attention(q.double(), k.double(), v.double(), causal=False, scale=hd**-0.5)),
-                 (linear(x, w), x.double() @ w.double().t())]  # fmt: skip
+                 (linear(x, w), x.double() @ w.double().t()), *_step_pairs(gen)]  # fmt: skip
     err = max(((got.double() - want).norm() / want.norm()).item() if got is not None else float("inf")
               for got, want in pairs)  # fmt: skip
-    _state["calls"] = _state["linear_calls"] = 0
+    _state["calls"] = _state["linear_calls"] = _state["step_calls"] = 0
     return None if err < 1e-5 else f"self-check failed (relative error {err:.1e} against float64)"
+
+
+def _step_pairs(gen) -> list:
+    """gqa_step's output and the new token's key and value slots, each with its float64 value."""
+    from types import SimpleNamespace
+
+    from .common import Rope, math_attention
+
+    B, h, g, hd, d, pos = 3, 6, 2, 10, 37, 1040 + 29  # two blocks of 1,040
+    shapes = ((h * hd, d), (g * hd, d), (g * hd, d), (d, h * hd))
+    proj = [SimpleNamespace(weight=torch.randn(n, m, generator=gen), bias=torch.randn(n, generator=gen)) for n, m in shapes]
+    rope = Rope(6, 10000.0)  # partial: 6 of 10 dims
+    k = torch.randn(B, g, hd, pos + 4, generator=gen).transpose(2, 3)  # (B, g, slots, hd), tokens contiguous
+    v = torch.randn(B, g, hd, pos + 4, generator=gen).transpose(2, 3)
+    x = torch.randn(B, 1, d, generator=gen)
+    k64, v64 = k.double(), v.double()
+    got = gqa_step(x, [p.weight for p in proj], [p.bias for p in proj], rope, k, v, pos, h, hd**-0.5, block=1040)
+
+    def project(t, p):  # (B, 1, n_in) -> (B, 1, n_out), in float64
+        return t @ p.weight.double().t() + p.bias.double()
+
+    x64 = x.double()
+    q64 = rope(project(x64, proj[0]).view(B, 1, h, hd).transpose(1, 2), pos)  # (B, h, 1, hd)
+    k64[:, :, pos] = rope(project(x64, proj[1]).view(B, 1, g, hd).transpose(1, 2), pos)[:, :, 0]
+    v64[:, :, pos] = project(x64, proj[2]).view(B, g, hd)
+    o = math_attention(q64, k64[:, :, : pos + 1], v64[:, :, : pos + 1], causal=False, scale=hd**-0.5)
+    want = project(o.transpose(1, 2).reshape(B, 1, h * hd), proj[3])
+    return [(got, want), (k[:, :, pos], k64[:, :, pos]), (v[:, :, pos], v64[:, :, pos])]

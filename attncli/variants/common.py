@@ -80,6 +80,17 @@ class Rope:
             self._tables[key] = (cos, sin)
         return cos[start : start + length], sin[start : start + length]
 
+    def cpu_row(self, pos: int, dtype) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """CPU cos and sin tables (n, dim) holding position pos's angles, and the row that does:
+        tables(pos, 1) without its two slices, for the decode step's one C call (cdecode.gqa_step),
+        where each aten op runs cold (30-40 µs)."""
+        if self.freq_at is None:
+            cos, sin = self._tables.get(("cpu", dtype), (None, None))
+            if cos is not None and pos < cos.shape[0]:
+                return cos, sin, pos
+        cos, sin = self.tables(pos, 1, "cpu", dtype)
+        return cos, sin, 0
+
     def __call__(self, x: torch.Tensor, start: int) -> torch.Tensor:
         # x: (B, H, T, head_dim); the first `dim` elements of each head are rotated
         if x.shape[-1] > self.dim:  # partial rotary: rotate the first dim elements, pass the rest
@@ -236,6 +247,12 @@ _BLAS_DTYPES = (torch.float32, torch.float64)
 
 def _cpu_blas(t: torch.Tensor) -> bool:
     return _decode["on"] and t.device.type == "cpu" and t.dtype in _BLAS_DTYPES
+
+
+def cpu_decode_on(t: torch.Tensor) -> bool:
+    """Decode of `t` takes the CPU paths below (the C kernels among them): a CPU float32/64 tensor,
+    no named SDPA --backend (sdpa_only)."""
+    return _cpu_blas(t)
 
 
 def kv_cache_tensor(like: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.Tensor:

@@ -21,6 +21,10 @@
    cache, mostly in the CPU's caches already) takes one. The values are read two runs at a time
    over the whole block.
 
+   attncli_gqa_step (at the end) runs a GQA layer's whole decode step in one call: the projections
+   (attncli_linear), RoPE, the new token's key and value into the caches, this attention and the
+   output projection.
+
    Layout (common.kv_cache_tensor): for batch b, KV head g, head dim j and token t, the key is
    k[b*k_sb + g*k_sg + j*k_sd + t] (the tokens of one head dim are contiguous), and so for v.
    q[b*q_sb + (g*r + i)*q_sh + j] is query head g*r + i; out is (batch, groups*r, dv), dense. */
@@ -70,7 +74,9 @@ static inline float hmax(__m256 v) {
 }
 
 struct problem {
-    const float *q, *k, *v;
+    const float *q;
+    float *k, *v; /* written only at slot S - 1 from knew, vnew (attncli_gqa_step's new token) */
+    const float *knew, *vnew;
     float *out;
     long batch, groups, S, q_sb, q_sh, k_sb, k_sg, k_sd, v_sb, v_sg, v_sd, block;
     int r, hd, dv;
@@ -221,7 +227,12 @@ static void block_values(const struct problem *P, const float *v, long n, struct
 static void one_pair(const struct problem *P, long p, struct scratch *w) {
     const long b = p / P->groups, g = p % P->groups;
     const float *q = P->q + b * P->q_sb + g * P->r * P->q_sh;
-    const float *k = P->k + b * P->k_sb + g * P->k_sg, *v = P->v + b * P->v_sb + g * P->v_sg;
+    float *k = P->k + b * P->k_sb + g * P->k_sg, *v = P->v + b * P->v_sb + g * P->v_sg;
+    if (P->knew) /* the new token into its slot: here, by the thread that reads these runs next */
+        for (int j = 0; j < P->hd; j++) {
+            k[j * P->k_sd + P->S - 1] = P->knew[p * P->hd + j];
+            v[j * P->v_sd + P->S - 1] = P->vnew[p * P->dv + j];
+        }
     for (int i = 0; i < P->r; i++) w->m[i] = -INFINITY, w->l[i] = 0;
     memset(w->acc, 0, sizeof(float) * P->r * P->dv);
     for (long kb = 0; kb < P->S; kb += P->block) {
@@ -240,16 +251,16 @@ static void one_pair(const struct problem *P, long p, struct scratch *w) {
    Built with -fopenmp and loaded into a torch process, the library binds to torch's own libgomp
    (the same soname, already loaded), so the kernel runs on torch's intra-op threads: no second pool
    spins against them. Returns 0; -1 when a thread's scratch could not be allocated (out incomplete). */
-int attncli_decode(const float *q, const float *k, const float *v, float *out, long batch, long groups, int r,
-                   int hd, int dv, long S, long q_sb, long q_sh, long k_sb, long k_sg, long k_sd, long v_sb,
-                   long v_sg, long v_sd, float scale, int threads, long block) {
+static int decode(const float *q, float *k, float *v, const float *knew, const float *vnew, float *out, long batch,
+                  long groups, int r, int hd, int dv, long S, long q_sb, long q_sh, long k_sb, long k_sg, long k_sd,
+                  long v_sb, long v_sg, long v_sd, float scale, int threads, long block) {
     if (block <= 0) {
         block = SCORE_FLOATS / r / 16 * 16;
         if (block < 256) block = 256;
         if (block > (S + 15) / 16 * 16) block = (S + 15) / 16 * 16;
     }
     block = (block + 15) / 16 * 16;
-    const struct problem P = {q, k, v, out, batch, groups, S, q_sb, q_sh, k_sb, k_sg, k_sd, v_sb, v_sg, v_sd, block,
+    const struct problem P = {q, k, v, knew, vnew, out, batch, groups, S, q_sb, q_sh, k_sb, k_sg, k_sd, v_sb, v_sg, v_sd, block,
                               r, hd, dv, scale};
     const long pairs = batch * groups;
     const size_t floats = (size_t)r * (8 + block + dv + 3) + 16; /* top first: every row 32-byte aligned */
@@ -269,6 +280,13 @@ int attncli_decode(const float *q, const float *k, const float *v, float *out, l
         free(mem);
     }
     return failed ? -1 : 0;
+}
+
+int attncli_decode(const float *q, const float *k, const float *v, float *out, long batch, long groups, int r,
+                   int hd, int dv, long S, long q_sb, long q_sh, long k_sb, long k_sg, long k_sd, long v_sb,
+                   long v_sg, long v_sd, float scale, int threads, long block) {
+    return decode(q, (float *)k, (float *)v, 0, 0, out, batch, groups, r, hd, dv, S, q_sb, q_sh, k_sb, k_sg, k_sd,
+                  v_sb, v_sg, v_sd, scale, threads, block); /* nothing is written through k and v */
 }
 
 /* A projection of a few rows (decode: one token per sequence), y = x·Wᵀ: y[i*out + o] =
@@ -315,4 +333,72 @@ int attncli_linear(const float *x, const float *w, float *y, int rows, long in, 
         }
     }
     return 0;
+}
+
+/* Rotate one head's first `rot` elements by RoPE at one position: cos and sin hold that position's
+   `rot` values (common.Rope.tables). Half-split (GPT-NeoX, Llama): element i pairs with i + rot/2;
+   interleaved (DeepSeek): 2i with 2i + 1. The same products as common.Rope: x·cos ∓ x'·sin. */
+static void rotate(float *x, const float *cos, const float *sin, int rot, int interleave) {
+    if (interleave) {
+        for (int i = 0; i < rot; i += 2) {
+            const float a = x[i], b = x[i + 1];
+            x[i] = a * cos[i] - b * sin[i];
+            x[i + 1] = b * cos[i + 1] + a * sin[i + 1];
+        }
+        return;
+    }
+    const int half = rot / 2;
+    for (int i = 0; i < half; i++) {
+        const float a = x[i], b = x[i + half];
+        x[i] = a * cos[i] - b * sin[i];
+        x[i + half] = b * cos[i + half] + a * sin[i + half];
+    }
+}
+
+/* y = x·Wᵀ + b for a (rows, out) result: attncli_linear, then the bias (NULL: none) added to the
+   rounded product, as nn.Linear's `out + bias`. */
+static void project(const float *x, const float *w, const float *b, float *y, int rows, long in, long out,
+                    long x_s, long w_s, int threads) {
+    attncli_linear(x, w, y, rows, in, out, x_s, w_s, threads);
+    if (b)
+        for (int i = 0; i < rows; i++)
+            for (long o = 0; o < out; o++) y[i * out + o] += b[o];
+}
+
+/* A whole decode step of a GQA layer (variants/gqa.py, GQAAttention.step without a window), one
+   token per sequence, in one call: q, k, v = x·Wᵀ (+ bias) for each of the `rows` sequences, RoPE
+   on q and k (cos, sin: NULL for none), the new key and value stored at slot `pos` of the caches
+   (kc, vc: element (b, g, t, j) at b*k_sb + g*k_sg + t + j*k_sd, tokens contiguous), attention of
+   the h = g·r query heads over the pos + 1 cached tokens (attncli_decode), and y = o·W_oᵀ (+ bias).
+   The same arithmetic as the module's own step, with none of the per-op dispatch between the
+   products: after a pass over a cache far larger than the CPU's caches that dispatch runs cold,
+   about 1.3 ms of a 6.4 ms step on the decode bandwidth benchmark's shape (docs/backends.md).
+   Each (batch, KV head) pair's new key and value are stored by the thread that then reads that
+   pair's runs (one_pair), not in a loop of 2·rows·g·hd scattered stores before (0.17 ms, each
+   store a page of its own). x[i*x_s + c]; each weight's rows w[o*w_s + c]; y is (rows, d_model)
+   dense. Returns 0; -1 when scratch could not be allocated (then y, and the caches' slot `pos`,
+   may be incomplete). */
+int attncli_gqa_step(const float *x, int rows, long d, long x_s, const float *wq, const float *wk,
+                     const float *wv, const float *wo, long wq_s, long wk_s, long wv_s, long wo_s, const float *bq,
+                     const float *bk, const float *bv, const float *bo, int h, int g, int hd, const float *cos,
+                     const float *sin, int rot, int interleave, float *kc, float *vc, long k_sb, long k_sg,
+                     long k_sd, long v_sb, long v_sg, long v_sd, long pos, float scale, float *y, int threads,
+                     long block) {
+    const long nq = (long)h * hd, nk = (long)g * hd;
+    float *mem = aligned_alloc(64, sizeof(float) * (((size_t)rows * (2 * nq + 2 * nk) + 15) / 16 * 16));
+    if (!mem) return -1;
+    float *q = mem, *k = q + rows * nq, *v = k + rows * nk, *o = v + rows * nk;
+    project(x, wq, bq, q, rows, d, nq, x_s, wq_s, threads);
+    project(x, wk, bk, k, rows, d, nk, x_s, wk_s, threads);
+    project(x, wv, bv, v, rows, d, nk, x_s, wv_s, threads);
+    if (cos)
+        for (int i = 0; i < rows; i++) {
+            for (int hh = 0; hh < h; hh++) rotate(q + i * nq + (long)hh * hd, cos, sin, rot, interleave);
+            for (int gg = 0; gg < g; gg++) rotate(k + i * nk + (long)gg * hd, cos, sin, rot, interleave);
+        }
+    int rc = decode(q, kc, vc, k, v, o, rows, g, h / g, hd, hd, pos + 1, nq, hd, k_sb, k_sg, k_sd, v_sb, v_sg, v_sd,
+                    scale, threads, block);
+    if (rc == 0) project(o, wo, bo, y, rows, nq, d, nq, wo_s, threads);
+    free(mem);
+    return rc;
 }

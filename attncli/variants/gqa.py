@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import GQASpec
-from . import external, flex
-from .common import (Cache, QKNorm, Rope, add_projections, alibi_slopes, decode_attention, kv_cache_tensor,
-                     masked_sdpa, math_attention)
+from . import cdecode, external, flex
+from .common import (Cache, Projection, QKNorm, Rope, add_projections, alibi_slopes, cpu_decode_on, decode_attention,
+                     kv_cache_tensor, masked_sdpa, math_attention)
 
 
 class GQAAttention(nn.Module):
@@ -42,6 +42,9 @@ class GQAAttention(nn.Module):
         # b + W − 1 keys (1.25 W per query, not 2 W as at b = W): at S 2048, W 512 that took the window's
         # speed-up over causal from 1.26× (b = W) to 2.15× (ideal 2.29; docs/backends.md).
         self.block = 512 if spec.window is None else max(64, min(1024, spec.window // 4))
+        # What the C step (cdecode.gqa_step) computes: projections, RoPE, the cache write, softmax attention
+        self._one_call = spec.window is None and spec.position != "alibi" and not spec.qk_norm and \
+            spec.softcap is None and not spec.sinks  # fmt: skip
 
     def _heads(self, proj: torch.Tensor, heads: int, norm: str) -> torch.Tensor:
         """(B, T, heads·hd) projection → (B, heads, T, hd), through its q/k norm when there is one."""
@@ -151,9 +154,27 @@ class GQAAttention(nn.Module):
         k, v = self._kv(x[:, T - keep :], T - keep)  # only the tokens the ring keeps
         self._write(cache, k, v, T - keep)
 
+    def _step_in_c(self, x: torch.Tensor, cache: Cache, pos: int):
+        """The whole step in one C call (cdecode.gqa_step) where it applies, else None: float32 on
+        the CPU, 1-8 sequences, grouped query heads. The call runs none of the per-op dispatch of
+        the steps below: 1.2x faster on the decode bandwidth benchmark's shape (docs/backends.md).
+        Modules and parameters are read from their dicts (nn.Module.__getattr__ costs 2 µs a read
+        here, in a path that runs cold)."""
+        mods = self._modules
+        projections = (mods["q_proj"], mods["k_proj"], mods["v_proj"], mods["o_proj"])
+        if not all(type(p) is Projection for p in projections) or not (self.rope is None or type(self.rope) is Rope):
+            return None  # a replaced projection or rotation computes something else
+        params = [p._parameters for p in projections]
+        return cdecode.gqa_step(x, [p["weight"] for p in params], [p["bias"] for p in params], self.rope, cache.k,
+                                cache.v, pos, self.spec.n_heads, self.scale)
+
     def step(self, x: torch.Tensor, cache: Cache, pos: int, math: bool = False) -> torch.Tensor:
         """Decode: x (B, 1, d_model) at position pos attends to cache[0..pos] (itself included), or
         to its last min(pos+1, W) tokens when there is a window."""
+        if self._one_call and not math and cpu_decode_on(x) and not (flex.active() or external.active()):
+            y = self._step_in_c(x, cache, pos)
+            if y is not None:
+                return y
         q, k, v = self._qkv(x, pos)
         self._write(cache, k, v, pos)
         if self.window is None:
