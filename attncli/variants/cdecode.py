@@ -1,6 +1,7 @@
 """The CPU decode kernels in C (decode_kernel.c), for the CPU in float32 with AVX2/FMA: GQA's
-grouped query heads over one pass of the KV cache (`attention`), and the few-row projections of a
-decode step (`linear`, which common.Projection calls).
+grouped query heads over one pass of the KV cache (`attention`), the few-row projections of a
+decode step (`linear`, which common.Projection calls), and a GQA layer's whole decode step in one
+call (`gqa_step`, which GQAAttention.step calls: none of torch's per-op dispatch between them).
 
 It is built on first use with the system C compiler ($CC, else `cc`, `gcc` or `clang`) into the
 cache folder (measure.peak.cache_dir()/kernels, or $ATTNCLI_KERNEL_DIR), named by a hash of its
