@@ -43,7 +43,7 @@ def main() -> int:
     torch.manual_seed(0)
     layer = registry.get(spec.family).build(spec).eval()
     if not getattr(layer, "_one_call", False):
-        print(f"{spec.label} does not take the one-call step (window, ALiBi, q/k norms, soft-capping or sinks)")
+        print(f"{spec.label} does not take the one-call step (a window, ALiBi, q/k norms, soft-capping, sinks, or one query head per KV head)")
         return 2
     S, B = a.seq_len, a.batch
     cache = layer.allocate_cache(B, S + 1)

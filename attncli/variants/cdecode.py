@@ -255,6 +255,8 @@ def gqa_step(x, weights, biases, rope, cache_k, cache_v, pos: int, heads: int, s
         return None
     cos = sin = None
     if rope is not None:
+        if rope.dim > hd or rope.dim % 2:  # rotates what common.Rope would not (a head's first dim elements)
+            return None
         cos_table, sin_table, row = rope.cpu_row(pos, f32)  # (n, rot) each, float32, dense
         cos = cos_table.data_ptr() + 4 * row * rope.dim
         sin = sin_table.data_ptr() + 4 * row * rope.dim

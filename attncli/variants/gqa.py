@@ -42,9 +42,10 @@ class GQAAttention(nn.Module):
         # b + W − 1 keys (1.25 W per query, not 2 W as at b = W): at S 2048, W 512 that took the window's
         # speed-up over causal from 1.26× (b = W) to 2.15× (ideal 2.29; docs/backends.md).
         self.block = 512 if spec.window is None else max(64, min(1024, spec.window // 4))
-        # What the C step (cdecode.gqa_step) computes: projections, RoPE, the cache write, softmax attention
+        # What the C step (cdecode.gqa_step) computes: projections, RoPE, the cache write, softmax
+        # attention of grouped query heads (one per KV head, MHA, stays on the BLAS gemv)
         self._one_call = spec.window is None and spec.position != "alibi" and not spec.qk_norm and \
-            spec.softcap is None and not spec.sinks  # fmt: skip
+            spec.softcap is None and not spec.sinks and h // spec.n_kv_heads >= cdecode.MIN_ROWS  # fmt: skip
 
     def _heads(self, proj: torch.Tensor, heads: int, norm: str) -> torch.Tensor:
         """(B, T, heads·hd) projection → (B, heads, T, hd), through its q/k norm when there is one."""
