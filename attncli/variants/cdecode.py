@@ -14,8 +14,9 @@ float64 reference on a small case with ragged block ends; one that disagrees is 
 
 Measured on the 2-core EPYC (docs/backends.md, "GQA decode: one pass in C"): on the decode
 bandwidth benchmark's shape (4 KV heads × 4 query rows, 8,193 keys, batch 4) the attention takes
-0.43-0.45× the time of the BLAS's 4-row products it replaces, at about 0.7-0.8 of the read-only
-rate (the host's noise moves the fraction more than the ratio).
+0.45× the time of the BLAS's 4-row products it replaces, at 0.97-0.99 of the read-only rate
+(the host's noise moves the fraction more than the ratio); the whole step in one call takes 0.82×
+the time of the same step op by op.
 """
 
 from __future__ import annotations
