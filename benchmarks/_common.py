@@ -96,6 +96,27 @@ def per_round(a: list[float], b: list[float]) -> list[float]:
     return [x / y for x, y in zip(a, b)]
 
 
+def print_header(what: str) -> None:
+    """The machine line, then `torch X · N threads · what`."""
+    import torch
+
+    print(machine_line())
+    print(f"torch {torch.__version__} · {torch.get_num_threads()} threads · {what}")
+
+
+def print_sides(got: dict[str, list[float]], nbytes: int, ms: str = ".3f") -> None:
+    """Each side's seconds per round as ms and as GB/s of `nbytes`, median with p25–p75."""
+    width = max(map(len, got)) + 1
+    for name, ts in got.items():
+        print(f"  {name:{width}s}{spread([t * 1e3 for t in ts]).show(ms, ' ms')}  "
+              f"{spread([nbytes / t / 1e9 for t in ts]).show('.1f', ' GB/s')}")  # fmt: skip
+
+
+def print_ratio(what: str, a: list[float], b: list[float]) -> None:
+    """`what`: the per-round ratios a / b, median with p25–p75."""
+    print(f"  {what}: {spread(per_round(a, b)).show()}")
+
+
 def machine_line() -> str:
     """Which machine and how busy it was: the load average against the cores (Unix)."""
     cores = os.cpu_count() or 1

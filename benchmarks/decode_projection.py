@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import decode_kernels_missing, interleaved, machine_line, per_round, spread, timed
+from _common import decode_kernels_missing, interleaved, print_header, print_ratio, print_sides, timed
 
 
 def main() -> int:
@@ -59,16 +59,11 @@ def main() -> int:
 
         errs = rel(kernel()), rel(blas())
     nbytes = sum(w.numel() for w in weights) * 4
-    print(machine_line())
-    print(f"torch {torch.__version__} · {torch.get_num_threads()} threads · {a.rows} rows × the 4 projections of "
-          f"large gqa-kv4 ({nbytes / 2**20:.0f} MiB of float32 weights, evicted before each side) · "
-          f"{a.rounds} rounds, interleaved")  # fmt: skip
-    for name, ts in got.items():
-        print(f"  {name:7s} {spread([t * 1e3 for t in ts]).show('.3f', ' ms')}  "
-              f"{spread([nbytes / t / 1e9 for t in ts]).show('.1f', ' GB/s')}")  # fmt: skip
-    print(f"  kernel / blas time: {spread(per_round(got['kernel'], got['blas'])).show()}")
-    print(f"  read W / kernel time (the kernel's fraction of the read-only rate): "
-          f"{spread(per_round(got['read W'], got['kernel'])).show()}")  # fmt: skip
+    print_header(f"{a.rows} rows × the 4 projections of large gqa-kv4 ({nbytes / 2**20:.0f} MiB of float32 "
+                 f"weights, evicted before each side) · {a.rounds} rounds, interleaved")  # fmt: skip
+    print_sides(got, nbytes)
+    print_ratio("kernel / blas time", got["kernel"], got["blas"])
+    print_ratio("read W / kernel time (the kernel's fraction of the read-only rate)", got["read W"], got["kernel"])
     print(f"  rel L2 error vs float64 (worst of the four): kernel {errs[0]:.2e}, blas {errs[1]:.2e}")
     return 0
 

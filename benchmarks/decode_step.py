@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import decode_kernels_missing, interleaved, machine_line, per_round, spread, timed
+from _common import decode_kernels_missing, interleaved, print_header, print_ratio, print_sides, timed
 
 
 def main() -> int:
@@ -76,16 +76,11 @@ def main() -> int:
         layer.float()
         errs = [((o.double() - want).norm() / want.norm()).item() for o in (y, y_ops)]
     nbytes = (cache.k[:, :, : S + 1].numel() * 2 + sum(w.numel() for w in weights)) * 4
-    print(machine_line())
-    print(f"torch {torch.__version__} · {torch.get_num_threads()} threads · {spec.label} -p {a.preset} decode, "
-          f"{S:,} cached tokens, batch {B}, float32 ({nbytes / 2**20:.1f} MiB read per step) · {a.rounds} rounds, "
-          f"interleaved")  # fmt: skip
-    for name, ts in got.items():
-        print(f"  {name:8s} {spread([t * 1e3 for t in ts]).show('.3f', ' ms')}  "
-              f"{spread([nbytes / t / 1e9 for t in ts]).show('.1f', ' GB/s')}")  # fmt: skip
-    print(f"  step / op by op time: {spread(per_round(got['step'], got['op by op'])).show()}")
-    print(f"  read / step time (the step's fraction of the read-only rate): "
-          f"{spread(per_round(got['read'], got['step'])).show()}")  # fmt: skip
+    print_header(f"{spec.label} -p {a.preset} decode, {S:,} cached tokens, batch {B}, float32 "
+                 f"({nbytes / 2**20:.1f} MiB read per step) · {a.rounds} rounds, interleaved")  # fmt: skip
+    print_sides(got, nbytes)
+    print_ratio("step / op by op time", got["step"], got["op by op"])
+    print_ratio("read / step time (the step's fraction of the read-only rate)", got["read"], got["step"])
     print(f"  rel L2 error vs the float64 step: one call {errs[0]:.2e}, op by op {errs[1]:.2e}")
     return 0
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import decode_kernels_missing, interleaved, machine_line, per_round, spread, timed
+from _common import decode_kernels_missing, interleaved, print_header, print_ratio, print_sides, timed
 
 
 def main() -> int:
@@ -69,15 +69,11 @@ def main() -> int:
         return ((o.double() - exact).norm() / exact.norm()).item()
 
     nbytes = 2 * B * g * S * hd * 4  # K and V read once
-    print(machine_line())
-    print(f"torch {torch.__version__} · {torch.get_num_threads()} threads · batch {B}, {g} KV heads × {r} query rows, "
-          f"{S:,} keys of {hd}, float32 · {a.rounds} rounds, interleaved")  # fmt: skip
-    for name, ts in got.items():
-        print(f"  {name:9s} {spread([t * 1e3 for t in ts]).show('.2f', ' ms')}  "
-              f"{spread([nbytes / t / 1e9 for t in ts]).show('.1f', ' GB/s')}")  # fmt: skip
-    print(f"  kernel / blas time: {spread(per_round(got['kernel'], got['blas'])).show()}")
-    print(f"  read K+V / kernel time (the kernel's fraction of the read-only rate): "
-          f"{spread(per_round(got['read K+V'], got['kernel'])).show()}")  # fmt: skip
+    print_header(f"batch {B}, {g} KV heads × {r} query rows, {S:,} keys of {hd}, float32 · {a.rounds} rounds, "
+                 f"interleaved")  # fmt: skip
+    print_sides(got, nbytes, ms=".2f")
+    print_ratio("kernel / blas time", got["kernel"], got["blas"])
+    print_ratio("read K+V / kernel time (the kernel's fraction of the read-only rate)", got["read K+V"], got["kernel"])
     math = common.math_attention(q, k, v, causal=False, scale=scale)
     print(f"  rel L2 error vs float64: kernel {rel(kernel()):.2e}, blas {rel(blas()):.2e}, float32 math path {rel(math):.2e}")
     return 0

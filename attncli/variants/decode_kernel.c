@@ -19,7 +19,7 @@
    (docs/backends.md). Each pass re-reads and re-stores the scores through L1/L2, so the
    compute-bound wide groups take fewer passes, and a block of at most SHORT tokens (a short
    cache, mostly in the CPU's caches already) takes one. The values are read two runs at a time
-   over the whole block (values_chunk); with the whole kernel at about 0.97 of the read-only rate
+   over the whole block (values_chunk). The whole kernel reads at about 0.97 of the read-only rate
    on the decode bandwidth benchmark's shape.
 
    attncli_gqa_step (at the end) runs a GQA layer's whole decode step in one call: the projections
