@@ -233,3 +233,24 @@ def test_a_wrong_step_fails_the_self_check(kernel, monkeypatch):
 
     monkeypatch.setattr(cdecode, "gqa_step", wrong)
     assert cdecode._self_check().startswith("self-check failed")
+
+
+def test_weights_or_caches_of_other_sizes_are_not_read(kernel):
+    """The C call reads the sizes the heads and the cache imply: any other weight, bias or value
+    cache shape is refused before it, never read past its end."""
+    torch.manual_seed(0)
+    B, h, g, hd, d, pos = 2, 4, 2, 8, 16, 5
+    w = [torch.randn(n, m) for n, m in ((h * hd, d), (g * hd, d), (g * hd, d), (d, h * hd))]
+    k = common.kv_cache_tensor(torch.empty(1), (B, g, pos + 1, hd))
+    v = common.kv_cache_tensor(torch.empty(1), (B, g, pos + 1, hd))
+    x = torch.randn(B, 1, d)
+    none = [None] * 4
+    with torch.no_grad():
+        assert cdecode.gqa_step(x, w, none, None, k, v, pos, h, 0.3) is not None  # the sizes it takes
+        for i in range(4):
+            short = list(w)
+            short[i] = w[i][:-1]  # one output row fewer
+            assert cdecode.gqa_step(x, short, none, None, k, v, pos, h, 0.3) is None
+        assert cdecode.gqa_step(x, w, [torch.zeros(3), None, None, None], None, k, v, pos, h, 0.3) is None
+        assert cdecode.gqa_step(x, w, none, None, k, v[:, :, :pos], pos, h, 0.3) is None
+        assert cdecode.gqa_step(x, w, none, Rope(10, 1e4), k, v, pos, h, 0.3) is None  # wider than a head

@@ -239,8 +239,14 @@ def gqa_step(x, weights, biases, rope, cache_k, cache_v, pos: int, heads: int, s
     cold (a call doing nothing in C took 0.36 ms of a 5 ms step with modules' attributes read
     twice): each tensor attribute is read once."""
     B, T, d = x.shape
-    _, g, slots, hd = cache_k.shape
-    if T != 1 or B not in STEP_ROWS or heads // g < MIN_ROWS or pos >= slots or cache_k.shape[0] != B:
+    kshape = cache_k.shape
+    _, g, slots, hd = kshape
+    if T != 1 or B not in STEP_ROWS or heads // g < MIN_ROWS or pos >= slots or kshape[0] != B or cache_v.shape != kshape:
+        return None
+    wq, wk, wv, wo = weights
+    if wq.shape != (heads * hd, d) or wk.shape != (g * hd, d) or wv.shape != (g * hd, d) or wo.shape != (d, heads * hd):
+        return None  # the C call reads these sizes; anything else is not this layer's step
+    if any(b is not None and b.shape != (w.shape[0],) for w, b in zip(weights, biases)):
         return None
     f32 = torch.float32
     tensors = (x, *weights, *(b for b in biases if b is not None))
@@ -261,7 +267,6 @@ def gqa_step(x, weights, biases, rope, cache_k, cache_v, pos: int, heads: int, s
         cos_table, sin_table, row = rope.cpu_row(pos, f32)  # (n, rot) each, float32, dense
         cos = cos_table.data_ptr() + 4 * row * rope.dim
         sin = sin_table.data_ptr() + 4 * row * rope.dim
-    wq, wk, wv, wo = weights
     y = x.new_empty(B, 1, d)
     rc = lib.attncli_gqa_step(x.data_ptr(), B, d, x.stride(0), wq.data_ptr(), wk.data_ptr(), wv.data_ptr(),
                               wo.data_ptr(), wq.stride(0), wk.stride(0), wv.stride(0), wo.stride(0),
