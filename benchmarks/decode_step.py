@@ -43,7 +43,8 @@ def main() -> int:
     torch.manual_seed(0)
     layer = registry.get(spec.family).build(spec).eval()
     if not getattr(layer, "_one_call", False):
-        print(f"{spec.label} does not take the one-call step (a window, ALiBi, q/k norms, soft-capping, sinks, or one query head per KV head)")
+        print(f"{spec.label} does not take the one-call step (a window, ALiBi, q/k norms, soft-capping, sinks, "
+              "or one query head per KV head)")  # fmt: skip
         return 2
     S, B = a.seq_len, a.batch
     cache = layer.allocate_cache(B, S + 1)
@@ -68,8 +69,9 @@ def main() -> int:
             print(f"{B} sequences do not take the one-call step (it takes {cdecode.STEP_ROWS.start}-"
                   f"{cdecode.STEP_ROWS.stop - 1})")  # fmt: skip
             return 2
+        storage = (cache.k.transpose(2, 3), cache.v.transpose(2, 3), *weights)  # each dense
         sides = {"step": timed(one_call), "op by op": timed(op_by_op),
-                 "read": timed(lambda: (cache.k.transpose(2, 3).sum(), cache.v.transpose(2, 3).sum(), [w.sum() for w in weights]))}  # fmt: skip
+                 "read": timed(lambda: [t.sum() for t in storage])}  # fmt: skip
         got = interleaved(sides, a.rounds)
         y_ops = op_by_op()
         want = layer.double().step(x.double(), type(cache)(k=cache.k.double(), v=cache.v.double()), S, math=True)

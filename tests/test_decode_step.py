@@ -46,7 +46,9 @@ def _filled(layer, B, S, seed=1):
 
 
 def _copy(cache, dtype=None):
-    return Cache(k=cache.k.clone() if dtype is None else cache.k.to(dtype), v=cache.v.clone() if dtype is None else cache.v.to(dtype))
+    if dtype is None:
+        return Cache(k=cache.k.clone(), v=cache.v.clone())
+    return Cache(k=cache.k.to(dtype), v=cache.v.to(dtype))
 
 
 def _rel(x, ref):

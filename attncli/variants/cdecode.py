@@ -241,7 +241,9 @@ def gqa_step(x, weights, biases, rope, cache_k, cache_v, pos: int, heads: int, s
     B, T, d = x.shape
     kshape = cache_k.shape
     _, g, slots, hd = kshape
-    if T != 1 or B not in STEP_ROWS or heads // g < MIN_ROWS or pos >= slots or kshape[0] != B or cache_v.shape != kshape:
+    if T != 1 or B not in STEP_ROWS or heads // g < MIN_ROWS or pos >= slots or kshape[0] != B:
+        return None
+    if cache_v.shape != kshape:
         return None
     wq, wk, wv, wo = weights
     if wq.shape != (heads * hd, d) or wk.shape != (g * hd, d) or wv.shape != (g * hd, d) or wo.shape != (d, heads * hd):
@@ -330,7 +332,8 @@ def _step_pairs(gen) -> list:
 
     B, h, g, hd, d, pos = 3, 6, 2, 10, 37, 1040 + 29  # two blocks of 1,040
     shapes = ((h * hd, d), (g * hd, d), (g * hd, d), (d, h * hd))
-    proj = [SimpleNamespace(weight=torch.randn(n, m, generator=gen), bias=torch.randn(n, generator=gen)) for n, m in shapes]
+    proj = [SimpleNamespace(weight=torch.randn(n, m, generator=gen), bias=torch.randn(n, generator=gen))
+            for n, m in shapes]  # fmt: skip
     rope = Rope(6, 10000.0)  # partial: 6 of 10 dims
     k = torch.randn(B, g, hd, pos + 4, generator=gen).transpose(2, 3)  # (B, g, slots, hd), tokens contiguous
     v = torch.randn(B, g, hd, pos + 4, generator=gen).transpose(2, 3)

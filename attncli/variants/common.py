@@ -245,14 +245,10 @@ _decode = {"on": True, "calls": 0}  # the CPU decode path below; a named SDPA --
 _BLAS_DTYPES = (torch.float32, torch.float64)
 
 
-def _cpu_blas(t: torch.Tensor) -> bool:
-    return _decode["on"] and t.device.type == "cpu" and t.dtype in _BLAS_DTYPES
-
-
 def cpu_decode_on(t: torch.Tensor) -> bool:
-    """Decode of `t` takes the CPU paths below (the C kernels among them): a CPU float32/64 tensor,
-    no named SDPA --backend (sdpa_only)."""
-    return _cpu_blas(t)
+    """The CPU decode paths below apply to `t` (the head-dim-major cache, the BLAS products, the C
+    kernels): a CPU float32/64 tensor, and no named SDPA --backend (sdpa_only)."""
+    return _decode["on"] and t.device.type == "cpu" and t.dtype in _BLAS_DTYPES
 
 
 def kv_cache_tensor(like: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.Tensor:
@@ -262,7 +258,7 @@ def kv_cache_tensor(like: torch.Tensor, shape: tuple[int, int, int, int]) -> tor
     large preset, 8,192 tokens, batch 4 (docs/backends.md). On CUDA (its kernels want hd
     contiguous), in half precision and under a named SDPA backend, the usual token-major layout."""
     B, g, slots, hd = shape
-    if _cpu_blas(like):
+    if cpu_decode_on(like):
         return like.new_zeros(B, g, hd, slots).transpose(2, 3)  # (B, g, slots, hd), token stride 1
     return like.new_zeros(shape)
 
@@ -293,7 +289,7 @@ def decode_attention(q, k, v, scale: float | None = None, *, q_pos: int, alibi=N
     (cdecode.attention: the same rows in one pass over the cache) where it can be built."""
     B, h, T, hd = q.shape
     g, S = k.shape[1], k.shape[2]
-    if T != 1 or not _cpu_blas(q):
+    if T != 1 or not cpu_decode_on(q):
         return None
     r = h // g
     scale = hd**-0.5 if scale is None else scale
@@ -328,7 +324,7 @@ class Projection(torch.nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features if self.in_features else 0
-        if not (2 <= rows <= 64 and _cpu_blas(x)):
+        if not (2 <= rows <= 64 and cpu_decode_on(x)):
             return super().forward(x)
         flat = x.reshape(rows, self.in_features)
         out = cdecode.linear(flat, self.weight)  # None outside its rows, dtype or without the kernel
