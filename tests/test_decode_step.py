@@ -137,25 +137,22 @@ def test_gqa_step_crosses_block_ends(kernel, block):
         got = cdecode.gqa_step(x, [p.weight for p in proj], [p.bias for p in proj], rope, k, v, pos, h, hd**-0.5,
                                block=block)
         x64 = x.double()
-
-        def project(t, p):
-            return t @ p.weight.double().t() + p.bias.double()
-
         q = rope(project(x64, proj[0]).view(B, 1, h, hd).transpose(1, 2), pos)
         k64[:, :, pos] = rope(project(x64, proj[1]).view(B, 1, g, hd).transpose(1, 2), pos)[:, :, 0]
         v64[:, :, pos] = project(x64, proj[2]).view(B, g, hd)
         o = common.math_attention(q, k64, v64, causal=False, scale=hd**-0.5)
         want = project(o.transpose(1, 2).reshape(B, 1, h * hd), proj[3])
         # the float32 plain-math step on the caches the call wrote
-        q32 = rope(proj_out(x, proj[0]).view(B, 1, h, hd).transpose(1, 2), pos)
+        q32 = rope(project(x, proj[0]).view(B, 1, h, hd).transpose(1, 2), pos)
         o32 = common.math_attention(q32, k, v, causal=False, scale=hd**-0.5)
-        math = proj_out(o32.transpose(1, 2).reshape(B, 1, h * hd), proj[3])
+        math = project(o32.transpose(1, 2).reshape(B, 1, h * hd), proj[3])
     assert _rel(got, want) <= 2 * max(_rel(math, want), 2**-24)
     assert _rel(k[:, :, pos], k64[:, :, pos]) <= 1e-6 and _rel(v[:, :, pos], v64[:, :, pos]) <= 1e-6
 
 
-def proj_out(t, p):
-    return t @ p.weight.t() + p.bias
+def project(t, p):
+    """t·Wᵀ + b in t's dtype (float64 for the reference, float32 for the math step)."""
+    return t @ p.weight.to(t.dtype).t() + p.bias.to(t.dtype)
 
 
 def _calls(layer, x, cache, pos, **kw):

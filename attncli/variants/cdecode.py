@@ -173,14 +173,14 @@ def linear_calls() -> int:
 def _fits(q, k, v) -> bool:
     """The strides the kernel reads: the kv_cache_tensor layout (tokens contiguous per head dim),
     each query row dense."""
-    return q.stride(3) == 1 and q.shape[2] == 1 and q.dtype == torch.float32 and q.device.type == "cpu" and \
-        _cache_layout(k, v)  # fmt: skip
+    return q.shape[2] == 1 and _dense_rows(q) and _cache_layout(k, v)
 
 
 def _cache_layout(k, v) -> bool:
-    """Float32 CPU caches in the kv_cache_tensor layout: each head dim's tokens contiguous."""
-    return (k.stride(2) == 1 and v.stride(2) == 1 and k.dtype == v.dtype == torch.float32
-            and k.device.type == v.device.type == "cpu")  # fmt: skip
+    """Float32 CPU caches in the kv_cache_tensor layout: each head dim's tokens contiguous. (`is`
+    and `is_cpu`: 0.3-0.4 µs a read where `device.type` costs 1.2, in gqa_step's cold path.)"""
+    return (k.stride(2) == 1 and v.stride(2) == 1 and k.dtype is torch.float32 and v.dtype is torch.float32
+            and k.is_cpu and v.is_cpu)  # fmt: skip
 
 
 def attention(q, k, v, scale: float, block: int = 0) -> torch.Tensor | None:
@@ -250,12 +250,8 @@ def gqa_step(x, weights, biases, rope, cache_k, cache_v, pos: int, heads: int, s
         return None  # the C call reads these sizes; anything else is not this layer's step
     if any(b is not None and b.shape != (w.shape[0],) for w, b in zip(weights, biases)):
         return None
-    f32 = torch.float32
     tensors = (x, *weights, *(b for b in biases if b is not None))
-    if not all(t.dtype is f32 and t.is_cpu and t.stride(-1) == 1 for t in tensors):
-        return None
-    ks, vs = cache_k.stride(), cache_v.stride()
-    if ks[2] != 1 or vs[2] != 1 or cache_k.dtype is not f32 or cache_v.dtype is not f32 or not cache_k.is_cpu:
+    if not _dense_rows(*tensors) or not _cache_layout(cache_k, cache_v):
         return None
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors) or not _eager():
         return None
@@ -266,9 +262,10 @@ def gqa_step(x, weights, biases, rope, cache_k, cache_v, pos: int, heads: int, s
     if rope is not None:
         if rope.dim > hd or rope.dim % 2:  # rotates what common.Rope would not (a head's first dim elements)
             return None
-        cos_table, sin_table, row = rope.cpu_row(pos, f32)  # (n, rot) each, float32, dense
+        cos_table, sin_table, row = rope.cpu_row(pos, torch.float32)  # (n, rot) each, dense
         cos = cos_table.data_ptr() + 4 * row * rope.dim
         sin = sin_table.data_ptr() + 4 * row * rope.dim
+    ks, vs = cache_k.stride(), cache_v.stride()
     y = x.new_empty(B, 1, d)
     rc = lib.attncli_gqa_step(x.data_ptr(), B, d, x.stride(0), wq.data_ptr(), wk.data_ptr(), wv.data_ptr(),
                               wo.data_ptr(), wq.stride(0), wk.stride(0), wv.stride(0), wo.stride(0),
@@ -297,7 +294,8 @@ def _eager() -> bool:
 
 
 def _dense_rows(*tensors) -> bool:
-    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.stride(-1) == 1 for t in tensors)
+    """Float32 CPU tensors whose last dim is dense (the cheap reads, as _cache_layout)."""
+    return all(t.dtype is torch.float32 and t.is_cpu and t.stride(-1) == 1 for t in tensors)
 
 
 def _self_check() -> str | None:

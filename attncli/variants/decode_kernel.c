@@ -198,7 +198,8 @@ static __attribute__((noinline)) void values_chunk(const float *v0, const float 
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
     for (long t = t0; t < t1; t += 8) {
         __m256 x0 = _mm256_loadu_ps(v0 + t), x1 = _mm256_loadu_ps(v1 + t);
-        __m256 e0 = _mm256_load_ps(p0 + t), e1 = _mm256_load_ps(p1 + t), e2 = _mm256_load_ps(p2 + t), e3 = _mm256_load_ps(p3 + t);
+        __m256 e0 = _mm256_load_ps(p0 + t), e1 = _mm256_load_ps(p1 + t);
+        __m256 e2 = _mm256_load_ps(p2 + t), e3 = _mm256_load_ps(p3 + t);
         __asm__("" : "+x"(e0), "+x"(e1), "+x"(e2), "+x"(e3));
         a00 = _mm256_fmadd_ps(e0, x0, a00); a01 = _mm256_fmadd_ps(e0, x1, a01);
         a10 = _mm256_fmadd_ps(e1, x0, a10); a11 = _mm256_fmadd_ps(e1, x1, a11);
@@ -276,8 +277,8 @@ static int decode(const float *q, float *k, float *v, const float *knew, const f
         if (block > (S + 15) / 16 * 16) block = (S + 15) / 16 * 16;
     }
     block = (block + 15) / 16 * 16;
-    const struct problem P = {q, k, v, knew, vnew, out, batch, groups, S, q_sb, q_sh, k_sb, k_sg, k_sd, v_sb, v_sg, v_sd, block,
-                              r, hd, dv, scale};
+    const struct problem P = {q, k, v, knew, vnew, out, batch, groups, S, q_sb, q_sh, k_sb, k_sg, k_sd,
+                              v_sb, v_sg, v_sd, block, r, hd, dv, scale};
     const long pairs = batch * groups;
     const size_t floats = (size_t)r * (8 + block + dv + 3) + 16; /* top first: every row 32-byte aligned */
     int failed = 0;
